@@ -1,0 +1,21 @@
+//! Generates the gRPC code from proto/ with protox, a pure-Rust protobuf
+//! compiler, so building taillight never needs a system `protoc`.
+
+use std::{env, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto = "proto/taillight/v1/logs.proto";
+    println!("cargo:rerun-if-changed=proto");
+
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    // Reflection must be able to describe the well-known types we import.
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_file(proto)?;
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("taillight_descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
+    tonic_prost_build::configure().compile_fds(compiler.file_descriptor_set())?;
+    Ok(())
+}

@@ -1,0 +1,4 @@
+DROP TABLE service_tags;
+DROP TABLE services;
+DROP TABLE log_tags;
+DROP TABLE logs;

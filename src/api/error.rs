@@ -1,0 +1,170 @@
+//! The API layer's error, and how it reads on the wire: a gRPC status with
+//! google.rpc error details, or an HTTP status with a JSON body.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tonic::Code;
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::queue::QueueError;
+use crate::storage::StoreError;
+
+/// A rule one field of the request broke.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldViolation {
+    /// Path of the field in the request, e.g. `entries[3].tags[0]`.
+    pub field: String,
+    /// What is wrong, with the limit where one applies.
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+
+    /// The same violation, seen from an enclosing message.
+    pub fn within(mut self, prefix: &str) -> Self {
+        self.field = if self.field.is_empty() {
+            prefix.to_string()
+        } else if self.field.starts_with('[') {
+            format!("{prefix}{}", self.field)
+        } else {
+            format!("{prefix}.{}", self.field)
+        };
+        self
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid argument: {}", describe(.violations))]
+    Invalid {
+        violations: Vec<FieldViolation>,
+        /// For batches: how many entries were accepted despite the violations.
+        accepted: Option<u64>,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+fn describe(v: &[FieldViolation]) -> String {
+    v.iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            violations: vec![FieldViolation::new(field, description)],
+            accepted: None,
+        }
+    }
+
+    pub fn from_violation(v: FieldViolation) -> Self {
+        ApiError::Invalid {
+            violations: vec![v],
+            accepted: None,
+        }
+    }
+
+    fn code(&self) -> Code {
+        match self {
+            ApiError::Invalid { .. } => Code::InvalidArgument,
+            ApiError::NotFound(_) => Code::NotFound,
+            ApiError::Queue(QueueError::Timeout(_)) => Code::DeadlineExceeded,
+            ApiError::Queue(_) | ApiError::ShuttingDown => Code::Unavailable,
+            ApiError::Store(StoreError::Connection(_)) => Code::Unavailable,
+            ApiError::Store(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<ApiError> for tonic::Status {
+    fn from(e: ApiError) -> Self {
+        let code = e.code();
+        match e {
+            ApiError::Invalid {
+                violations,
+                accepted,
+            } => {
+                let mut message = format!("invalid argument: {}", describe(&violations));
+                if let Some(n) = accepted {
+                    message.push_str(&format!(" ({n} entries before it were accepted)"));
+                }
+                let mut details = ErrorDetails::new();
+                for v in &violations {
+                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                }
+                let mut status = tonic::Status::with_error_details(code, message, details);
+                if let Some(n) = accepted
+                    && let Ok(v) = n.to_string().parse()
+                {
+                    status.metadata_mut().insert("accepted", v);
+                }
+                status
+            }
+            other => tonic::Status::new(code, other.to_string()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody {
+    error: ErrorInfo,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorInfo {
+    code: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    field_violations: Vec<FieldViolation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accepted: Option<u64>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        let (http, name) = match code {
+            Code::InvalidArgument => (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT"),
+            Code::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            Code::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED"),
+            Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+        };
+        let message = self.to_string();
+        let (field_violations, accepted) = match self {
+            ApiError::Invalid {
+                violations,
+                accepted,
+            } => (violations, accepted),
+            _ => (Vec::new(), None),
+        };
+        let body = ErrorBody {
+            error: ErrorInfo {
+                code: name,
+                message,
+                field_violations,
+                accepted,
+            },
+        };
+        (http, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,282 @@
+//! The HTTP/JSON gateway under `/v1`, for everything that cannot speak gRPC.
+//! Each handler builds the same proto request the gRPC method takes.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::{Stream, StreamExt};
+use serde_json::json;
+
+use super::error::ApiError;
+use super::json::{EntryIn, RecordOut, level_from_json, parse_entries, time_from_json};
+use super::{AppState, query};
+use crate::proto::{self, LogFilter, QueryLogsRequest, TailRequest, tail_response};
+use crate::time;
+
+pub fn router(state: Arc<AppState>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/logs", post(push_logs).get(get_logs))
+        .route("/v1/services", get(services))
+        .route("/v1/services/{service}/tags", get(tags))
+        .route("/v1/tail", get(tail))
+        .with_state(state)
+}
+
+/// Stores every valid entry of the body. If some are invalid, the answer is
+/// 400 listing each one (`entries[I].FIELD`) with how many were accepted;
+/// the valid ones are stored all the same.
+async fn push_logs(
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let parsed = parse_entries::<EntryIn>(&body)?;
+    let mut violations = Vec::new();
+    let mut entries = Vec::new();
+    let mut positions = Vec::new();
+    for (i, item) in parsed.into_iter().enumerate() {
+        match item.and_then(EntryIn::into_proto) {
+            Ok(e) => {
+                entries.push(e);
+                positions.push(i);
+            }
+            Err(v) => violations.push((i, v)),
+        }
+    }
+    let prepared = state.prepare(entries, false);
+    violations.extend(prepared.invalid.into_iter().map(|(i, v)| (positions[i], v)));
+    let accepted = prepared.entries.len() as u64;
+    state.push(prepared.entries).await?;
+    if violations.is_empty() {
+        return Ok(Json(json!({ "accepted": accepted })));
+    }
+    violations.sort_by_key(|(i, _)| *i);
+    Err(ApiError::Invalid {
+        violations: violations
+            .into_iter()
+            .map(|(i, v)| v.within(&format!("entries[{i}]")))
+            .collect(),
+        accepted: Some(accepted),
+    })
+}
+
+/// Query parameters: repeated keys and comma-separated values both work.
+pub struct Params(HashMap<String, Vec<String>>);
+
+impl Params {
+    pub fn parse(raw: Option<String>) -> Self {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+            map.entry(k.into_owned()).or_default().push(v.into_owned());
+        }
+        Params(map)
+    }
+
+    pub fn one(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.last()).map(String::as_str)
+    }
+
+    /// Every value of any of `keys`, split at commas.
+    pub fn list(&self, keys: &[&str]) -> Vec<String> {
+        keys.iter()
+            .filter_map(|k| self.0.get(*k))
+            .flatten()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    pub fn num<T: FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
+        self.one(key)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| ApiError::invalid(key, format!("{s:?} is not a valid number")))
+            })
+            .transpose()
+    }
+
+    pub fn filter(&self) -> Result<LogFilter, ApiError> {
+        let mut levels = Vec::new();
+        for (i, l) in self.list(&["level", "levels"]).iter().enumerate() {
+            let v = level_from_json(&serde_json::Value::String(l.clone()))
+                .map_err(|v| ApiError::from_violation(v.within(&format!("level[{i}]"))))?;
+            levels.push(v);
+        }
+        let min_level = match self.one("min_level").or(self.one("minLevel")) {
+            Some(l) => level_from_json(&serde_json::Value::String(l.into())).map_err(|mut v| {
+                v.field = "min_level".into();
+                ApiError::from_violation(v)
+            })?,
+            None => 0,
+        };
+        Ok(LogFilter {
+            services: self.list(&["service", "services"]),
+            levels,
+            min_level,
+            tags: self.list(&["tag", "tags"]),
+            text: self
+                .one("text")
+                .or(self.one("q"))
+                .unwrap_or_default()
+                .to_string(),
+        })
+    }
+
+    fn time(&self, keys: &[&str]) -> Result<Option<prost_types::Timestamp>, ApiError> {
+        for k in keys {
+            if let Some(t) = self.one(k).filter(|t| !t.is_empty()) {
+                return time_from_json(t, k)
+                    .map(Some)
+                    .map_err(ApiError::from_violation);
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn query_request(p: &Params) -> Result<QueryLogsRequest, ApiError> {
+    let order = match p.one("order").unwrap_or("newest") {
+        "newest" | "newest_first" | "desc" | "ORDER_NEWEST_FIRST" => proto::Order::NewestFirst,
+        "oldest" | "oldest_first" | "asc" | "ORDER_OLDEST_FIRST" => proto::Order::OldestFirst,
+        o => {
+            return Err(ApiError::invalid(
+                "order",
+                format!("{o:?} is neither newest nor oldest"),
+            ));
+        }
+    };
+    Ok(QueryLogsRequest {
+        filter: Some(p.filter()?),
+        start_time: p.time(&["start", "start_time", "startTime"])?,
+        end_time: p.time(&["end", "end_time", "endTime"])?,
+        order: order as i32,
+        page_size: p.num("page_size")?.or(p.num("pageSize")?).unwrap_or(0),
+        page_token: p
+            .one("page_token")
+            .or(p.one("pageToken"))
+            .unwrap_or_default()
+            .to_string(),
+        page: p.num("page")?.unwrap_or(0),
+        include_total: matches!(
+            p.one("include_total").or(p.one("includeTotal")),
+            Some("true" | "1")
+        ),
+        after_id: p.num("after_id")?.or(p.num("afterId")?),
+        before_id: p.num("before_id")?.or(p.num("beforeId")?),
+    })
+}
+
+async fn get_logs(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let req = query_request(&Params::parse(raw))?;
+    let resp = query::query_logs(&state, req).await?;
+    let records: Vec<RecordOut> = resp.records.iter().map(RecordOut::from).collect();
+    let mut body = json!({ "records": records, "nextPageToken": resp.next_page_token });
+    if let Some(total) = resp.total_count {
+        body["totalCount"] = json!(total);
+    }
+    Ok(Json(body).into_response())
+}
+
+async fn services(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(json!({ "services": state.store.services().await? })))
+}
+
+async fn tags(
+    State(state): State<Arc<AppState>>,
+    Path(service): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state
+        .limits
+        .check_service(&service)
+        .map_err(ApiError::from_violation)?;
+    Ok(Json(json!({ "tags": state.store.tags(service).await? })))
+}
+
+/// Live tail as Server-Sent Events: one `log` event per record with the
+/// record id as the event id, so a reconnecting EventSource resumes by itself
+/// through `Last-Event-ID`.
+async fn tail(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let p = Params::parse(raw);
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let req = TailRequest {
+        filter: Some(p.filter()?),
+        after_id: last_event_id.or(p.num("after_id")?),
+        last: p.num("last")?.unwrap_or(0),
+        heartbeat_interval: p.num::<u64>("heartbeat")?.map(|s| prost_types::Duration {
+            seconds: s.min(3600) as i64,
+            nanos: 0,
+        }),
+    };
+    let params = query::tail_params(&state, req)?;
+    let stream = state
+        .hub
+        .tail(params, state.shutdown.clone())
+        .flat_map(|item| futures::stream::iter(sse_events(item)));
+    Ok(Sse::new(stream))
+}
+
+fn sse_events(
+    item: Result<proto::TailResponse, crate::storage::StoreError>,
+) -> Vec<Result<Event, Infallible>> {
+    let data =
+        |name: &str, v: serde_json::Value| Ok(Event::default().event(name).data(v.to_string()));
+    match item {
+        Err(e) => vec![data("error", json!({ "message": e.to_string() }))],
+        Ok(resp) => match resp.event {
+            Some(tail_response::Event::Records(rs)) => rs
+                .records
+                .iter()
+                .map(|r| {
+                    let body = serde_json::to_string(&RecordOut::from(r)).unwrap_or_default();
+                    Ok(Event::default()
+                        .event("log")
+                        .id(r.id.to_string())
+                        .data(body))
+                })
+                .collect(),
+            Some(tail_response::Event::Heartbeat(h)) => vec![data(
+                "heartbeat",
+                json!({
+                    "time": h.time.as_ref().map(|t| time::rfc3339(time::to_micros(t))),
+                    "lastId": h.last_id,
+                }),
+            )],
+            Some(tail_response::Event::Skipped(s)) => vec![data(
+                "skipped",
+                json!({ "count": s.count, "firstId": s.first_id, "lastId": s.last_id }),
+            )],
+            Some(tail_response::Event::Status(s)) => {
+                let state = match proto::stream_status::State::try_from(s.state) {
+                    Ok(proto::stream_status::State::Degraded) => "DEGRADED",
+                    _ => "LIVE",
+                };
+                vec![data(
+                    "status",
+                    json!({ "state": state, "message": s.message }),
+                )]
+            }
+            None => Vec::new(),
+        },
+    }
+}

@@ -1,0 +1,189 @@
+//! `taillight.v1.LogService` over gRPC (and gRPC-web, by the layer in front).
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
+use futures::{FutureExt, Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::error::ApiError;
+use super::{AppState, query};
+use crate::proto::log_service_server::LogService;
+use crate::proto::{
+    ListServicesRequest, ListServicesResponse, ListTagsRequest, ListTagsResponse, PushLogRequest,
+    PushLogResponse, PushLogsRequest, PushLogsResponse, QueryLogsRequest, QueryLogsResponse,
+    TailRequest, TailResponse,
+};
+use crate::queue::{Durable, QueueError};
+
+/// Submissions of one PushLogs stream awaiting durability at once: enough to
+/// keep the writer's batches full, few enough to bound memory per stream.
+const MAX_IN_FLIGHT: usize = 16;
+
+pub struct LogApi {
+    pub state: Arc<AppState>,
+}
+
+type TailStream = Pin<Box<dyn Stream<Item = Result<TailResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl LogService for LogApi {
+    async fn push_log(
+        &self,
+        req: Request<PushLogRequest>,
+    ) -> Result<Response<PushLogResponse>, Status> {
+        let entry = req
+            .into_inner()
+            .entry
+            .ok_or_else(|| ApiError::invalid("entry", "is required"))?;
+        let p = self.state.prepare(vec![entry], true);
+        if let Some((_, v)) = p.invalid.into_iter().next() {
+            return Err(ApiError::Invalid {
+                violations: vec![v.within("entry")],
+                accepted: None,
+            }
+            .into());
+        }
+        self.state.push(p.entries).await?;
+        Ok(Response::new(PushLogResponse {}))
+    }
+
+    async fn push_logs(
+        &self,
+        req: Request<Streaming<PushLogsRequest>>,
+    ) -> Result<Response<PushLogsResponse>, Status> {
+        let mut stream = req.into_inner();
+        let mut pending = Pending::new();
+        // Entries seen so far in the stream, so violations name a stream-wide index.
+        let mut seen: u64 = 0;
+        loop {
+            let msg = match stream.message().await {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) => {
+                    pending.settle_all().await?;
+                    return Err(e);
+                }
+            };
+            let n = msg.entries.len() as u64;
+            let p = self.state.prepare(msg.entries, true);
+            if !p.entries.is_empty() {
+                let count = p.entries.len() as u64;
+                match self.state.submit(p.entries).await {
+                    Ok(durable) => pending.push(count, durable),
+                    Err(e) => {
+                        pending.settle_all().await?;
+                        return Err(e.into());
+                    }
+                }
+            }
+            if let Some((i, v)) = p.invalid.into_iter().next() {
+                let accepted = pending.settle_all().await?;
+                return Err(ApiError::Invalid {
+                    violations: vec![v.within(&format!("entries[{}]", seen + i as u64))],
+                    accepted: Some(accepted),
+                }
+                .into());
+            }
+            seen += n;
+            while pending.in_flight() >= MAX_IN_FLIGHT {
+                pending.settle_one().await?;
+            }
+        }
+        let accepted = pending.settle_all().await?;
+        Ok(Response::new(PushLogsResponse { accepted }))
+    }
+
+    type TailStream = TailStream;
+
+    async fn tail(&self, req: Request<TailRequest>) -> Result<Response<Self::TailStream>, Status> {
+        let params = query::tail_params(&self.state, req.into_inner())?;
+        let stream = self
+            .state
+            .hub
+            .tail(params, self.state.shutdown.clone())
+            .map(|r| r.map_err(|e| Status::from(ApiError::from(e))));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn query_logs(
+        &self,
+        req: Request<QueryLogsRequest>,
+    ) -> Result<Response<QueryLogsResponse>, Status> {
+        Ok(Response::new(
+            query::query_logs(&self.state, req.into_inner()).await?,
+        ))
+    }
+
+    async fn list_services(
+        &self,
+        _req: Request<ListServicesRequest>,
+    ) -> Result<Response<ListServicesResponse>, Status> {
+        let services = self.state.store.services().await.map_err(ApiError::from)?;
+        Ok(Response::new(ListServicesResponse { services }))
+    }
+
+    async fn list_tags(
+        &self,
+        req: Request<ListTagsRequest>,
+    ) -> Result<Response<ListTagsResponse>, Status> {
+        let service = req.into_inner().service;
+        self.state
+            .limits
+            .check_service(&service)
+            .map_err(|v| ApiError::Invalid {
+                violations: vec![v],
+                accepted: None,
+            })?;
+        let tags = self
+            .state
+            .store
+            .tags(service)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(ListTagsResponse { tags }))
+    }
+}
+
+/// Submissions of one stream waiting to become durable, in order.
+struct Pending {
+    futures: FuturesOrdered<BoxFuture<'static, (u64, Result<(), QueueError>)>>,
+    /// Entries of the submissions that already became durable.
+    accepted: u64,
+}
+
+impl Pending {
+    fn new() -> Self {
+        Pending {
+            futures: FuturesOrdered::new(),
+            accepted: 0,
+        }
+    }
+
+    fn push(&mut self, count: u64, durable: Durable) {
+        self.futures
+            .push_back(async move { (count, durable.await) }.boxed());
+    }
+
+    fn in_flight(&self) -> usize {
+        self.futures.len()
+    }
+
+    async fn settle_one(&mut self) -> Result<(), Status> {
+        if let Some((n, r)) = self.futures.next().await {
+            r.map_err(ApiError::from)?;
+            self.accepted += n;
+        }
+        Ok(())
+    }
+
+    /// Waits for everything submitted; the count of durable entries.
+    async fn settle_all(&mut self) -> Result<u64, Status> {
+        while !self.futures.is_empty() {
+            self.settle_one().await?;
+        }
+        Ok(self.accepted)
+    }
+}

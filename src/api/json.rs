@@ -1,0 +1,157 @@
+//! JSON shapes of entries and records, following the proto3 JSON mapping for
+//! field names (lowerCamelCase; the proto names are accepted too). Levels are
+//! written as their short names (`"WARN"`) and read case-insensitively with
+//! aliases; 64-bit integers are written as numbers (ids stay far below 2^53)
+//! and read from numbers or strings.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::error::{ApiError, FieldViolation};
+use crate::proto::{LogEntry, LogRecord};
+use crate::{level, time};
+
+/// An entry as clients send it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryIn {
+    #[serde(default)]
+    pub service: String,
+    #[serde(default)]
+    pub level: Option<Value>,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub attributes: HashMap<String, Value>,
+    #[serde(default)]
+    pub time: Option<String>,
+}
+
+/// Reads a level from a name or an enum number.
+pub fn level_from_json(v: &Value) -> Result<i32, FieldViolation> {
+    let parsed = match v {
+        Value::String(s) => level::parse(s),
+        Value::Number(n) => n.as_i64().and_then(|n| level::parse(&n.to_string())),
+        Value::Null => return Ok(0),
+        _ => None,
+    };
+    parsed.map(|l| l as i32).ok_or_else(|| {
+        FieldViolation::new(
+            "level",
+            format!("{v} is not a level; use TRACE, DEBUG, INFO, WARN, ERROR or FATAL"),
+        )
+    })
+}
+
+pub fn time_from_json(text: &str, field: &str) -> Result<prost_types::Timestamp, FieldViolation> {
+    time::parse(text)
+        .map(time::from_micros)
+        .ok_or_else(|| FieldViolation::new(field, format!("{text:?} is not an RFC 3339 time")))
+}
+
+impl EntryIn {
+    pub fn into_proto(self) -> Result<LogEntry, FieldViolation> {
+        let level = match &self.level {
+            Some(v) => level_from_json(v)?,
+            None => 0,
+        };
+        let mut attributes = HashMap::with_capacity(self.attributes.len());
+        for (k, v) in self.attributes {
+            let s = match v {
+                Value::String(s) => s,
+                Value::Number(_) | Value::Bool(_) => v.to_string(),
+                Value::Null => String::new(),
+                _ => {
+                    return Err(FieldViolation::new(
+                        format!("attributes.{k}"),
+                        "must be a string, number or boolean",
+                    ));
+                }
+            };
+            attributes.insert(k, s);
+        }
+        Ok(LogEntry {
+            service: self.service,
+            level,
+            message: self.message,
+            tags: self.tags,
+            attributes,
+            time: self
+                .time
+                .as_deref()
+                .map(|t| time_from_json(t, "time"))
+                .transpose()?,
+        })
+    }
+}
+
+/// Splits a request body into entries: one JSON object, an array of them,
+/// or newline-delimited objects. Each element is parsed on its own, so one
+/// malformed entry does not hide the others.
+pub fn parse_entries<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<Vec<Result<T, FieldViolation>>, ApiError> {
+    let mut values = Vec::new();
+    for v in serde_json::Deserializer::from_slice(body).into_iter::<Value>() {
+        match v {
+            Ok(v) => values.push(v),
+            Err(e) => return Err(ApiError::invalid("body", format!("is not valid JSON: {e}"))),
+        }
+    }
+    if values.len() == 1 && values[0].is_array() {
+        if let Some(Value::Array(items)) = values.pop() {
+            values = items;
+        }
+    }
+    Ok(values
+        .into_iter()
+        .map(|v| {
+            serde_path_to_error::deserialize(v).map_err(|e| {
+                let path = e.path().to_string();
+                let field = if path == "." { String::new() } else { path };
+                FieldViolation::new(field, e.into_inner().to_string())
+            })
+        })
+        .collect())
+}
+
+/// A stored record as the gateway returns it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordOut<'a> {
+    pub id: u64,
+    pub service: &'a str,
+    pub level: &'static str,
+    pub message: &'a str,
+    pub tags: &'a [String],
+    pub attributes: &'a HashMap<String, String>,
+    pub time: String,
+    pub received_time: String,
+}
+
+impl<'a> From<&'a LogRecord> for RecordOut<'a> {
+    fn from(r: &'a LogRecord) -> Self {
+        RecordOut {
+            id: r.id,
+            service: &r.service,
+            level: level::name(r.level),
+            message: &r.message,
+            tags: &r.tags,
+            attributes: &r.attributes,
+            time: r
+                .time
+                .as_ref()
+                .map(|t| time::rfc3339(time::to_micros(t)))
+                .unwrap_or_default(),
+            received_time: r
+                .received_time
+                .as_ref()
+                .map(|t| time::rfc3339(time::to_micros(t)))
+                .unwrap_or_default(),
+        }
+    }
+}

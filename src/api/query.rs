@@ -1,0 +1,200 @@
+//! QueryLogs and Tail requests, checked and turned into store queries. The
+//! HTTP gateway builds the same proto requests, so both speak through here.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::pipeline::filter::Filter;
+use crate::pipeline::tail::TailParams;
+use crate::proto::{self, Level, QueryLogsRequest, QueryLogsResponse, TailRequest};
+use crate::storage::{Order, Query};
+use crate::time;
+
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+pub const MAX_PAGE_SIZE: u32 = 1000;
+/// Most records a tail may ask to start with.
+pub const MAX_TAIL_LAST: u32 = 10_000;
+const MAX_FILTER_VALUES: usize = 100;
+const MAX_TEXT_LEN: usize = 1024;
+
+pub fn filter(f: Option<proto::LogFilter>) -> Result<Filter, ApiError> {
+    if let Some(f) = &f {
+        for (name, n) in [
+            ("filter.services", f.services.len()),
+            ("filter.levels", f.levels.len()),
+            ("filter.tags", f.tags.len()),
+        ] {
+            if n > MAX_FILTER_VALUES {
+                return Err(ApiError::invalid(
+                    name,
+                    format!("has {n} values, the limit is {MAX_FILTER_VALUES}"),
+                ));
+            }
+        }
+        for (i, l) in f.levels.iter().enumerate() {
+            if Level::try_from(*l).is_err() {
+                return Err(ApiError::invalid(
+                    format!("filter.levels[{i}]"),
+                    format!("{l} is not a level"),
+                ));
+            }
+        }
+        if Level::try_from(f.min_level).is_err() {
+            return Err(ApiError::invalid(
+                "filter.min_level",
+                format!("{} is not a level", f.min_level),
+            ));
+        }
+        if f.text.len() > MAX_TEXT_LEN {
+            return Err(ApiError::invalid(
+                "filter.text",
+                format!("is {} bytes, the limit is {MAX_TEXT_LEN}", f.text.len()),
+            ));
+        }
+    }
+    Ok(Filter::from_proto(f))
+}
+
+/// A page token: the order it was made for and the last id of its page.
+fn encode_token(order: Order, last_id: u64) -> String {
+    let o = match order {
+        Order::NewestFirst => 'n',
+        Order::OldestFirst => 'o',
+    };
+    URL_SAFE_NO_PAD.encode(format!("v1:{o}:{last_id}"))
+}
+
+fn decode_token(token: &str, order: Order) -> Result<u64, ApiError> {
+    let bad = || ApiError::invalid("page_token", "is not a token this server issued");
+    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let mut parts = text.splitn(3, ':');
+    let (Some("v1"), Some(o), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let expected = match order {
+        Order::NewestFirst => "n",
+        Order::OldestFirst => "o",
+    };
+    if o != expected {
+        return Err(ApiError::invalid(
+            "page_token",
+            "was issued for the other order",
+        ));
+    }
+    id.parse().map_err(|_| bad())
+}
+
+pub async fn query_logs(
+    state: &AppState,
+    req: QueryLogsRequest,
+) -> Result<QueryLogsResponse, ApiError> {
+    let order = match proto::Order::try_from(req.order) {
+        Ok(proto::Order::Unspecified | proto::Order::NewestFirst) => Order::NewestFirst,
+        Ok(proto::Order::OldestFirst) => Order::OldestFirst,
+        Err(_) => {
+            return Err(ApiError::invalid(
+                "order",
+                format!("{} is not an order", req.order),
+            ));
+        }
+    };
+    let limit = match req.page_size {
+        0 => DEFAULT_PAGE_SIZE,
+        n if n > MAX_PAGE_SIZE => {
+            return Err(ApiError::invalid(
+                "page_size",
+                format!("{n} exceeds the limit of {MAX_PAGE_SIZE}"),
+            ));
+        }
+        n => n,
+    };
+    if req.page > 0 && !req.page_token.is_empty() {
+        return Err(ApiError::invalid(
+            "page",
+            "cannot be combined with page_token",
+        ));
+    }
+    let cursor = if req.page_token.is_empty() {
+        None
+    } else {
+        Some(decode_token(&req.page_token, order)?)
+    };
+    let start_us = req.start_time.as_ref().map(time::to_micros);
+    let end_us = req.end_time.as_ref().map(time::to_micros);
+    if let (Some(s), Some(e)) = (start_us, end_us)
+        && s > e
+    {
+        return Err(ApiError::invalid("end_time", "is before start_time"));
+    }
+    let page_mode = req.page > 0;
+    let q = Query {
+        filter: filter(req.filter)?,
+        start_us,
+        end_us,
+        after_id: req.after_id,
+        before_id: req.before_id,
+        cursor,
+        order,
+        // One more than asked tells whether another page exists.
+        limit: limit + 1,
+        offset: if page_mode {
+            u64::from(req.page - 1) * u64::from(limit)
+        } else {
+            0
+        },
+        count_total: page_mode || req.include_total,
+    };
+    let mut result = state.store.query(q).await?;
+    let more = result.records.len() > limit as usize;
+    result.records.truncate(limit as usize);
+    let next_page_token = match result.records.last() {
+        Some(last) if more && !page_mode => encode_token(order, last.id),
+        _ => String::new(),
+    };
+    Ok(QueryLogsResponse {
+        records: result.records,
+        next_page_token,
+        total_count: result.total,
+    })
+}
+
+pub fn tail_params(state: &AppState, req: TailRequest) -> Result<TailParams, ApiError> {
+    if req.last > MAX_TAIL_LAST {
+        return Err(ApiError::invalid(
+            "last",
+            format!("{} exceeds the limit of {MAX_TAIL_LAST}", req.last),
+        ));
+    }
+    let heartbeat = match req.heartbeat_interval {
+        None => state.heartbeat,
+        Some(d) => {
+            let d = Duration::try_from(d)
+                .map_err(|_| ApiError::invalid("heartbeat_interval", "must be positive"))?;
+            d.clamp(Duration::from_secs(1), Duration::from_secs(300))
+        }
+    };
+    Ok(TailParams {
+        filter: filter(req.filter)?,
+        after_id: req.after_id,
+        last: req.last,
+        heartbeat,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_reject_garbage() {
+        let t = encode_token(Order::OldestFirst, 77);
+        assert_eq!(decode_token(&t, Order::OldestFirst).unwrap(), 77);
+        assert!(decode_token(&t, Order::NewestFirst).is_err());
+        assert!(decode_token("nonsense!", Order::NewestFirst).is_err());
+    }
+}

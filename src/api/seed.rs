@@ -1,0 +1,148 @@
+//! The seed system's endpoints, kept byte-compatible for its existing
+//! clients: `POST /log/set` and `GET /log/get/{service_name}`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::error::{ApiError, FieldViolation};
+use super::gateway::Params;
+use super::json::{level_from_json, time_from_json};
+use super::{AppState, query};
+use crate::proto::{LogEntry, LogFilter, QueryLogsRequest};
+use crate::{level, time};
+
+/// The seed viewer's page size.
+pub const SEED_PAGE_SIZE: u32 = 50;
+
+pub fn router(state: Arc<AppState>) -> axum::Router {
+    axum::Router::new()
+        .route("/log/set", post(set))
+        .route("/log/get/{service_name}", get(get_logs))
+        .with_state(state)
+}
+
+/// The seed's `LogEntry`: one tag, and a timestamp without zone (read as UTC).
+#[derive(Deserialize)]
+struct SeedEntry {
+    #[serde(default)]
+    service_name: String,
+    #[serde(default)]
+    level: Option<Value>,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
+    timestamp: Option<String>,
+}
+
+/// Our field names mapped back to the seed's, so errors name what was sent.
+fn seed_field(mut v: FieldViolation) -> FieldViolation {
+    let renamed = match v.field.split(['.', '[']).next().unwrap_or_default() {
+        "service" => v.field.replacen("service", "service_name", 1),
+        "tags" => "tag".to_string(),
+        "time" => "timestamp".to_string(),
+        _ => return v,
+    };
+    v.field = renamed;
+    v
+}
+
+async fn set(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let seed: SeedEntry =
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                ApiError::invalid(
+                    if path == "." { "body".into() } else { path },
+                    e.into_inner().to_string(),
+                )
+            })?;
+    let entry = LogEntry {
+        service: seed.service_name,
+        level: match &seed.level {
+            Some(v) => level_from_json(v).map_err(ApiError::from_violation)?,
+            None => 0,
+        },
+        message: seed.message,
+        tags: seed.tag.into_iter().filter(|t| !t.is_empty()).collect(),
+        attributes: Default::default(),
+        time: seed
+            .timestamp
+            .as_deref()
+            .map(|t| time_from_json(t, "timestamp"))
+            .transpose()
+            .map_err(ApiError::from_violation)?,
+    };
+    let p = state.prepare(vec![entry], true);
+    if let Some((_, v)) = p.invalid.into_iter().next() {
+        return Err(ApiError::from_violation(seed_field(v)));
+    }
+    state.push(p.entries).await?;
+    Ok(Json(json!({ "message": "Log saved successfully" })))
+}
+
+#[derive(Serialize)]
+struct SeedLog<'a> {
+    id: u64,
+    service_name: &'a str,
+    level: &'static str,
+    message: &'a str,
+    tag: &'a str,
+    tags: &'a [String],
+    timestamp: String,
+}
+
+/// Newest first, `page` (1-based) of the service's entries, optionally only
+/// those carrying one of `tags` (comma-separated) or of `levels`.
+async fn get_logs(
+    State(state): State<Arc<AppState>>,
+    Path(service_name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::parse(raw);
+    let levels = p
+        .list(&["levels", "level"])
+        .iter()
+        .map(|l| level_from_json(&Value::String(l.clone())))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::from_violation)?;
+    let req = QueryLogsRequest {
+        filter: Some(LogFilter {
+            services: vec![service_name],
+            tags: p.list(&["tags", "tag"]),
+            levels,
+            ..Default::default()
+        }),
+        page: p.num("page")?.unwrap_or(1).max(1),
+        page_size: p.num("page_size")?.unwrap_or(SEED_PAGE_SIZE),
+        ..Default::default()
+    };
+    let resp = query::query_logs(&state, req).await?;
+    let logs: Vec<SeedLog> = resp
+        .records
+        .iter()
+        .map(|r| SeedLog {
+            id: r.id,
+            service_name: &r.service,
+            level: level::name(r.level),
+            message: &r.message,
+            tag: r.tags.first().map_or("", String::as_str),
+            tags: &r.tags,
+            timestamp: r
+                .time
+                .as_ref()
+                .map(|t| time::rfc3339(time::to_micros(t)))
+                .unwrap_or_default(),
+        })
+        .collect();
+    Ok(Json(
+        json!({ "logs": logs, "total": resp.total_count.unwrap_or(0) }),
+    ))
+}

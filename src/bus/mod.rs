@@ -1,0 +1,48 @@
+//! The bus carries committed records from the writer to every node's tail
+//! hub. It may lose messages (a lagging receiver, a Redis outage); it says so
+//! with [`BusEvent::Gap`] and the tails repair the hole from the store, which
+//! is why only committed records, with their ids, are ever published.
+
+pub mod memory;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::proto::LogRecord;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("the bus is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<BusError> for tonic::Status {
+    fn from(e: BusError) -> Self {
+        tonic::Status::unavailable(e.to_string())
+    }
+}
+
+/// Records of one committed batch, in id order, shared by every receiver.
+pub type RecordBatch = Arc<Vec<LogRecord>>;
+
+#[derive(Debug, Clone)]
+pub enum BusEvent {
+    Records(RecordBatch),
+    /// Some published batches were not received; what follows may not be
+    /// contiguous with what came before.
+    Gap,
+    /// The feed is down; no records arrive until [`BusEvent::Up`].
+    Down(String),
+    /// The feed is back (a `Gap` is implied).
+    Up,
+}
+
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    async fn publish(&self, records: RecordBatch) -> Result<(), BusError>;
+
+    /// One subscription; a node takes exactly one and fans it out itself.
+    fn subscribe(&self) -> BoxStream<'static, BusEvent>;
+}

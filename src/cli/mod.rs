@@ -1,0 +1,139 @@
+//! Client commands: push, tail, query, services. They use the same gRPC API
+//! as every other client.
+
+pub mod push;
+pub mod query;
+pub mod services;
+pub mod tail;
+
+use std::io::IsTerminal;
+
+use clap::Args;
+use tonic::transport::Channel;
+
+use crate::config::ClientArgs;
+use crate::proto::log_service_client::LogServiceClient;
+use crate::proto::{LogFilter, LogRecord};
+use crate::{level, time};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("cannot reach {server}: {source}")]
+    Connect {
+        server: String,
+        source: tonic::transport::Error,
+    },
+    #[error("{}", .0.message())]
+    Rpc(#[from] tonic::Status),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl From<CliError> for tonic::Status {
+    fn from(e: CliError) -> Self {
+        match e {
+            CliError::Rpc(s) => s,
+            other => tonic::Status::unavailable(other.to_string()),
+        }
+    }
+}
+
+pub async fn connect(args: &ClientArgs) -> Result<LogServiceClient<Channel>, CliError> {
+    let channel = Channel::from_shared(args.server.clone())
+        .map_err(|e| CliError::Usage(format!("--server {:?}: {e}", args.server)))?
+        .connect()
+        .await
+        .map_err(|source| CliError::Connect {
+            server: args.server.clone(),
+            source,
+        })?;
+    Ok(LogServiceClient::new(channel).max_decoding_message_size(64 << 20))
+}
+
+/// Filter flags shared by tail and query.
+#[derive(Debug, Clone, Args)]
+pub struct FilterArgs {
+    /// Only these services (repeat or comma-separate).
+    #[arg(long, short = 's', env = "TAILLIGHT_SERVICE", value_delimiter = ',')]
+    pub service: Vec<String>,
+    /// Only this level and above (trace, debug, info, warn, error, fatal).
+    #[arg(long, short = 'l', env = "TAILLIGHT_MIN_LEVEL", value_parser = parse_level)]
+    pub level: Option<i32>,
+    /// Only entries with any of these tags (repeat or comma-separate).
+    #[arg(long, short = 't', env = "TAILLIGHT_TAG", value_delimiter = ',')]
+    pub tag: Vec<String>,
+    /// Only messages containing this text (case-insensitive).
+    #[arg(long, short = 'g', env = "TAILLIGHT_GREP")]
+    pub grep: Option<String>,
+}
+
+impl FilterArgs {
+    pub fn to_proto(&self) -> LogFilter {
+        LogFilter {
+            services: self.service.clone(),
+            min_level: self.level.unwrap_or(0),
+            tags: self.tag.clone(),
+            text: self.grep.clone().unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+}
+
+pub fn parse_level(s: &str) -> Result<i32, String> {
+    level::parse(s)
+        .map(|l| l as i32)
+        .ok_or_else(|| format!("{s:?} is not a level (trace, debug, info, warn, error, fatal)"))
+}
+
+/// How records are printed.
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    pub color: bool,
+    pub json: bool,
+}
+
+impl Printer {
+    pub fn new(json: bool, no_color: bool) -> Self {
+        let color =
+            !no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+        Printer { color, json }
+    }
+
+    pub fn line(&self, r: &LogRecord) -> String {
+        if self.json {
+            return serde_json::to_string(&crate::api::json::RecordOut::from(r))
+                .unwrap_or_default();
+        }
+        let ts = r
+            .time
+            .as_ref()
+            .map(|t| time::rfc3339(time::to_micros(t)))
+            .unwrap_or_default();
+        let lvl = level::name(r.level);
+        let tags = if r.tags.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", r.tags.join(","))
+        };
+        let mut attrs: Vec<_> = r.attributes.iter().collect();
+        attrs.sort();
+        let attrs: String = attrs.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+        if !self.color {
+            return format!("{ts} {lvl:<5} {}{tags} {}{attrs}", r.service, r.message);
+        }
+        let c = match lvl {
+            "TRACE" | "DEBUG" => "\x1b[2m",
+            "INFO" => "\x1b[32m",
+            "WARN" => "\x1b[33m",
+            "ERROR" => "\x1b[31m",
+            "FATAL" => "\x1b[1;31m",
+            _ => "",
+        };
+        format!(
+            "\x1b[2m{ts}\x1b[0m {c}{lvl:<5}\x1b[0m \x1b[36m{}\x1b[0m{tags} {}\x1b[2m{attrs}\x1b[0m",
+            r.service, r.message
+        )
+    }
+}

@@ -1,0 +1,72 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use taillight::config::{Cli, Command};
+use taillight::{cli, server};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let result: Result<(), String> = match args.command {
+        Command::Serve(cfg) => serve(cfg).await,
+        Command::Push(a) => cli::push::run(a).await.map_err(|e| e.to_string()),
+        Command::Tail(a) => cli::tail::run(a).await.map_err(|e| e.to_string()),
+        Command::Query(a) => cli::query::run(a).await.map_err(|e| e.to_string()),
+        Command::Services(a) => cli::services::run(a).await.map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("taillight: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(cfg: taillight::config::ServeArgs) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    // Tests and scripts read the bound address (the port may have been 0).
+    eprintln!(
+        "taillight listening on {}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        trigger.cancel();
+    });
+    server::run(listener, cfg, shutdown)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,436 @@
+//! Live tail: one bus subscription per node, fanned out in process to every
+//! `Tail` stream.
+//!
+//! Each stream has a bounded queue. The fan-out never waits for a stream: when
+//! a queue is full the records are dropped from that stream only, counted, and
+//! the stream is told exactly which ids it lost (`Skipped`) as soon as it has
+//! room again. A hole in the bus feed itself (`Gap`, an outage) is repaired by
+//! each stream from the store, after the last id it delivered.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio_util::sync::CancellationToken;
+
+use super::filter::Filter;
+use crate::bus::BusEvent;
+use crate::metrics::Metrics;
+use crate::proto::{
+    self, Heartbeat, LogRecord, Records, TailResponse, stream_status::State, tail_response::Event,
+};
+use crate::storage::{Order, Query, Store, StoreError};
+use crate::time;
+
+/// Records per backfill query.
+const BACKFILL_PAGE: u32 = 500;
+/// Largest `Records` message we send, so clients with the default 4 MiB
+/// decoding limit can always read it.
+const MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// What the fan-out hands a stream.
+#[derive(Debug)]
+enum Item {
+    Records(Vec<LogRecord>),
+    Skipped(SkipRun),
+    /// The bus lost messages or came back from an outage: repair from the store.
+    Gap {
+        recovered: bool,
+    },
+    Down(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SkipRun {
+    count: u64,
+    first: u64,
+    last: u64,
+}
+
+impl SkipRun {
+    fn add(run: Option<SkipRun>, records: &[LogRecord]) -> Option<SkipRun> {
+        let (first, last) = (records.first()?.id, records.last()?.id);
+        let n = records.len() as u64;
+        Some(match run {
+            Some(r) => SkipRun {
+                count: r.count + n,
+                first: r.first.min(first),
+                last: r.last.max(last),
+            },
+            None => SkipRun {
+                count: n,
+                first,
+                last,
+            },
+        })
+    }
+}
+
+struct Sub {
+    filter: Arc<Filter>,
+    tx: mpsc::Sender<Item>,
+    /// Records dropped since the stream last had room, not yet reported.
+    skipped: Option<SkipRun>,
+    /// A bus gap the stream has not been told about because its queue was full.
+    gap: Option<bool>,
+}
+
+impl Sub {
+    /// Hands over what is owed first, then `item`. Returns false when the
+    /// stream is gone.
+    fn offer(&mut self, item: Item, metrics: &Metrics) -> bool {
+        if let Some(run) = self.skipped.take() {
+            match self.tx.try_send(Item::Skipped(run)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    self.skipped = Some(run);
+                    self.drop_item(item, metrics);
+                    return true;
+                }
+                Err(TrySendError::Closed(_)) => return false,
+            }
+        }
+        if let Some(recovered) = self.gap.take() {
+            match self.tx.try_send(Item::Gap { recovered }) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    self.gap = Some(recovered);
+                    self.drop_item(item, metrics);
+                    return true;
+                }
+                Err(TrySendError::Closed(_)) => return false,
+            }
+        }
+        match self.tx.try_send(item) {
+            Ok(()) => true,
+            Err(TrySendError::Full(item)) => {
+                self.drop_item(item, metrics);
+                true
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
+
+    fn drop_item(&mut self, item: Item, metrics: &Metrics) {
+        match item {
+            Item::Records(rs) => {
+                metrics.tail_skipped.fetch_add(rs.len() as u64, Relaxed);
+                self.skipped = SkipRun::add(self.skipped, &rs);
+            }
+            Item::Gap { recovered } => self.gap = Some(recovered || self.gap.unwrap_or(false)),
+            // The outage is reported by the state the stream sees on recovery.
+            Item::Down(_) | Item::Skipped(_) => {}
+        }
+    }
+}
+
+#[derive(Default)]
+struct HubState {
+    subs: HashMap<u64, Sub>,
+    next_sub: u64,
+    /// Why the bus feed is down, while it is.
+    down: Option<String>,
+}
+
+pub struct TailHub {
+    state: Mutex<HubState>,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    /// Queue length of each stream, in batches.
+    queue_len: usize,
+}
+
+/// Parameters of one tail stream, validated by the API layer.
+#[derive(Debug, Clone)]
+pub struct TailParams {
+    pub filter: Filter,
+    pub after_id: Option<u64>,
+    pub last: u32,
+    pub heartbeat: Duration,
+}
+
+struct Subscription {
+    hub: Arc<TailHub>,
+    key: u64,
+    rx: mpsc::Receiver<Item>,
+    /// The feed's outage at the time of subscribing, if any.
+    down: Option<String>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.hub.state.lock() {
+            s.subs.remove(&self.key);
+        }
+        self.hub.metrics.tail_subscribers.fetch_sub(1, Relaxed);
+    }
+}
+
+impl TailHub {
+    /// Starts the fan-out of `events`, the node's one bus subscription.
+    pub fn start(
+        events: BoxStream<'static, BusEvent>,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        queue_len: usize,
+        shutdown: CancellationToken,
+    ) -> Arc<TailHub> {
+        let hub = Arc::new(TailHub {
+            state: Mutex::new(HubState::default()),
+            store,
+            metrics,
+            queue_len: queue_len.max(1),
+        });
+        tokio::spawn(hub.clone().fan_out(events, shutdown));
+        hub
+    }
+
+    async fn fan_out(
+        self: Arc<Self>,
+        mut events: BoxStream<'static, BusEvent>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let event = tokio::select! {
+                e = events.next() => match e { Some(e) => e, None => return },
+                _ = shutdown.cancelled() => return,
+            };
+            let Ok(mut state) = self.state.lock() else {
+                return;
+            };
+            match &event {
+                BusEvent::Down(why) => state.down = Some(why.clone()),
+                BusEvent::Up => state.down = None,
+                _ => {}
+            }
+            let metrics = &self.metrics;
+            state.subs.retain(|_, sub| {
+                let item = match &event {
+                    BusEvent::Records(batch) => {
+                        let rs: Vec<LogRecord> = batch
+                            .iter()
+                            .filter(|r| sub.filter.matches(r))
+                            .cloned()
+                            .collect();
+                        if rs.is_empty() {
+                            return !sub.tx.is_closed();
+                        }
+                        Item::Records(rs)
+                    }
+                    BusEvent::Gap => Item::Gap { recovered: false },
+                    BusEvent::Up => Item::Gap { recovered: true },
+                    BusEvent::Down(why) => Item::Down(why.clone()),
+                };
+                sub.offer(item, metrics)
+            });
+        }
+    }
+
+    fn subscribe(self: &Arc<Self>, filter: Arc<Filter>) -> Subscription {
+        let (tx, rx) = mpsc::channel(self.queue_len);
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let key = s.next_sub;
+        s.next_sub += 1;
+        s.subs.insert(
+            key,
+            Sub {
+                filter,
+                tx,
+                skipped: None,
+                gap: None,
+            },
+        );
+        self.metrics.tail_subscribers.fetch_add(1, Relaxed);
+        Subscription {
+            hub: self.clone(),
+            key,
+            rx,
+            down: s.down.clone(),
+        }
+    }
+
+    /// One tail stream: backfill, the switch to live, then live records,
+    /// heartbeats, skips and status changes, until the client goes away or
+    /// `shutdown` fires.
+    pub fn tail(
+        self: &Arc<Self>,
+        params: TailParams,
+        shutdown: CancellationToken,
+    ) -> impl Stream<Item = Result<TailResponse, StoreError>> + Send + use<> {
+        let hub = self.clone();
+        async_stream::try_stream! {
+            let filter = Arc::new(params.filter);
+            // Subscribe before reading the store: whatever commits after the
+            // read is then in the queue, and ids tell the overlap apart.
+            let mut sub = hub.subscribe(filter.clone());
+            let mut last_id = match params.after_id {
+                Some(id) => id,
+                None => hub.newest_id(&Filter::default()).await?,
+            };
+            if params.after_id.is_none() && params.last > 0 {
+                let q = Query {
+                    filter: (*filter).clone(),
+                    before_id: Some(last_id + 1),
+                    order: Order::NewestFirst,
+                    limit: params.last,
+                    ..Default::default()
+                };
+                let mut rs = hub.store.query(q).await?.records;
+                rs.reverse();
+                for msg in chunk(rs) { yield msg; }
+            }
+            // Backfill, then drain what queued meanwhile; a skip or gap seen
+            // before going live is repaired from the store, never reported.
+            loop {
+                let mut caught_up = true;
+                while let Some(page) = hub.backfill_page(&filter, last_id).await? {
+                    last_id = page.last().map_or(last_id, |r| r.id);
+                    let full = page.len() == BACKFILL_PAGE as usize;
+                    for msg in chunk(page) { yield msg; }
+                    if !full { break; }
+                }
+                let mut queued = Vec::new();
+                while let Ok(item) = sub.rx.try_recv() {
+                    match item {
+                        Item::Records(rs) => queued.push(rs),
+                        Item::Skipped(_) | Item::Gap { .. } => caught_up = false,
+                        Item::Down(why) => sub.down = Some(why),
+                    }
+                }
+                if caught_up {
+                    let fresh: Vec<LogRecord> =
+                        queued.into_iter().flatten().filter(|r| r.id > last_id).collect();
+                    last_id = fresh.last().map_or(last_id, |r| r.id);
+                    for msg in chunk(fresh) { yield msg; }
+                    break;
+                }
+            }
+            yield status(sub.down.as_deref());
+
+            let mut beat = tokio::time::interval_at(
+                tokio::time::Instant::now() + params.heartbeat,
+                params.heartbeat,
+            );
+            beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let item = tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => break,
+                    item = sub.rx.recv() => match item { Some(i) => i, None => break },
+                    _ = beat.tick() => {
+                        yield TailResponse { event: Some(Event::Heartbeat(Heartbeat {
+                            time: Some(time::from_micros(time::now_micros())),
+                            last_id,
+                        })) };
+                        continue;
+                    }
+                };
+                match item {
+                    Item::Records(rs) => {
+                        let fresh: Vec<LogRecord> = rs.into_iter().filter(|r| r.id > last_id).collect();
+                        last_id = fresh.last().map_or(last_id, |r| r.id);
+                        for msg in chunk(fresh) { yield msg; }
+                    }
+                    Item::Skipped(run) => {
+                        last_id = last_id.max(run.last);
+                        yield TailResponse { event: Some(Event::Skipped(proto::Skipped {
+                            count: run.count, first_id: run.first, last_id: run.last,
+                        })) };
+                    }
+                    Item::Gap { recovered } => {
+                        while let Some(page) = hub.backfill_page(&filter, last_id).await? {
+                            last_id = page.last().map_or(last_id, |r| r.id);
+                            let full = page.len() == BACKFILL_PAGE as usize;
+                            for msg in chunk(page) { yield msg; }
+                            if !full { break; }
+                        }
+                        if recovered {
+                            yield status(None);
+                        }
+                    }
+                    Item::Down(why) => yield status(Some(&why)),
+                }
+                beat.reset();
+            }
+        }
+    }
+
+    /// The highest id matching `filter`, 0 for none.
+    async fn newest_id(&self, filter: &Filter) -> Result<u64, StoreError> {
+        let q = Query {
+            filter: filter.clone(),
+            order: Order::NewestFirst,
+            limit: 1,
+            ..Default::default()
+        };
+        Ok(self
+            .store
+            .query(q)
+            .await?
+            .records
+            .first()
+            .map_or(0, |r| r.id))
+    }
+
+    /// The next stored records after `after`, `None` when there are none.
+    async fn backfill_page(
+        &self,
+        filter: &Filter,
+        after: u64,
+    ) -> Result<Option<Vec<LogRecord>>, StoreError> {
+        let q = Query {
+            filter: filter.clone(),
+            after_id: Some(after),
+            order: Order::OldestFirst,
+            limit: BACKFILL_PAGE,
+            ..Default::default()
+        };
+        let rs = self.store.query(q).await?.records;
+        Ok((!rs.is_empty()).then_some(rs))
+    }
+}
+
+fn status(down: Option<&str>) -> TailResponse {
+    let (state, message) = match down {
+        Some(why) => (State::Degraded, why.to_string()),
+        None => (State::Live, String::new()),
+    };
+    TailResponse {
+        event: Some(Event::Status(proto::StreamStatus {
+            state: state as i32,
+            message,
+        })),
+    }
+}
+
+/// Splits records into `Records` messages of bounded size.
+fn chunk(records: Vec<LogRecord>) -> Vec<TailResponse> {
+    let mut out = Vec::new();
+    let mut cur = Vec::new();
+    let mut bytes = 0;
+    for r in records {
+        let len = r.encoded_len() + 8;
+        if !cur.is_empty() && bytes + len > MAX_MESSAGE_BYTES {
+            out.push(records_msg(std::mem::take(&mut cur)));
+            bytes = 0;
+        }
+        bytes += len;
+        cur.push(r);
+    }
+    if !cur.is_empty() {
+        out.push(records_msg(cur));
+    }
+    out
+}
+
+fn records_msg(records: Vec<LogRecord>) -> TailResponse {
+    TailResponse {
+        event: Some(Event::Records(Records { records })),
+    }
+}

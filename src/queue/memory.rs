@@ -1,0 +1,157 @@
+//! The embedded queue: a bounded in-process channel. Nothing here survives a
+//! crash, so a push is acknowledged only once the writer has committed it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{Batch, Consumer, Durable, Producer, QueueError, QueuedEntry};
+
+/// Entries of one `submit` call, acknowledged together.
+pub struct Submission {
+    entries: Vec<QueuedEntry>,
+    /// Told the outcome once the batch holding these entries commits.
+    ack: oneshot::Sender<Result<(), QueueError>>,
+    /// Holds the queue capacity these entries occupy until they are stored.
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Creates a queue holding at most `capacity` entries not yet stored.
+pub fn channel(capacity: usize) -> (MemoryProducer, MemoryConsumer) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let permits = Arc::new(Semaphore::new(capacity));
+    let closed = CancellationToken::new();
+    (
+        MemoryProducer {
+            tx,
+            permits,
+            capacity,
+            closed: closed.clone(),
+        },
+        MemoryConsumer {
+            rx,
+            next: None,
+            closed,
+        },
+    )
+}
+
+#[derive(Clone)]
+pub struct MemoryProducer {
+    /// Unbounded, because the semaphore bounds it by entries, not messages.
+    tx: mpsc::UnboundedSender<Submission>,
+    /// One permit per queued entry: the backpressure.
+    permits: Arc<Semaphore>,
+    /// The semaphore's size, to report depth and clamp oversized submissions.
+    capacity: usize,
+    /// Tells the consumer to finish once what is queued is drained.
+    closed: CancellationToken,
+}
+
+impl MemoryProducer {
+    /// Stops accepting submissions; the consumer drains what is queued.
+    pub fn close(&self) {
+        self.permits.close();
+        self.closed.cancel();
+    }
+}
+
+#[async_trait]
+impl Producer for MemoryProducer {
+    async fn submit(&self, entries: Vec<QueuedEntry>) -> Result<Durable, QueueError> {
+        // A submission larger than the whole queue waits for all of it.
+        let n = entries.len().clamp(1, self.capacity) as u32;
+        let permit = self
+            .permits
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .map_err(|_| QueueError::Closed)?;
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Submission {
+                entries,
+                ack,
+                _permit: permit,
+            })
+            .map_err(|_| QueueError::Closed)?;
+        Ok(done.map(|r| r.unwrap_or(Err(QueueError::Closed))).boxed())
+    }
+
+    fn depth(&self) -> u64 {
+        (self.capacity - self.permits.available_permits()) as u64
+    }
+}
+
+pub struct MemoryConsumer {
+    rx: mpsc::UnboundedReceiver<Submission>,
+    /// A submission received but left for the next batch because it would
+    /// have made this one too large.
+    next: Option<Submission>,
+    /// Set by [`MemoryProducer::close`].
+    closed: CancellationToken,
+}
+
+#[async_trait]
+impl Consumer for MemoryConsumer {
+    type Token = Vec<Submission>;
+
+    async fn next_batch(&mut self, max: usize) -> Result<Option<Batch<Self::Token>>, QueueError> {
+        let first = match self.next.take() {
+            Some(s) => s,
+            None => tokio::select! {
+                biased;
+                s = self.rx.recv() => match s {
+                    Some(s) => s,
+                    None => return Ok(None),
+                },
+                _ = self.closed.cancelled() => match self.rx.try_recv() {
+                    Ok(s) => s,
+                    Err(_) => return Ok(None),
+                },
+            },
+        };
+        let mut total = first.entries.len();
+        let mut subs = vec![first];
+        // Group commit: take whatever else is already waiting, never wait for
+        // more. Under load batches grow by themselves; when idle, latency stays low.
+        while total < max {
+            match self.rx.try_recv() {
+                Ok(s) if total + s.entries.len() > max => {
+                    self.next = Some(s);
+                    break;
+                }
+                Ok(s) => {
+                    total += s.entries.len();
+                    subs.push(s);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut entries = Vec::with_capacity(total);
+        for s in &mut subs {
+            entries.append(&mut s.entries);
+        }
+        Ok(Some(Batch {
+            entries,
+            token: subs,
+        }))
+    }
+
+    async fn commit(&mut self, token: Self::Token) -> Result<(), QueueError> {
+        for s in token {
+            // The pusher may have gone away; its entries are stored regardless.
+            let _ = s.ack.send(Ok(()));
+        }
+        Ok(())
+    }
+
+    async fn abort(&mut self, token: Self::Token, error: String) {
+        for s in token {
+            let _ = s.ack.send(Err(QueueError::StoreFailed(error.clone())));
+        }
+    }
+}

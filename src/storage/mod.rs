@@ -1,0 +1,85 @@
+//! Where records live: the [`Store`] trait, and its SQLite implementation for
+//! the embedded mode.
+
+pub mod codec;
+pub mod schema;
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::pipeline::filter::Filter;
+use crate::proto::LogRecord;
+use crate::queue::QueuedEntry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] diesel::result::Error),
+    #[error("database connection: {0}")]
+    Connection(String),
+    #[error("migrations failed: {0}")]
+    Migration(String),
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("stored row is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<StoreError> for tonic::Status {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Connection(_) => tonic::Status::unavailable(e.to_string()),
+            _ => tonic::Status::internal(e.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    #[default]
+    NewestFirst,
+    OldestFirst,
+}
+
+/// One history question, already validated by the API layer.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub filter: Filter,
+    /// Inclusive lower bound on the entry time (µs).
+    pub start_us: Option<i64>,
+    /// Exclusive upper bound on the entry time (µs).
+    pub end_us: Option<i64>,
+    /// Only ids greater than this.
+    pub after_id: Option<u64>,
+    /// Only ids smaller than this.
+    pub before_id: Option<u64>,
+    /// Where the previous page ended: ids beyond it in `order`'s direction.
+    /// Unlike the bounds above it does not narrow the total count.
+    pub cursor: Option<u64>,
+    pub order: Order,
+    pub limit: u32,
+    /// Rows to skip (page-number mode).
+    pub offset: u64,
+    /// Also count every match, regardless of cursor, limit and offset.
+    pub count_total: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct QueryResult {
+    pub records: Vec<LogRecord>,
+    pub total: Option<u64>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a batch in one transaction and returns the records with their
+    /// ids, in id order. Entries whose source position is already stored
+    /// (a redelivery) are not stored again and not returned.
+    async fn insert(&self, entries: Vec<QueuedEntry>) -> Result<Vec<LogRecord>, StoreError>;
+
+    async fn query(&self, query: Query) -> Result<QueryResult, StoreError>;
+
+    async fn services(&self) -> Result<Vec<String>, StoreError>;
+
+    async fn tags(&self, service: String) -> Result<Vec<String>, StoreError>;
+}

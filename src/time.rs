@@ -1,0 +1,62 @@
+//! Conversions between protobuf timestamps, the microseconds we store, and
+//! RFC 3339 text. Storage keeps microseconds since the Unix epoch (UTC), the
+//! precision MariaDB's DATETIME(6) also holds.
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use prost_types::Timestamp;
+
+/// Now, in microseconds since the epoch.
+pub fn now_micros() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+pub fn to_micros(ts: &Timestamp) -> i64 {
+    ts.seconds
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(ts.nanos) / 1_000)
+}
+
+pub fn from_micros(us: i64) -> Timestamp {
+    Timestamp {
+        seconds: us.div_euclid(1_000_000),
+        nanos: (us.rem_euclid(1_000_000) * 1_000) as i32,
+    }
+}
+
+/// RFC 3339 in UTC with microseconds, e.g. `2026-11-23T03:04:05.123456Z`.
+pub fn rfc3339(us: i64) -> String {
+    DateTime::<Utc>::from_timestamp_micros(us)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Parses RFC 3339, or a date-time without offset (read as UTC, as the seed's
+/// clients sent it), or a number of seconds since the epoch.
+pub fn parse(text: &str) -> Option<i64> {
+    let t = text.trim();
+    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
+        return Some(dt.timestamp_micros());
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(t, fmt) {
+            return Some(naive.and_utc().timestamp_micros());
+        }
+    }
+    let secs: f64 = t.parse().ok()?;
+    secs.is_finite().then(|| (secs * 1e6) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let us = 1_700_000_000_123_456;
+        assert_eq!(to_micros(&from_micros(us)), us);
+        assert_eq!(parse(&rfc3339(us)), Some(us));
+        assert_eq!(parse("2024-03-24T13:01:00"), Some(1_711_285_260_000_000));
+        assert_eq!(parse("1711285260.5"), Some(1_711_285_260_500_000));
+        assert_eq!(parse("yesterday"), None);
+    }
+}
