@@ -72,61 +72,80 @@ impl SkipRun {
     }
 }
 
-struct Sub {
-    filter: Arc<Filter>,
-    tx: mpsc::Sender<Item>,
-    /// Records dropped since the stream last had room, not yet reported.
+/// What a stream is owed but could not be handed because its queue was full.
+/// Shared by the fan-out and the stream: whichever finds room first delivers
+/// it, so a notice is never stuck waiting for more records to arrive.
+#[derive(Debug, Default)]
+struct Owed {
+    /// Records dropped and not yet reported.
     skipped: Option<SkipRun>,
-    /// A bus gap the stream has not been told about because its queue was full.
+    /// A bus gap not yet reported (`true`: the feed has recovered).
     gap: Option<bool>,
 }
 
-impl Sub {
-    /// Hands over what is owed first, then `item`. Returns false when the
-    /// stream is gone.
-    fn offer(&mut self, item: Item, metrics: &Metrics) -> bool {
+impl Owed {
+    fn take(&mut self) -> Vec<Item> {
+        let mut out = Vec::new();
         if let Some(run) = self.skipped.take() {
-            match self.tx.try_send(Item::Skipped(run)) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    self.skipped = Some(run);
-                    self.drop_item(item, metrics);
-                    return true;
-                }
-                Err(TrySendError::Closed(_)) => return false,
-            }
+            out.push(Item::Skipped(run));
         }
         if let Some(recovered) = self.gap.take() {
-            match self.tx.try_send(Item::Gap { recovered }) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    self.gap = Some(recovered);
-                    self.drop_item(item, metrics);
-                    return true;
-                }
-                Err(TrySendError::Closed(_)) => return false,
-            }
+            out.push(Item::Gap { recovered });
         }
-        match self.tx.try_send(item) {
-            Ok(()) => true,
-            Err(TrySendError::Full(item)) => {
-                self.drop_item(item, metrics);
-                true
-            }
-            Err(TrySendError::Closed(_)) => false,
-        }
+        out
     }
 
-    fn drop_item(&mut self, item: Item, metrics: &Metrics) {
+    fn add(&mut self, item: Item, metrics: &Metrics) {
         match item {
             Item::Records(rs) => {
                 metrics.tail_skipped.fetch_add(rs.len() as u64, Relaxed);
                 self.skipped = SkipRun::add(self.skipped, &rs);
             }
+            Item::Skipped(run) => {
+                self.skipped = Some(match self.skipped {
+                    Some(r) => SkipRun {
+                        count: r.count + run.count,
+                        first: r.first.min(run.first),
+                        last: r.last.max(run.last),
+                    },
+                    None => run,
+                });
+            }
             Item::Gap { recovered } => self.gap = Some(recovered || self.gap.unwrap_or(false)),
-            // The outage is reported by the state the stream sees on recovery.
-            Item::Down(_) | Item::Skipped(_) => {}
+            // An outage is reported by the state the stream sees on recovery.
+            Item::Down(_) => {}
         }
+    }
+}
+
+struct Sub {
+    filter: Arc<Filter>,
+    tx: mpsc::Sender<Item>,
+    owed: Arc<Mutex<Owed>>,
+}
+
+impl Sub {
+    /// Hands over what is owed first, then `item`; whatever does not fit is
+    /// owed. Returns false when the stream is gone.
+    fn offer(&mut self, item: Item, metrics: &Metrics) -> bool {
+        let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut queue = owed.take();
+        queue.push(item);
+        let mut items = queue.into_iter();
+        for next in items.by_ref() {
+            match self.tx.try_send(next) {
+                Ok(()) => {}
+                Err(TrySendError::Full(next)) => {
+                    owed.add(next, metrics);
+                    break;
+                }
+                Err(TrySendError::Closed(_)) => return false,
+            }
+        }
+        for rest in items {
+            owed.add(rest, metrics);
+        }
+        true
     }
 }
 
@@ -159,8 +178,37 @@ struct Subscription {
     hub: Arc<TailHub>,
     key: u64,
     rx: mpsc::Receiver<Item>,
+    owed: Arc<Mutex<Owed>>,
     /// The feed's outage at the time of subscribing, if any.
     down: Option<String>,
+}
+
+impl Subscription {
+    /// The next item, and once the queue is empty whatever the fan-out could
+    /// not hand over (it can only have dropped records while the queue was
+    /// full, so everything queued is older).
+    fn try_next(&mut self) -> Option<Item> {
+        if let Ok(item) = self.rx.try_recv() {
+            return Some(item);
+        }
+        let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut items = owed.take().into_iter();
+        let first = items.next();
+        for rest in items {
+            // At most a skip and a gap: re-owe the gap for the next call.
+            if let Item::Gap { recovered } = rest {
+                owed.gap = Some(recovered);
+            }
+        }
+        first
+    }
+
+    async fn next(&mut self) -> Option<Item> {
+        if let Some(item) = self.try_next() {
+            return Some(item);
+        }
+        self.rx.recv().await
+    }
 }
 
 impl Drop for Subscription {
@@ -234,6 +282,7 @@ impl TailHub {
 
     fn subscribe(self: &Arc<Self>, filter: Arc<Filter>) -> Subscription {
         let (tx, rx) = mpsc::channel(self.queue_len);
+        let owed = Arc::new(Mutex::new(Owed::default()));
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let key = s.next_sub;
         s.next_sub += 1;
@@ -242,8 +291,7 @@ impl TailHub {
             Sub {
                 filter,
                 tx,
-                skipped: None,
-                gap: None,
+                owed: owed.clone(),
             },
         );
         self.metrics.tail_subscribers.fetch_add(1, Relaxed);
@@ -251,6 +299,7 @@ impl TailHub {
             hub: self.clone(),
             key,
             rx,
+            owed,
             down: s.down.clone(),
         }
     }
@@ -296,7 +345,7 @@ impl TailHub {
                     if !full { break; }
                 }
                 let mut queued = Vec::new();
-                while let Ok(item) = sub.rx.try_recv() {
+                while let Some(item) = sub.try_next() {
                     match item {
                         Item::Records(rs) => queued.push(rs),
                         Item::Skipped(_) | Item::Gap { .. } => caught_up = false,
@@ -322,7 +371,7 @@ impl TailHub {
                 let item = tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => break,
-                    item = sub.rx.recv() => match item { Some(i) => i, None => break },
+                    item = sub.next() => match item { Some(i) => i, None => break },
                     _ = beat.tick() => {
                         yield TailResponse { event: Some(Event::Heartbeat(Heartbeat {
                             time: Some(time::from_micros(time::now_micros())),
