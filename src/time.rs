@@ -43,7 +43,7 @@ pub fn parse(text: &str) -> Option<i64> {
         }
     }
     let secs: f64 = t.parse().ok()?;
-    secs.is_finite().then(|| (secs * 1e6) as i64)
+    secs.is_finite().then_some((secs * 1e6) as i64)
 }
 
 #[cfg(test)]

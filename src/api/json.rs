@@ -102,10 +102,11 @@ pub fn parse_entries<T: serde::de::DeserializeOwned>(
             Err(e) => return Err(ApiError::invalid("body", format!("is not valid JSON: {e}"))),
         }
     }
-    if values.len() == 1 && values[0].is_array() {
-        if let Some(Value::Array(items)) = values.pop() {
-            values = items;
-        }
+    if values.len() == 1
+        && values[0].is_array()
+        && let Some(Value::Array(items)) = values.pop()
+    {
+        values = items;
     }
     Ok(values
         .into_iter()

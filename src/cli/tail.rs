@@ -73,10 +73,8 @@ async fn follow(
                 }
                 out.flush()?;
             }
-            Some(Event::Heartbeat(h)) => {
-                if h.last_id > 0 {
-                    *after_id = Some(after_id.unwrap_or(0).max(h.last_id));
-                }
+            Some(Event::Heartbeat(h)) if h.last_id > 0 => {
+                *after_id = Some(after_id.unwrap_or(0).max(h.last_id));
             }
             Some(Event::Skipped(s)) => {
                 eprintln!(
@@ -92,14 +90,9 @@ async fn follow(
             Some(Event::Status(s)) if s.state == State::Degraded as i32 => {
                 eprintln!("taillight: live feed degraded: {}", s.message);
             }
-            Some(Event::Status(_)) => {
-                // A status message also marks the end of the backfill: the
-                // resume point exists even if no record matched yet.
-                if after_id.is_none() {
-                    *after_id = Some(0);
-                }
-            }
-            None => {}
+            // Until a record or heartbeat names an id, a reconnect asks for
+            // the last N again, as the first connection did.
+            _ => {}
         }
     }
     Ok(())

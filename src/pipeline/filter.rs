@@ -33,7 +33,7 @@ impl Filter {
     }
 
     pub fn matches(&self, r: &LogRecord) -> bool {
-        (self.services.is_empty() || self.services.iter().any(|s| *s == r.service))
+        (self.services.is_empty() || self.services.contains(&r.service))
             && (self.levels.is_empty() || self.levels.contains(&r.level))
             && r.level >= self.min_level
             && (self.tags.is_empty() || r.tags.iter().any(|t| self.tags.contains(t)))
