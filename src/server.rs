@@ -9,6 +9,7 @@ use axum::extract::DefaultBodyLimit;
 use http::HeaderValue;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::api::grpc::LogApi;
@@ -171,7 +172,9 @@ fn router(
         .merge(gateway::router(state.clone()))
         .merge(seed::router(state.clone()))
         .merge(ops::router(state))
-        .layer(DefaultBodyLimit::max(max));
+        .layer(DefaultBodyLimit::max(max))
+        // A bug in a handler answers 500 instead of dropping the connection.
+        .layer(CatchPanicLayer::new());
     if !cfg.cors_origins.is_empty() {
         let origins = cfg
             .cors_origins
