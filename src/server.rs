@@ -67,7 +67,7 @@ pub async fn run(
 
     // The hub outlives the listener: it stops only after the drain.
     let hub_stop = CancellationToken::new();
-    let hub = TailHub::start(
+    let (hub, hub_task) = TailHub::start(
         bus.subscribe(),
         store.clone(),
         metrics.clone(),
@@ -131,6 +131,9 @@ pub async fn run(
         tracing::error!(error = %e, "writer task failed");
     }
     hub_stop.cancel();
+    // Release the store before returning, so a restart can open it at once.
+    let _ = hub_task.await;
+    drop(state);
     match served {
         Ok(r) => r.map_err(ServerError::Io),
         Err(e) if e.is_cancelled() => Ok(()),

@@ -134,6 +134,17 @@ fn is_live(e: &Event) -> bool {
     matches!(e, Event::Status(s) if s.state == State::Live as i32)
 }
 
+/// Opens a tail and reads it until it reports live; returns the stream and
+/// the backfilled events.
+async fn live_tail(
+    c: &mut LogServiceClient<Channel>,
+    req: TailRequest,
+) -> (tonic::Streaming<TailResponse>, Vec<Event>) {
+    let mut stream = c.tail(req).await.expect("tail").into_inner();
+    let events = read_until(&mut stream, is_live).await;
+    (stream, events)
+}
+
 async fn push_log_then_query(backend: Backend) {
     let server = TestServer::start(backend).await;
     let mut c = server.client().await;
@@ -589,15 +600,14 @@ async fn tail_delivers_live_records(backend: Backend) {
     let server = TestServer::start(backend).await;
     let mut c = server.client().await;
     let svc = unique("live");
-    let mut stream = c
-        .tail(TailRequest {
+    let (mut stream, _) = live_tail(
+        &mut c,
+        TailRequest {
             filter: Some(service_filter(&svc)),
             ..Default::default()
-        })
-        .await
-        .expect("tail")
-        .into_inner();
-    read_until(&mut stream, is_live).await;
+        },
+    )
+    .await;
     let mut pusher = server.client().await;
     for i in 0..5 {
         pusher
@@ -675,16 +685,15 @@ async fn tail_last_k_then_live(backend: Backend) {
             .collect(),
     )
     .await;
-    let mut stream = c
-        .tail(TailRequest {
+    let (mut stream, events) = live_tail(
+        &mut c,
+        TailRequest {
             filter: Some(service_filter(&svc)),
             last: 3,
             ..Default::default()
-        })
-        .await
-        .expect("tail")
-        .into_inner();
-    let events = read_until(&mut stream, is_live).await;
+        },
+    )
+    .await;
     let msgs: Vec<_> = records(&events).into_iter().map(|r| r.message).collect();
     assert_eq!(msgs, ["k7", "k8", "k9"]);
     server
@@ -710,15 +719,14 @@ async fn tail_filters_match_query(backend: Backend) {
         text: "TIMEOUT".into(),
         ..Default::default()
     };
-    let mut stream = c
-        .tail(TailRequest {
+    let (mut stream, _) = live_tail(
+        &mut c,
+        TailRequest {
             filter: Some(filter.clone()),
             ..Default::default()
-        })
-        .await
-        .expect("tail")
-        .into_inner();
-    read_until(&mut stream, is_live).await;
+        },
+    )
+    .await;
     let entries = vec![
         entry(&svc, Level::Error, "db timeout", &["db"]),
         entry(&svc, Level::Info, "db timeout", &["db"]),
@@ -778,25 +786,23 @@ async fn slow_subscriber_gets_skipped_message_and_others_are_unaffected(backend:
     let svc = unique("slow");
     let filter = service_filter(&svc);
     let mut slow_client = server.client().await;
-    let mut slow = slow_client
-        .tail(TailRequest {
+    let (mut slow, _) = live_tail(
+        &mut slow_client,
+        TailRequest {
             filter: Some(filter.clone()),
             ..Default::default()
-        })
-        .await
-        .expect("tail")
-        .into_inner();
-    read_until(&mut slow, is_live).await;
+        },
+    )
+    .await;
     let mut fast_client = server.client().await;
-    let mut fast = fast_client
-        .tail(TailRequest {
+    let (mut fast, _) = live_tail(
+        &mut fast_client,
+        TailRequest {
             filter: Some(filter.clone()),
             ..Default::default()
-        })
-        .await
-        .expect("tail")
-        .into_inner();
-    read_until(&mut fast, is_live).await;
+        },
+    )
+    .await;
 
     // Big messages fill the HTTP/2 windows of the stalled stream fast.
     let total = 4000usize;
@@ -865,12 +871,7 @@ async fn slow_subscriber_gets_skipped_message_and_others_are_unaffected(backend:
 async fn tail_ends_on_shutdown(backend: Backend) {
     let server = TestServer::start(backend).await;
     let mut c = server.client().await;
-    let mut stream = c
-        .tail(TailRequest::default())
-        .await
-        .expect("tail")
-        .into_inner();
-    read_until(&mut stream, is_live).await;
+    let (mut stream, _) = live_tail(&mut c, TailRequest::default()).await;
     let stopped = tokio::time::timeout(TIMEOUT, server.stop()).await;
     assert!(stopped.is_ok(), "shutdown must not hang on an open tail");
     let end = tokio::time::timeout(TIMEOUT, stream.message())

@@ -221,22 +221,23 @@ impl Drop for Subscription {
 }
 
 impl TailHub {
-    /// Starts the fan-out of `events`, the node's one bus subscription.
+    /// Starts the fan-out of `events`, the node's one bus subscription,
+    /// until `shutdown`; the handle tells when it has let go of the store.
     pub fn start(
         events: BoxStream<'static, BusEvent>,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         queue_len: usize,
         shutdown: CancellationToken,
-    ) -> Arc<TailHub> {
+    ) -> (Arc<TailHub>, tokio::task::JoinHandle<()>) {
         let hub = Arc::new(TailHub {
             state: Mutex::new(HubState::default()),
             store,
             metrics,
             queue_len: queue_len.max(1),
         });
-        tokio::spawn(hub.clone().fan_out(events, shutdown));
-        hub
+        let task = tokio::spawn(hub.clone().fan_out(events, shutdown));
+        (hub, task)
     }
 
     async fn fan_out(

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use taillight::config::ServeArgs;
 use taillight::proto::log_service_client::LogServiceClient;
-use taillight::proto::{LogEntry, Level};
+use taillight::proto::{Level, LogEntry};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -50,10 +50,16 @@ impl TestServer {
     }
 
     async fn launch(backend: Backend, cfg: ServeArgs, dir: std::sync::Arc<TempDir>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
-        let handle = tokio::spawn(taillight::server::run(listener, cfg.clone(), shutdown.clone()));
+        let handle = tokio::spawn(taillight::server::run(
+            listener,
+            cfg.clone(),
+            shutdown.clone(),
+        ));
         let server = TestServer {
             backend,
             addr,
@@ -68,7 +74,12 @@ impl TestServer {
 
     async fn wait_ready(&self) {
         let url = format!("{}/readyz", self.http());
-        for _ in 0..200 {
+        for _ in 0..400 {
+            assert!(
+                !self.handle.is_finished(),
+                "server at {} exited at start",
+                self.addr
+            );
             if let Ok(r) = reqwest::get(&url).await
                 && r.status().is_success()
             {
@@ -85,7 +96,9 @@ impl TestServer {
     }
 
     pub async fn client(&self) -> LogServiceClient<Channel> {
-        LogServiceClient::connect(self.http()).await.expect("connect")
+        LogServiceClient::connect(self.http())
+            .await
+            .expect("connect")
     }
 
     /// Graceful shutdown; waits until the server has drained.
