@@ -109,8 +109,10 @@ impl Params {
     pub fn filter(&self) -> Result<LogFilter, ApiError> {
         let mut levels = Vec::new();
         for (i, l) in self.list(&["level", "levels"]).iter().enumerate() {
-            let v = level_from_json(&serde_json::Value::String(l.clone()))
-                .map_err(|v| ApiError::from_violation(v.within(&format!("level[{i}]"))))?;
+            let v = level_from_json(&serde_json::Value::String(l.clone())).map_err(|mut v| {
+                v.field = format!("level[{i}]");
+                ApiError::from_violation(v)
+            })?;
             levels.push(v);
         }
         let min_level = match self.one("min_level").or(self.one("minLevel")) {
