@@ -201,15 +201,11 @@ async fn push_and_query_records(backend: Backend) {
     assert_eq!(records[3]["level"], "LEVEL_ERROR");
 
     // The same record through the HTTP gateway.
-    let v: Value = reqwest::get(format!(
+    let v = common::get_json(format!(
         "{}/v1/logs?service={svc}&order=oldest",
         server.http()
     ))
-    .await
-    .expect("GET /v1/logs")
-    .json()
-    .await
-    .expect("JSON");
+    .await;
     assert_eq!(v["records"][0]["id"], id);
     assert_eq!(v["records"][0]["message"], "from grpcurl");
 

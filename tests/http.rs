@@ -27,18 +27,13 @@ backend_tests!(
 // ---------------------------------------------------------------- helpers
 
 async fn post_logs(server: &TestServer, body: String, content_type: &str) -> (StatusCode, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/logs", server.http()))
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .expect("POST /v1/logs");
-    let status = resp.status();
-    let text = resp.text().await.expect("response body");
-    let v = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("POST /v1/logs answered {status} with non-JSON {text:?}: {e}"));
-    (status, v)
+    common::send_json(
+        reqwest::Client::new()
+            .post(format!("{}/v1/logs", server.http()))
+            .header("content-type", content_type)
+            .body(body),
+    )
+    .await
 }
 
 /// Pushes a JSON body that must be accepted whole; returns the answer.
@@ -49,17 +44,12 @@ async fn push(server: &TestServer, body: &Value) -> Value {
 }
 
 async fn get(server: &TestServer, path: &str, query: &[(&str, &str)]) -> (StatusCode, Value) {
-    let resp = reqwest::Client::new()
-        .get(format!("{}{path}", server.http()))
-        .query(query)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    let status = resp.status();
-    let text = resp.text().await.expect("response body");
-    let v = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("GET {path} answered {status} with non-JSON {text:?}: {e}"));
-    (status, v)
+    common::send_json(
+        reqwest::Client::new()
+            .get(format!("{}{path}", server.http()))
+            .query(query),
+    )
+    .await
 }
 
 /// GET /v1/logs that must succeed; the whole answer.

@@ -19,17 +19,12 @@ backend_tests!(
 );
 
 async fn set(server: &TestServer, body: &Value) -> (StatusCode, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("{}/log/set", server.http()))
-        .json(body)
-        .send()
-        .await
-        .expect("POST /log/set");
-    let status = resp.status();
-    let text = resp.text().await.expect("body");
-    let v = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("/log/set answered {status} with non-JSON {text:?}: {e}"));
-    (status, v)
+    common::send_json(
+        reqwest::Client::new()
+            .post(format!("{}/log/set", server.http()))
+            .json(body),
+    )
+    .await
 }
 
 async fn set_ok(server: &TestServer, body: &Value) {
@@ -43,17 +38,12 @@ async fn get_logs(
     service: &str,
     query: &[(&str, &str)],
 ) -> (StatusCode, Value) {
-    let resp = reqwest::Client::new()
-        .get(format!("{}/log/get/{service}", server.http()))
-        .query(query)
-        .send()
-        .await
-        .expect("GET /log/get");
-    let status = resp.status();
-    let text = resp.text().await.expect("body");
-    let v = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("/log/get answered {status} with non-JSON {text:?}: {e}"));
-    (status, v)
+    common::send_json(
+        reqwest::Client::new()
+            .get(format!("{}/log/get/{service}", server.http()))
+            .query(query),
+    )
+    .await
 }
 
 /// `(logs, total)` of a successful GET.
@@ -123,15 +113,11 @@ async fn set_then_get_round_trip(backend: Backend) {
     assert_eq!(again, logs);
 
     // The same entries through the v1 gateway.
-    let v: Value = reqwest::get(format!(
+    let v = common::get_json(format!(
         "{}/v1/logs?service={svc}&order=oldest",
         server.http()
     ))
-    .await
-    .expect("GET /v1/logs")
-    .json()
-    .await
-    .expect("JSON");
+    .await;
     assert_eq!(v["records"][0]["message"], "disk full");
     assert_eq!(v["records"][0]["tags"], json!(["db"]));
 

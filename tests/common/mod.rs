@@ -119,6 +119,30 @@ impl TestServer {
     }
 }
 
+/// Sends an HTTP request and reads its JSON answer, failing with the raw
+/// body when it is not JSON.
+pub async fn send_json(req: reqwest::RequestBuilder) -> (reqwest::StatusCode, serde_json::Value) {
+    let (_, req) = req.build_split();
+    let req = req.expect("request");
+    let what = format!("{} {}", req.method(), req.url().path());
+    let resp = reqwest::Client::new()
+        .execute(req)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let status = resp.status();
+    let text = resp.text().await.expect("response body");
+    let v = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{what} answered {status} with non-JSON {text:?}: {e}"));
+    (status, v)
+}
+
+/// GETs a URL whose answer must be 200 with JSON.
+pub async fn get_json(url: String) -> serde_json::Value {
+    let (status, v) = send_json(reqwest::Client::new().get(url)).await;
+    assert!(status.is_success(), "answered {status}: {v}");
+    v
+}
+
 /// A unique service name per test, so tests sharing a store never see each
 /// other's entries.
 pub fn unique(prefix: &str) -> String {
