@@ -39,6 +39,26 @@ pub enum BusEvent {
     Up,
 }
 
+/// The service and tag sets kept beside the store (in Redis, as the seed
+/// kept them) so listing them never touches the database. The store stays
+/// the source of truth: a catalogue that is empty, was flushed, or cannot be
+/// reached answers `None`, and callers ask the store and `fill` it again.
+#[async_trait]
+pub trait Catalog: Send + Sync + 'static {
+    /// Adds the services and tags of committed records.
+    async fn remember(&self, records: &[LogRecord]) -> Result<(), BusError>;
+
+    /// Replaces what is known with the store's full sets and marks the
+    /// catalogue complete.
+    async fn fill(&self, sets: Vec<(String, Vec<String>)>) -> Result<(), BusError>;
+
+    /// Every service, sorted; `None` unless the catalogue is complete.
+    async fn services(&self) -> Result<Option<Vec<String>>, BusError>;
+
+    /// A service's tags, sorted; `None` unless the catalogue is complete.
+    async fn tags(&self, service: &str) -> Result<Option<Vec<String>>, BusError>;
+}
+
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
     async fn publish(&self, records: RecordBatch) -> Result<(), BusError>;

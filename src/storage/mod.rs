@@ -82,4 +82,10 @@ pub trait Store: Send + Sync + 'static {
     async fn services(&self) -> Result<Vec<String>, StoreError>;
 
     async fn tags(&self, service: String) -> Result<Vec<String>, StoreError>;
+
+    /// Deletes at most `limit` records whose entry time is before
+    /// `cutoff_us`, oldest first, in one short transaction so writers are
+    /// never blocked for long; returns how many were deleted. Retention
+    /// calls it in a loop until it returns less than `limit`.
+    async fn delete_before(&self, cutoff_us: i64, limit: u32) -> Result<u64, StoreError>;
 }

@@ -288,6 +288,27 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn delete_before(&self, cutoff_us: i64, limit: u32) -> Result<u64, StoreError> {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut w = writer
+                .lock()
+                .map_err(|_| StoreError::Connection("writer connection poisoned".into()))?;
+            w.conn.immediate_transaction::<_, StoreError, _>(|c| {
+                let ids: Vec<i64> = logs::table
+                    .filter(logs::time_us.lt(cutoff_us))
+                    .order(logs::time_us.asc())
+                    .limit(i64::from(limit))
+                    .select(logs::id)
+                    .load(c)?;
+                diesel::delete(log_tags::table.filter(log_tags::log_id.eq_any(&ids))).execute(c)?;
+                Ok(diesel::delete(logs::table.filter(logs::id.eq_any(&ids))).execute(c)? as u64)
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Connection(format!("writer task failed: {e}")))?
+    }
+
     async fn tags(&self, service: String) -> Result<Vec<String>, StoreError> {
         self.read(move |c| {
             Ok(service_tags::table

@@ -22,6 +22,8 @@ CREATE TABLE log_tags (
     log_id BIGINT NOT NULL,
     PRIMARY KEY (tag, log_id)
 ) WITHOUT ROWID;
+-- Retention deletes a record's tags by id.
+CREATE INDEX log_tags_log_id ON log_tags (log_id);
 
 CREATE TABLE services (
     name TEXT PRIMARY KEY NOT NULL
