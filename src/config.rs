@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (gRPC, gRPC-web, HTTP/JSON and the viewer on one port).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Push log lines read from stdin (or given as arguments).
     Push(crate::cli::push::PushArgs),
     /// Follow logs live, like `kubectl logs -f`.
@@ -77,8 +77,77 @@ pub struct ServeArgs {
     /// comma-separated, e.g. `https://logs.example.com`. None by default.
     #[arg(long, env = "TAILLIGHT_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// What this process does: `all` (API and writer), `ingest` (the API,
+    /// producing to Kafka) or `writer` (consumes Kafka into the database;
+    /// serves only metrics and health). Ingest and writer need Kafka.
+    #[arg(long, env = "TAILLIGHT_ROLE", value_enum, default_value = "all")]
+    pub role: Role,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// MariaDB/MySQL URL (`mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE`);
+    /// the database is created if missing. Without it: SQLite in --data-dir.
+    #[arg(long, env = "TAILLIGHT_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Connections in the database pool.
+    #[arg(long, env = "TAILLIGHT_DATABASE_POOL", default_value_t = 8)]
+    pub database_pool: u32,
+    /// Redis URL (`redis://HOST[:PORT]`) for the live feed between nodes and
+    /// the service/tag catalogue. Without it: in-process (one node).
+    #[arg(long, env = "TAILLIGHT_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Redis pub/sub channel of committed records.
+    #[arg(
+        long,
+        env = "TAILLIGHT_REDIS_CHANNEL",
+        default_value = "taillight.logs"
+    )]
+    pub redis_channel: String,
+    /// Prefix of taillight's Redis keys.
+    #[arg(long, env = "TAILLIGHT_REDIS_PREFIX", default_value = "taillight:")]
+    pub redis_prefix: String,
+    /// Delete entries older than this (e.g. `30d`); keep everything when unset.
+    #[arg(long, env = "TAILLIGHT_RETENTION", value_parser = parse_duration)]
+    pub retention: Option<Duration>,
+    /// Fault injection for the exactly-once test: abort the process after the
+    /// Nth stored batch, before its queue offsets are committed.
+    #[arg(long, env = "TAILLIGHT_FAULT_ABORT_AFTER_STORE", hide = true)]
+    pub fault_abort_after_store: Option<u64>,
     #[command(flatten)]
     pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    All,
+    Ingest,
+    Writer,
+}
+
+/// The Kafka-protocol broker between ingest and writers.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Bootstrap brokers (`HOST:PORT[,HOST:PORT]`). Without them: an
+    /// in-process queue (one node).
+    #[arg(long, env = "TAILLIGHT_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// Topic of incoming entries; created at start if missing.
+    #[arg(long, env = "TAILLIGHT_KAFKA_TOPIC", default_value = "taillight.logs")]
+    pub kafka_topic: String,
+    /// Partitions of the topic when taillight creates it: the most writers
+    /// that can share the work.
+    #[arg(long, env = "TAILLIGHT_KAFKA_PARTITIONS", default_value_t = 6)]
+    pub kafka_partitions: i32,
+    /// Consumer group of the writers.
+    #[arg(
+        long,
+        env = "TAILLIGHT_KAFKA_GROUP",
+        default_value = "taillight-writer"
+    )]
+    pub kafka_group: String,
+    /// How long the group waits for a silent writer before reassigning its
+    /// partitions.
+    #[arg(long, env = "TAILLIGHT_KAFKA_SESSION_TIMEOUT", default_value = "6s", value_parser = parse_duration)]
+    pub kafka_session_timeout: Duration,
 }
 
 impl ServeArgs {

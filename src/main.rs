@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result: Result<(), String> = match args.command {
-        Command::Serve(cfg) => serve(cfg).await,
+        Command::Serve(cfg) => serve(*cfg).await,
         Command::Push(a) => cli::push::run(a).await.map_err(|e| e.to_string()),
         Command::Tail(a) => cli::tail::run(a).await.map_err(|e| e.to_string()),
         Command::Query(a) => cli::query::run(a).await.map_err(|e| e.to_string()),

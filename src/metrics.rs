@@ -17,6 +17,8 @@ pub struct Metrics {
     batch_count: AtomicU64,
     batch_sum: AtomicU64,
     batch_buckets: [AtomicU64; BATCH_BUCKETS.len()],
+    /// Entries the writer has yet to read from its Kafka partitions.
+    pub writer_lag: AtomicU64,
     /// Live tail streams open now.
     pub tail_subscribers: AtomicU64,
     /// Records dropped from slow tail subscribers (each was told).
@@ -65,6 +67,12 @@ impl Metrics {
             "Entries queued and not yet durable.",
             "gauge",
             queue_depth,
+        );
+        counter(
+            "taillight_writer_lag",
+            "Entries on the writer's Kafka partitions not yet read.",
+            "gauge",
+            self.writer_lag.load(Relaxed),
         );
         counter(
             "taillight_tail_subscribers",

@@ -253,7 +253,10 @@ async fn all_records(url: &str, service: &str) -> Vec<(u64, String)> {
 // ---------------------------------------------------------------- client commands
 
 /// push, query, services, tail and the environment variables, against `url`.
-async fn exercise_cli(url: &str) {
+/// `server` is the in-process test server behind `url`, if it is one: it is
+/// settled before reading back (a child `serve` on SQLite needs no settling,
+/// a push returns only once its entries are committed).
+async fn exercise_cli(url: &str, server: Option<&TestServer>) {
     let svc = unique("cli");
 
     // push: one entry per stdin line.
@@ -269,6 +272,9 @@ async fn exercise_cli(url: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    if let Some(server) = server {
+        server.settle().await;
+    }
 
     // query --json: one JSON object per line, newest first.
     let out = run(&["query", "--server", url, "-s", &svc, "--json"], "", &[]).await;
@@ -394,7 +400,7 @@ async fn exercise_cli(url: &str) {
 
 async fn cli_commands_against_a_server(backend: Backend) {
     let server = TestServer::start(backend).await;
-    exercise_cli(&server.http()).await;
+    exercise_cli(&server.http(), Some(&server)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -405,7 +411,7 @@ async fn serve_as_a_child_process() {
         &["--sqlite-synchronous", "normal"],
     )
     .await;
-    exercise_cli(&server.url()).await;
+    exercise_cli(&server.url(), None).await;
 }
 
 // ---------------------------------------------------------------- crash and shutdown

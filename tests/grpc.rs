@@ -155,6 +155,7 @@ async fn push_log_then_query(backend: Backend) {
         .await
         .expect("push");
 
+    server.settle().await;
     let got = query_all(&mut c, service_filter(&svc)).await;
     assert_eq!(got.len(), 1);
     let r = &got[0];
@@ -173,6 +174,7 @@ async fn push_log_then_query(backend: Backend) {
     })
     .await
     .expect("push");
+    server.settle().await;
     let got = query_all(&mut c, service_filter(&svc)).await;
     assert_eq!(got[1].level, Level::Info as i32);
     assert!(got[1].id > got[0].id);
@@ -196,6 +198,7 @@ async fn push_logs_counts_every_entry(backend: Backend) {
         .into_inner()
         .accepted;
     assert_eq!(accepted, 1000);
+    server.settle().await;
     let got = query_all(&mut c, service_filter(&svc)).await;
     assert_eq!(got.len(), 1000);
     // Stored in the order sent, ids strictly increasing.
@@ -242,6 +245,7 @@ async fn push_logs_invalid_entry_mid_stream(backend: Backend) {
         Some("7")
     );
     // Exactly the entries before index 7 were stored.
+    server.settle().await;
     let got = query_all(&mut c, service_filter(&svc)).await;
     let messages: Vec<_> = got.iter().map(|r| r.message.as_str()).collect();
     assert_eq!(messages, ["e0", "e1", "e2", "e3", "e4", "e5", "e6"]);
@@ -323,6 +327,7 @@ async fn validation_names_field_and_limit(backend: Backend) {
     })
     .await
     .expect("push after errors");
+    server.settle().await;
     assert_eq!(query_all(&mut c, service_filter(&svc)).await.len(), 1);
 }
 
@@ -343,6 +348,7 @@ async fn query_paging_is_stable_at_page_edges(backend: Backend) {
         })
         .collect();
     assert_eq!(push_batch(&mut c, entries).await, 53);
+    server.settle().await;
     for order in [Order::NewestFirst, Order::OldestFirst] {
         let mut ids = Vec::new();
         let mut token = String::new();
@@ -428,6 +434,7 @@ async fn query_filters_time_range_and_page_numbers(backend: Backend) {
         mk(Level::Fatal, "out of memory", &[], 5000),
     ];
     push_batch(&mut c, entries).await;
+    server.settle().await;
     let run = |filter: LogFilter, start: Option<i64>, end: Option<i64>| {
         let mut c = c.clone();
         let svc = svc.clone();
@@ -570,6 +577,7 @@ async fn list_services_and_tags(backend: Backend) {
         ],
     )
     .await;
+    server.settle().await;
     let services = c
         .list_services(ListServicesRequest {})
         .await
@@ -639,6 +647,7 @@ async fn tail_resume_has_no_gap_and_no_duplicate(backend: Backend) {
             .collect()
     };
     push_batch(&mut c, batch(0, 100)).await;
+    server.settle().await;
     let first = query_all(&mut c, service_filter(&svc)).await;
     let resume_after = first[49].id;
     // Keep pushing while the tail backfills and switches to live.
@@ -685,6 +694,7 @@ async fn tail_last_k_then_live(backend: Backend) {
             .collect(),
     )
     .await;
+    server.settle().await;
     let (mut stream, events) = live_tail(
         &mut c,
         TailRequest {
@@ -745,6 +755,7 @@ async fn tail_filters_match_query(backend: Backend) {
     })
     .await;
     let live: Vec<_> = records(&events).into_iter().map(|r| r.id).collect();
+    server.settle().await;
     let history: Vec<_> = query_all(&mut c, filter)
         .await
         .into_iter()
@@ -892,6 +903,7 @@ async fn restart_keeps_every_acknowledged_entry(backend: Backend) {
     )
     .await;
     assert_eq!(n, 500);
+    server.settle().await;
     let before = query_all(&mut c, service_filter(&svc)).await;
     drop(c);
     let server = server.restart().await;
@@ -913,6 +925,7 @@ async fn restart_keeps_every_acknowledged_entry(backend: Backend) {
     })
     .await
     .expect("push");
+    server.settle().await;
     let all = query_all(&mut c, service_filter(&svc)).await;
     assert!(all[500].id > before[499].id);
 }

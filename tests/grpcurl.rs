@@ -175,6 +175,7 @@ async fn push_and_query_records(backend: Backend) {
     let v: Value = serde_json::from_str(&run.stdout).expect("PushLogs JSON");
     // uint64 is a string in the proto3 JSON mapping.
     assert_eq!(v["accepted"], "3", "{v}");
+    server.settle().await;
 
     let resp = call(
         &server,
@@ -301,6 +302,7 @@ async fn tail_streams_backfill_then_live_status(backend: Backend) {
         .await
         .expect("POST /v1/logs");
     assert!(pushed.status().is_success());
+    server.settle().await;
     // The stream never ends by itself; -max-time cuts it off after the backfill.
     let run = grpcurl(args(&[
         "-max-time",

@@ -136,6 +136,7 @@ async fn push_object_array_and_ndjson_then_query(backend: Backend) {
     let (status, body) = post_logs(&server, ndjson, "application/x-ndjson").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({ "accepted": 2 }));
+    server.settle().await;
 
     // Newest first by default.
     let newest = records(&server, &[("service", &svc)]).await;
@@ -225,6 +226,7 @@ async fn level_aliases_and_attribute_values(backend: Backend) {
         },
     ]);
     assert_eq!(push(&server, &body).await, json!({ "accepted": 7 }));
+    server.settle().await;
     let rs = records(&server, &[("service", &svc), ("order", "oldest")]).await;
     let levels: Vec<&str> = rs
         .iter()
@@ -270,6 +272,7 @@ async fn batch_with_invalid_service_stores_the_valid_entries(backend: Backend) {
         "{answer}"
     );
     assert_eq!(answer["error"]["accepted"], 2, "{answer}");
+    server.settle().await;
     assert_eq!(stored(&server, &svc).await, ["valid-0", "valid-2"]);
 }
 
@@ -288,6 +291,7 @@ async fn message_over_the_limit_names_the_limit(backend: Backend) {
         "description should name the limit: {description:?}"
     );
     assert_eq!(answer["error"]["accepted"], 1, "{answer}");
+    server.settle().await;
     assert_eq!(stored(&server, &svc).await, ["short"]);
 }
 
@@ -327,6 +331,7 @@ async fn malformed_unknown_and_mistyped_bodies(backend: Backend) {
     assert!(field.contains("tags"), "field {field:?} should name tags");
 
     // None of the rejected bodies stored anything.
+    server.settle().await;
     assert!(stored(&server, &svc).await.is_empty());
 }
 
@@ -353,10 +358,12 @@ async fn oversized_body_is_rejected_and_server_keeps_working(backend: Backend) {
         "oversized body answered {}",
         resp.status()
     );
+    server.settle().await;
     assert!(stored(&server, &svc).await.is_empty());
 
     let ok = json!({ "service": svc, "message": "small" });
     assert_eq!(push(&server, &ok).await, json!({ "accepted": 1 }));
+    server.settle().await;
     assert_eq!(stored(&server, &svc).await, ["small"]);
 }
 
@@ -372,9 +379,18 @@ async fn query_filters(backend: Backend) {
         { "service": svc, "level": "ERROR", "message": "gamma THREE", "tags": ["a", "c"], "time": "2024-01-01T00:00:02Z" },
         { "service": svc, "level": "DEBUG", "message": "delta",                           "time": "2024-01-01T00:00:03Z" },
         { "service": svc, "level": "FATAL", "message": "alpha beta",  "tags": ["c"],      "time": "2024-01-01T00:00:04Z" },
+    ]);
+    assert_eq!(push(&server, &body).await, json!({ "accepted": 5 }));
+    server.settle().await;
+    // The other service's entry comes in a later push, once the first is
+    // stored: ids grow in commit order, and only one service's entries keep
+    // their push order within a batch (the Kafka queue is keyed by service),
+    // so this makes it the newest in both backends.
+    let body = json!([
         { "service": other, "level": "FATAL", "message": "alpha beta elsewhere", "tags": ["a", "b", "c"], "time": "2024-01-01T00:00:02Z" },
     ]);
-    assert_eq!(push(&server, &body).await, json!({ "accepted": 6 }));
+    assert_eq!(push(&server, &body).await, json!({ "accepted": 1 }));
+    server.settle().await;
 
     let check = |q: Vec<(&'static str, String)>, want: &'static [&'static str]| {
         let server = &server;
@@ -507,6 +523,7 @@ async fn paging_walks_every_record_once(backend: Backend) {
         push(&server, &Value::Array(batch)).await,
         json!({ "accepted": 25 })
     );
+    server.settle().await;
 
     async fn walk(server: &TestServer, svc: &str, order: &str) -> (Vec<u64>, Vec<usize>) {
         let mut all = Vec::new();
@@ -636,6 +653,7 @@ async fn services_and_tags(backend: Backend) {
         { "service": svc_a, "message": "3" },
     ]);
     push(&server, &body).await;
+    server.settle().await;
 
     let (status, v) = get(&server, "/v1/services", &[]).await;
     assert_eq!(status, StatusCode::OK, "{v}");
@@ -802,6 +820,7 @@ async fn sse_tail_backfill_live_heartbeat_and_resume(backend: Backend) {
         { "service": svc, "message": "a2" },
     ]);
     push(&server, &body).await;
+    server.settle().await;
     let id = ids_by_message(&server, &svc).await;
 
     let mut tail = SseReader::open(
@@ -828,6 +847,7 @@ async fn sse_tail_backfill_live_heartbeat_and_resume(backend: Backend) {
         &json!({ "service": svc, "level": "ERROR", "message": "a3" }),
     )
     .await;
+    server.settle().await;
     let id = ids_by_message(&server, &svc).await;
     let live = tail.expect_log(id["a3"], "a3").await;
     assert_eq!(live["level"], "ERROR");
@@ -851,6 +871,7 @@ async fn sse_tail_backfill_live_heartbeat_and_resume(backend: Backend) {
     resumed.expect_log(id["a3"], "a3").await;
     resumed.expect_live().await;
     push(&server, &json!({ "service": svc, "message": "a4" })).await;
+    server.settle().await;
     let id = ids_by_message(&server, &svc).await;
     resumed.expect_log(id["a4"], "a4").await;
     // Nothing else but heartbeats follows.
@@ -904,6 +925,7 @@ async fn metrics_health_and_readiness(backend: Backend) {
         .map(|i| json!({ "service": svc, "message": format!("m{i}") }))
         .collect();
     push(&server, &Value::Array(batch)).await;
+    server.settle().await;
     let after = metrics_text(&server).await;
     assert!(
         metric(&after, "taillight_entries_accepted_total") >= accepted0 + 3.0,

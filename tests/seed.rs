@@ -91,6 +91,7 @@ async fn set_then_get_round_trip(backend: Backend) {
         }),
     )
     .await;
+    server.settle().await;
 
     let (logs, total) = page(&server, &svc, &[("page", "1")]).await;
     assert_eq!(total, 2);
@@ -142,6 +143,7 @@ async fn get_filters_by_tags(backend: Backend) {
         &json!({ "service_name": svc, "message": "untagged" }),
     )
     .await;
+    server.settle().await;
 
     let (logs, total) = page(&server, &svc, &[("page", "1"), ("tags", "a,b")]).await;
     assert_eq!(total, 2);
@@ -173,6 +175,7 @@ async fn pages_of_fifty_newest_first(backend: Backend) {
         )
         .await;
     }
+    server.settle().await;
     let (first, total) = page(&server, &svc, &[("page", "1")]).await;
     assert_eq!(total, 60);
     assert_eq!(first.len(), 50);
@@ -232,6 +235,7 @@ async fn invalid_entries_name_the_seed_fields(backend: Backend) {
         .expect("POST /log/set");
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 
+    server.settle().await;
     let (logs, total) = page(&server, &svc, &[]).await;
     assert!(logs.is_empty(), "rejected entries were stored: {logs:?}");
     assert_eq!(total, 0);
@@ -255,6 +259,7 @@ async fn missing_timestamp_defaults_to_receive_time(backend: Backend) {
     )
     .await;
     let after = chrono::Utc::now() + chrono::Duration::seconds(5);
+    server.settle().await;
     let (logs, _) = page(&server, &svc, &[("page", "1")]).await;
     let ts = parse_time(logs[0]["timestamp"].as_str().expect("timestamp"));
     assert!(

@@ -194,7 +194,7 @@ async fn get_logs(
 }
 
 async fn services(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(json!({ "services": state.store.services().await? })))
+    Ok(Json(json!({ "services": state.services().await? })))
 }
 
 async fn tags(
@@ -205,7 +205,7 @@ async fn tags(
         .limits
         .check_service(&service)
         .map_err(ApiError::from_violation)?;
-    Ok(Json(json!({ "tags": state.store.tags(service).await? })))
+    Ok(Json(json!({ "tags": state.tags(service).await? })))
 }
 
 /// Live tail as Server-Sent Events: one `log` event per record with the

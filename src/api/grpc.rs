@@ -121,7 +121,7 @@ impl LogService for LogApi {
         &self,
         _req: Request<ListServicesRequest>,
     ) -> Result<Response<ListServicesResponse>, Status> {
-        let services = self.state.store.services().await.map_err(ApiError::from)?;
+        let services = self.state.services().await?;
         Ok(Response::new(ListServicesResponse { services }))
     }
 
@@ -133,16 +133,8 @@ impl LogService for LogApi {
         self.state
             .limits
             .check_service(&service)
-            .map_err(|v| ApiError::Invalid {
-                violations: vec![v],
-                accepted: None,
-            })?;
-        let tags = self
-            .state
-            .store
-            .tags(service)
-            .await
-            .map_err(ApiError::from)?;
+            .map_err(ApiError::from_violation)?;
+        let tags = self.state.tags(service).await?;
         Ok(Response::new(ListTagsResponse { tags }))
     }
 }

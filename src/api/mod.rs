@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::bus::Catalog;
 use crate::metrics::Metrics;
 use crate::pipeline::tail::TailHub;
 use crate::proto::LogEntry;
@@ -41,8 +42,10 @@ pub struct AppState {
     pub heartbeat: Duration,
     /// Longest a push waits to become durable before DEADLINE_EXCEEDED.
     pub push_timeout: Duration,
+    /// The service/tag sets beside the store (Redis), when configured.
+    pub catalog: Option<Arc<dyn Catalog>>,
     /// Cleared when shutdown begins, before connections drain (`/readyz`).
-    pub ready: AtomicBool,
+    pub ready: Arc<AtomicBool>,
     /// Ends tail streams when the server shuts down.
     pub shutdown: CancellationToken,
 }
@@ -106,6 +109,49 @@ impl AppState {
             };
             r
         }))
+    }
+
+    /// Every service: from the catalogue when it is complete, otherwise from
+    /// the store (refilling the catalogue in the background).
+    pub async fn services(&self) -> Result<Vec<String>, ApiError> {
+        if let Some(cat) = &self.catalog {
+            match cat.services().await {
+                Ok(Some(s)) => return Ok(s),
+                Ok(None) => self.refill_catalog(cat.clone()),
+                Err(e) => tracing::debug!(error = %e, "catalogue unavailable; asking the store"),
+            }
+        }
+        Ok(self.store.services().await?)
+    }
+
+    /// A service's tags, like [`AppState::services`].
+    pub async fn tags(&self, service: String) -> Result<Vec<String>, ApiError> {
+        if let Some(cat) = &self.catalog {
+            match cat.tags(&service).await {
+                Ok(Some(t)) => return Ok(t),
+                Ok(None) => self.refill_catalog(cat.clone()),
+                Err(e) => tracing::debug!(error = %e, "catalogue unavailable; asking the store"),
+            }
+        }
+        Ok(self.store.tags(service).await?)
+    }
+
+    fn refill_catalog(&self, cat: Arc<dyn Catalog>) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let result: Result<(), String> = async {
+                let mut sets = Vec::new();
+                for s in store.services().await.map_err(|e| e.to_string())? {
+                    let tags = store.tags(s.clone()).await.map_err(|e| e.to_string())?;
+                    sets.push((s, tags));
+                }
+                cat.fill(sets).await.map_err(|e| e.to_string())
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "refilling the catalogue failed");
+            }
+        });
     }
 
     /// Queues entries and waits until they are durable.

@@ -1,6 +1,8 @@
-//! Operational endpoints: metrics, liveness, readiness.
+//! Operational endpoints: metrics, liveness, readiness. Served by every role,
+//! writers included.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 
 use axum::extract::State;
@@ -8,9 +10,19 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use super::AppState;
+use crate::metrics::Metrics;
+use crate::queue::Producer;
 
-pub fn router(state: Arc<AppState>) -> axum::Router {
+#[derive(Clone)]
+pub struct OpsState {
+    pub metrics: Arc<Metrics>,
+    /// Sampled for the queue depth; writers have none.
+    pub producer: Option<Arc<dyn Producer>>,
+    /// Cleared when shutdown begins.
+    pub ready: Arc<AtomicBool>,
+}
+
+pub fn router(state: OpsState) -> axum::Router {
     axum::Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -18,14 +30,15 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .with_state(state)
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
+    let depth = state.producer.as_ref().map_or(0, |p| p.depth());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(state.producer.depth()),
+        state.metrics.render(depth),
     )
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
     if state.ready.load(Relaxed) {
         (StatusCode::OK, "ready\n")
     } else {

@@ -4,6 +4,7 @@
 //! is why only committed records, with their ids, are ever published.
 
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 
@@ -48,8 +49,7 @@ pub trait Catalog: Send + Sync + 'static {
     /// Adds the services and tags of committed records.
     async fn remember(&self, records: &[LogRecord]) -> Result<(), BusError>;
 
-    /// Replaces what is known with the store's full sets and marks the
-    /// catalogue complete.
+    /// Adds the store's full sets and marks the catalogue complete.
     async fn fill(&self, sets: Vec<(String, Vec<String>)>) -> Result<(), BusError>;
 
     /// Every service, sorted; `None` unless the catalogue is complete.

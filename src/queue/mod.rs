@@ -6,6 +6,7 @@
 //! producer's to decide: the in-process queue acknowledges after the store
 //! commit, Kafka after the broker acknowledged.
 
+pub mod kafka;
 pub mod memory;
 
 use async_trait::async_trait;

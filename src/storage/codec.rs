@@ -1,11 +1,13 @@
-//! Turning records into rows and back, shared by every SQL backend.
+//! Turning records into rows and back, and history queries into SQL, shared
+//! by every SQL backend so they agree with each other and with the tail
+//! [`Filter`](crate::pipeline::filter::Filter).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use diesel::{Insertable, Queryable, Selectable};
 
-use super::StoreError;
 use super::schema::logs;
+use super::{QueryResult, StoreError};
 use crate::proto::LogRecord;
 use crate::queue::QueuedEntry;
 use crate::time;
@@ -55,6 +57,149 @@ impl LogRow {
         })
     }
 }
+
+/// Everything one batch writes, derived from its entries.
+pub struct BatchRows<'a> {
+    /// One row per entry, numbered in entry order.
+    pub logs: Vec<LogRow>,
+    /// (tag, log id) pairs: tag filters look records up by tag here instead
+    /// of parsing every row's JSON.
+    pub tags: Vec<(&'a str, i64)>,
+    /// The batch's services, once each: ListServices reads this table rather
+    /// than scanning `logs`.
+    pub services: BTreeSet<&'a str>,
+    /// The batch's (service, tag) pairs, once each, for ListTags.
+    pub service_tags: BTreeSet<(&'a str, &'a str)>,
+}
+
+impl<'a> BatchRows<'a> {
+    /// The rows for `entries`, whose ids are `first_id`, `first_id + 1`, ...
+    pub fn new(first_id: i64, entries: &'a [QueuedEntry]) -> Self {
+        let mut b = BatchRows {
+            logs: Vec::with_capacity(entries.len()),
+            tags: Vec::new(),
+            services: BTreeSet::new(),
+            service_tags: BTreeSet::new(),
+        };
+        for (i, q) in entries.iter().enumerate() {
+            let id = first_id + i as i64;
+            b.logs.push(LogRow::new(id, q));
+            let service = q.entry.service.as_str();
+            b.services.insert(service);
+            // Validation already removes repeated tags; a repeat here would
+            // break the (tag, log_id) key and fail the whole batch.
+            let mut seen = BTreeSet::new();
+            for tag in &q.entry.tags {
+                if seen.insert(tag.as_str()) {
+                    b.tags.push((tag.as_str(), id));
+                    b.service_tags.insert((service, tag.as_str()));
+                }
+            }
+        }
+        b
+    }
+}
+
+/// The record an entry became once stored with `id`: what `insert` returns,
+/// without reading the rows back.
+pub fn stored_record(id: i64, q: QueuedEntry) -> LogRecord {
+    LogRecord {
+        id: id as u64,
+        time: q.entry.time.or(Some(time::from_micros(q.received_us))),
+        service: q.entry.service,
+        level: q.entry.level,
+        message: q.entry.message,
+        tags: q.entry.tags,
+        attributes: q.entry.attributes,
+        received_time: Some(time::from_micros(q.received_us)),
+    }
+}
+
+/// Decodes a loaded page.
+pub fn query_result(rows: Vec<LogRow>, total: Option<i64>) -> Result<QueryResult, StoreError> {
+    Ok(QueryResult {
+        records: rows
+            .into_iter()
+            .map(LogRow::into_record)
+            .collect::<Result<_, _>>()?,
+        total: total.map(|t| t.max(0) as u64),
+    })
+}
+
+/// Defines, for one diesel backend, `filtered(&Query)` (the rows matching a
+/// query's filter, time range and id bounds; what `count_total` counts) and
+/// `page(&Query)` (those rows past the cursor, ordered, limited and offset).
+///
+/// A macro rather than a generic function: the same code type-checks for
+/// every backend, but spelling out diesel's trait bounds for an arbitrary
+/// one would be longer than the query itself.
+macro_rules! history_queries {
+    ($backend:ty) => {
+        fn filtered(
+            q: &$crate::storage::Query,
+        ) -> $crate::storage::schema::logs::BoxedQuery<'_, $backend> {
+            use diesel::prelude::*;
+            use $crate::storage::schema::{log_tags, logs};
+            let f = &q.filter;
+            let mut b = logs::table.into_boxed();
+            if !f.services.is_empty() {
+                b = b.filter(logs::service.eq_any(&f.services));
+            }
+            if !f.levels.is_empty() {
+                b = b.filter(logs::level.eq_any(&f.levels));
+            }
+            if f.min_level > 0 {
+                b = b.filter(logs::level.ge(f.min_level));
+            }
+            if !f.tags.is_empty() {
+                let tagged = log_tags::table
+                    .select(log_tags::log_id)
+                    .filter(log_tags::tag.eq_any(&f.tags));
+                b = b.filter(logs::id.eq_any(tagged));
+            }
+            if !f.text.is_empty() {
+                // Case-insensitive through the column's collation (SQLite's
+                // LIKE folds ASCII case; see the MariaDB migration).
+                let pattern = $crate::storage::codec::like_pattern(&f.text);
+                b = b.filter(logs::message.like(pattern).escape('\\'));
+            }
+            if let Some(s) = q.start_us {
+                b = b.filter(logs::time_us.ge(s));
+            }
+            if let Some(e) = q.end_us {
+                b = b.filter(logs::time_us.lt(e));
+            }
+            if let Some(a) = q.after_id {
+                b = b.filter(logs::id.gt(a as i64));
+            }
+            if let Some(bid) = q.before_id {
+                b = b.filter(logs::id.lt(bid as i64));
+            }
+            b
+        }
+
+        fn page(
+            q: &$crate::storage::Query,
+        ) -> $crate::storage::schema::logs::BoxedQuery<'_, $backend> {
+            use diesel::prelude::*;
+            use $crate::storage::Order;
+            use $crate::storage::schema::logs;
+            let mut b = filtered(q);
+            b = match (q.order, q.cursor) {
+                (Order::NewestFirst, Some(cur)) => b.filter(logs::id.lt(cur as i64)),
+                (Order::OldestFirst, Some(cur)) => b.filter(logs::id.gt(cur as i64)),
+                (_, None) => b,
+            };
+            b = match q.order {
+                Order::NewestFirst => b.order(logs::id.desc()),
+                Order::OldestFirst => b.order(logs::id.asc()),
+            };
+            b.limit(i64::from(q.limit))
+                .offset(q.offset.min(i64::MAX as u64) as i64)
+        }
+    };
+}
+pub(crate) use history_queries;
 
 /// A LIKE pattern matching `text` anywhere, with `\\` as the escape character.
 pub fn like_pattern(text: &str) -> String {

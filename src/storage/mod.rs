@@ -1,7 +1,8 @@
-//! Where records live: the [`Store`] trait, and its SQLite implementation for
-//! the embedded mode.
+//! Where records live: the [`Store`] trait, its SQLite implementation for
+//! the embedded mode and its MariaDB implementation for the distributed mode.
 
 pub mod codec;
+pub mod mysql;
 pub mod schema;
 pub mod sqlite;
 

@@ -1,4 +1,5 @@
-//! Diesel table definitions, matching migrations/.
+//! Diesel table definitions, matching migrations/. The shared tables are
+//! the columns both backends have; [`mysql`] adds what only MariaDB stores.
 
 diesel::table! {
     /// One row per stored entry. `id` is assigned by the writer in commit order.
@@ -40,3 +41,35 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(logs, log_tags, services, service_tags);
+
+/// Tables and columns only the MariaDB store has.
+pub mod mysql {
+    diesel::table! {
+        /// The MariaDB `logs` table in full: the shared columns plus the
+        /// Kafka position each entry came from, which makes a redelivery
+        /// recognisable. Queries use the shared [`logs`](super::logs); writes
+        /// and the redelivery check use this one.
+        #[sql_name = "logs"]
+        sourced_logs (id) {
+            id -> BigInt,
+            service -> Text,
+            level -> Integer,
+            message -> Text,
+            tags -> Text,
+            attributes -> Text,
+            time_us -> BigInt,
+            received_us -> BigInt,
+            source_partition -> Nullable<Integer>,
+            source_offset -> Nullable<BigInt>,
+        }
+    }
+
+    diesel::table! {
+        /// One row holding the next id. Each write batch locks it until
+        /// commit, so concurrent writers commit in id order.
+        id_sequence (id) {
+            id -> TinyInt,
+            next_id -> BigInt,
+        }
+    }
+}

@@ -4,7 +4,6 @@
 //! it assigns ids in commit order); a small pool reads, so history queries and
 //! tail backfills never wait behind a write batch.
 
-use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -16,12 +15,11 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use super::codec::{LogRow, like_pattern};
+use super::codec::{BatchRows, LogRow, history_queries, query_result, stored_record};
 use super::schema::{log_tags, logs, service_tags, services};
-use super::{Order, Query, QueryResult, Store, StoreError};
+use super::{Query, QueryResult, Store, StoreError};
 use crate::proto::LogRecord;
 use crate::queue::QueuedEntry;
-use crate::time;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
@@ -130,41 +128,32 @@ fn insert_blocking(
     entries: Vec<QueuedEntry>,
 ) -> Result<Vec<LogRecord>, StoreError> {
     let first = w.next_id;
-    let rows: Vec<LogRow> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, q)| LogRow::new(first + i as i64, q))
-        .collect();
-    let mut tag_rows = Vec::new();
-    let mut service_set = BTreeSet::new();
-    let mut service_tag_set = BTreeSet::new();
-    for r in &rows {
-        service_set.insert(r.service.as_str());
-    }
-    for (i, q) in entries.iter().enumerate() {
-        for tag in &q.entry.tags {
-            tag_rows.push((
-                log_tags::tag.eq(tag.as_str()),
-                log_tags::log_id.eq(first + i as i64),
-            ));
-            service_tag_set.insert((q.entry.service.as_str(), tag.as_str()));
-        }
-    }
+    let rows = BatchRows::new(first, &entries);
     w.conn
         .immediate_transaction::<_, diesel::result::Error, _>(|c| {
-            for chunk in rows.chunks(ROWS_PER_INSERT) {
+            for chunk in rows.logs.chunks(ROWS_PER_INSERT) {
                 diesel::insert_into(logs::table).values(chunk).execute(c)?;
             }
+            let tag_rows: Vec<_> = rows
+                .tags
+                .iter()
+                .map(|(tag, id)| (log_tags::tag.eq(*tag), log_tags::log_id.eq(*id)))
+                .collect();
             for chunk in tag_rows.chunks(ROWS_PER_INSERT * 4) {
                 diesel::insert_into(log_tags::table)
                     .values(chunk)
                     .execute(c)?;
             }
-            let names: Vec<_> = service_set.iter().map(|s| services::name.eq(*s)).collect();
+            let names: Vec<_> = rows
+                .services
+                .iter()
+                .map(|s| services::name.eq(*s))
+                .collect();
             diesel::insert_or_ignore_into(services::table)
                 .values(&names)
                 .execute(c)?;
-            let pairs: Vec<_> = service_tag_set
+            let pairs: Vec<_> = rows
+                .service_tags
                 .iter()
                 .map(|(s, t)| (service_tags::service.eq(*s), service_tags::tag.eq(*t)))
                 .collect();
@@ -175,89 +164,25 @@ fn insert_blocking(
             }
             Ok(())
         })?;
-    w.next_id = first + rows.len() as i64;
+    w.next_id = first + rows.logs.len() as i64;
     drop(rows);
     Ok(entries
         .into_iter()
         .enumerate()
-        .map(|(i, q)| LogRecord {
-            id: (first + i as i64) as u64,
-            time: q.entry.time.or(Some(time::from_micros(q.received_us))),
-            service: q.entry.service,
-            level: q.entry.level,
-            message: q.entry.message,
-            tags: q.entry.tags,
-            attributes: q.entry.attributes,
-            received_time: Some(time::from_micros(q.received_us)),
-        })
+        .map(|(i, q)| stored_record(first + i as i64, q))
         .collect())
 }
 
-/// The rows matching a query's filter, time range and id bounds.
-fn filtered(q: &Query) -> logs::BoxedQuery<'_, Sqlite> {
-    let f = &q.filter;
-    let mut b = logs::table.into_boxed();
-    if !f.services.is_empty() {
-        b = b.filter(logs::service.eq_any(&f.services));
-    }
-    if !f.levels.is_empty() {
-        b = b.filter(logs::level.eq_any(&f.levels));
-    }
-    if f.min_level > 0 {
-        b = b.filter(logs::level.ge(f.min_level));
-    }
-    if !f.tags.is_empty() {
-        let tagged = log_tags::table
-            .select(log_tags::log_id)
-            .filter(log_tags::tag.eq_any(&f.tags));
-        b = b.filter(logs::id.eq_any(tagged));
-    }
-    if !f.text.is_empty() {
-        b = b.filter(logs::message.like(like_pattern(&f.text)).escape('\\'));
-    }
-    if let Some(s) = q.start_us {
-        b = b.filter(logs::time_us.ge(s));
-    }
-    if let Some(e) = q.end_us {
-        b = b.filter(logs::time_us.lt(e));
-    }
-    if let Some(a) = q.after_id {
-        b = b.filter(logs::id.gt(a as i64));
-    }
-    if let Some(bid) = q.before_id {
-        b = b.filter(logs::id.lt(bid as i64));
-    }
-    b
-}
+history_queries!(Sqlite);
 
 fn query_blocking(c: &mut SqliteConnection, q: &Query) -> Result<QueryResult, StoreError> {
     let total = if q.count_total {
-        Some(filtered(q).count().get_result::<i64>(c)? as u64)
+        Some(filtered(q).count().get_result::<i64>(c)?)
     } else {
         None
     };
-    let mut b = filtered(q);
-    b = match (q.order, q.cursor) {
-        (Order::NewestFirst, Some(cur)) => b.filter(logs::id.lt(cur as i64)),
-        (Order::OldestFirst, Some(cur)) => b.filter(logs::id.gt(cur as i64)),
-        (_, None) => b,
-    };
-    b = match q.order {
-        Order::NewestFirst => b.order(logs::id.desc()),
-        Order::OldestFirst => b.order(logs::id.asc()),
-    };
-    let rows: Vec<LogRow> = b
-        .limit(i64::from(q.limit))
-        .offset(q.offset.min(i64::MAX as u64) as i64)
-        .select(LogRow::as_select())
-        .load(c)?;
-    Ok(QueryResult {
-        records: rows
-            .into_iter()
-            .map(LogRow::into_record)
-            .collect::<Result<_, _>>()?,
-        total,
-    })
+    let rows: Vec<LogRow> = page(q).select(LogRow::as_select()).load(c)?;
+    query_result(rows, total)
 }
 
 #[async_trait]

@@ -20,6 +20,209 @@ use tonic::transport::Channel;
 pub enum Backend {
     /// SQLite, in-process queue and bus.
     Embedded,
+    /// Kafka (tansu), MariaDB and Redis, each test with its own topic,
+    /// consumer group, database, channel and key prefix.
+    Distributed,
+}
+
+/// Where the distributed tests find their services. MariaDB and Redis run on
+/// the machine; a Kafka-protocol broker (tansu) is started once per test
+/// process unless TAILLIGHT_TEST_KAFKA names one.
+pub struct Infra {
+    pub kafka: String,
+    pub mysql: String,
+    pub redis: String,
+}
+
+pub fn infra() -> &'static Infra {
+    static INFRA: std::sync::OnceLock<Infra> = std::sync::OnceLock::new();
+    INFRA.get_or_init(|| Infra {
+        kafka: std::env::var("TAILLIGHT_TEST_KAFKA")
+            .unwrap_or_else(|_| Tansu::start_memory().leak()),
+        mysql: std::env::var("TAILLIGHT_TEST_MYSQL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into()),
+        redis: std::env::var("TAILLIGHT_TEST_REDIS")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+    })
+}
+
+/// A free loopback port (bound and released; good enough on one machine).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Waits until something accepts connections on `port`.
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never listened on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A tansu broker child process, killed when dropped. A watchdog shell ends
+/// it too if the test process dies without dropping it.
+pub struct Tansu {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl Tansu {
+    pub fn start_memory() -> Self {
+        Self::start(
+            free_port(),
+            "memory://tansu/",
+            std::env::temp_dir().as_path(),
+        )
+    }
+
+    /// A broker whose topics and committed offsets survive a kill -9: SQLite
+    /// in `dir`, so a restart on the same port and dir continues.
+    pub fn start_sqlite(port: u16, dir: &std::path::Path) -> Self {
+        // tansu resolves the file relative to its working directory.
+        Self::start(port, "sqlite://tansu.db", dir)
+    }
+
+    fn start(port: u16, storage: &str, cwd: &std::path::Path) -> Self {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let script = format!(
+            "tansu broker --listener-url {url} --advertised-listener-url {url} --storage-engine {storage} >/dev/null 2>&1 & t=$!; \
+             trap 'kill -9 $t 2>/dev/null; exit 0' TERM; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $t 2>/dev/null; do sleep 0.5; done; kill -9 $t 2>/dev/null",
+            parent = std::process::id()
+        );
+        let child = std::process::Command::new("sh")
+            .current_dir(cwd)
+            .arg("-c")
+            .arg(script)
+            .spawn()
+            .expect("tansu must be installed (tests/run.sh installs it)");
+        wait_for_port(port, "tansu");
+        Tansu { port, child }
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Keeps the broker for the rest of the process; returns its address.
+    fn leak(self) -> String {
+        let b = self.brokers();
+        std::mem::forget(self);
+        b
+    }
+
+    /// Kills the broker at once (SIGKILL to tansu via the watchdog).
+    pub fn kill(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = self.child.wait();
+        // The port is free once tansu is gone.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Per-test state outside the server that must outlive restarts and be
+/// cleaned up at the end: the data directory, the database, Redis keys.
+pub struct Scratch {
+    pub dir: TempDir,
+    /// `(server URL, database name)` of a MariaDB database to drop.
+    database: Option<(String, String)>,
+    /// Redis URL and key prefix to delete.
+    redis_keys: Option<(String, String)>,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some((_, db)) = &self.database {
+            let _ = std::process::Command::new("mariadb")
+                .args([
+                    "-h127.0.0.1",
+                    "-uroot",
+                    "-e",
+                    &format!("DROP DATABASE IF EXISTS `{db}`"),
+                ])
+                .status();
+        }
+        if let Some((url, prefix)) = &self.redis_keys {
+            let keys = std::process::Command::new("redis-cli")
+                .args(["-u", url, "--scan", "--pattern", &format!("{prefix}*")])
+                .output();
+            if let Ok(out) = keys {
+                let keys: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(String::from)
+                    .collect();
+                if !keys.is_empty() {
+                    let _ = std::process::Command::new("redis-cli")
+                        .args(["-u", url, "DEL"])
+                        .args(&keys)
+                        .output();
+                }
+            }
+        }
+    }
+}
+
+/// A name unique to this test process and call, for topics, groups,
+/// databases, channels.
+pub fn unique_name(prefix: &str) -> String {
+    unique(prefix).replace('-', "_")
+}
+
+/// The configuration of a test server on `backend`, and its scratch space.
+pub fn test_config(backend: Backend) -> (ServeArgs, std::sync::Arc<Scratch>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cfg = ServeArgs::with_data_dir(dir.path());
+    // Tests should not wait on fsync; durability across a process crash
+    // does not need it (the kill -9 tests use the default).
+    cfg.sqlite_synchronous = taillight::storage::sqlite::Synchronous::Normal;
+    let mut scratch = Scratch {
+        dir,
+        database: None,
+        redis_keys: None,
+    };
+    if backend == Backend::Distributed {
+        let infra = infra();
+        let name = unique_name("tl");
+        cfg.kafka.kafka_brokers = Some(infra.kafka.clone());
+        cfg.kafka.kafka_topic = format!("{name}.logs");
+        cfg.kafka.kafka_group = format!("{name}.writers");
+        cfg.kafka.kafka_partitions = 3;
+        cfg.kafka.kafka_session_timeout = Duration::from_secs(3);
+        cfg.database_url = Some(format!("{}/{name}", infra.mysql));
+        cfg.database_pool = 4;
+        cfg.redis_url = Some(infra.redis.clone());
+        cfg.redis_channel = format!("{name}.records");
+        cfg.redis_prefix = format!("{name}:");
+        scratch.database = Some((infra.mysql.clone(), name.clone()));
+        scratch.redis_keys = Some((infra.redis.clone(), format!("{name}:")));
+    }
+    (cfg, std::sync::Arc::new(scratch))
 }
 
 pub struct TestServer {
@@ -27,8 +230,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The configuration it was started with (and restarts with).
     pub cfg: ServeArgs,
-    /// Keeps the data directory alive across restarts.
-    pub dir: std::sync::Arc<TempDir>,
+    /// Keeps the data directory, database and keys alive across restarts.
+    pub scratch: std::sync::Arc<Scratch>,
     shutdown: CancellationToken,
     handle: JoinHandle<Result<(), taillight::server::ServerError>>,
 }
@@ -40,16 +243,25 @@ impl TestServer {
 
     /// Starts with the defaults changed by `tweak`.
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut ServeArgs)) -> Self {
-        let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
-        let mut cfg = ServeArgs::with_data_dir(dir.path());
-        // Tests should not wait on fsync; durability across a process crash
-        // does not need it (the kill -9 test uses the default).
-        cfg.sqlite_synchronous = taillight::storage::sqlite::Synchronous::Normal;
+        let (mut cfg, scratch) = test_config(backend);
         tweak(&mut cfg);
-        Self::launch(backend, cfg, dir).await
+        Self::launch(backend, cfg, scratch).await
     }
 
-    async fn launch(backend: Backend, cfg: ServeArgs, dir: std::sync::Arc<TempDir>) -> Self {
+    /// Another server sharing this one's backends (same database, topic,
+    /// group, channel), configured by `tweak`: a second node of one cluster.
+    pub async fn sibling(&self, tweak: impl FnOnce(&mut ServeArgs)) -> Self {
+        let mut cfg = self.cfg.clone();
+        tweak(&mut cfg);
+        Self::launch(self.backend, cfg, self.scratch.clone()).await
+    }
+
+    /// Starts a server on exactly this configuration and scratch space.
+    pub async fn launch(
+        backend: Backend,
+        cfg: ServeArgs,
+        scratch: std::sync::Arc<Scratch>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -64,7 +276,7 @@ impl TestServer {
             backend,
             addr,
             cfg,
-            dir,
+            scratch,
             shutdown,
             handle,
         };
@@ -102,20 +314,52 @@ impl TestServer {
     }
 
     /// Graceful shutdown; waits until the server has drained.
-    pub async fn stop(self) -> (ServeArgs, std::sync::Arc<TempDir>) {
+    pub async fn stop(self) -> (ServeArgs, std::sync::Arc<Scratch>) {
         self.shutdown.cancel();
         self.handle
             .await
             .expect("server task")
             .expect("server shut down cleanly");
-        (self.cfg, self.dir)
+        (self.cfg, self.scratch)
     }
 
     /// Stops and starts again on the same data, on a new port.
     pub async fn restart(self) -> Self {
         let backend = self.backend;
-        let (cfg, dir) = self.stop().await;
-        Self::launch(backend, cfg, dir).await
+        let (cfg, scratch) = self.stop().await;
+        Self::launch(backend, cfg, scratch).await
+    }
+
+    /// Reads one value from /metrics.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = reqwest::get(format!("{}/metrics", self.http()))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name}"))
+    }
+
+    /// Waits until every acknowledged entry is stored and queryable. In the
+    /// embedded mode that is already so when a push returns; with Kafka the
+    /// writer stores it a moment later.
+    pub async fn settle(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let accepted = self.metric("taillight_entries_accepted_total").await;
+            let stored = self.metric("taillight_entries_stored_total").await;
+            if stored >= accepted {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {stored} of {accepted} acknowledged entries were stored"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -176,6 +420,14 @@ macro_rules! backend_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name($crate::common::Backend::Embedded).await;
+                }
+            )*
+        }
+        mod distributed {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Distributed).await;
                 }
             )*
         }

@@ -1,0 +1,441 @@
+//! The distributed queue: a Kafka topic (any Kafka-protocol broker).
+//!
+//! Ingest nodes produce each entry, keyed by service so one service's entries
+//! stay ordered, and acknowledge a push once the broker acknowledged every
+//! entry of it (idempotent producer, acks=all). Writer nodes consume in a
+//! consumer group and commit offsets only after the store committed the
+//! batch; the (partition, offset) of each entry makes a redelivery
+//! recognisable, so the store keeps it once.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use prost::Message as _;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _, PurgeConfig};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use super::{Batch, Consumer, Durable, Producer, QueueError, QueuedEntry, SourcePosition};
+use crate::proto::LogRecord;
+use crate::time;
+
+/// Where and how to reach the broker; shared by producers and consumers.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, `HOST:PORT[,HOST:PORT...]`.
+    pub brokers: String,
+    /// The topic entries travel through.
+    pub topic: String,
+    /// Partitions of the topic when we create it; more partitions let more
+    /// writers share the work.
+    pub partitions: i32,
+    /// The writers' consumer group.
+    pub group: String,
+    /// How long the group waits for a silent writer before handing its
+    /// partitions to another; short, so a killed writer is replaced quickly.
+    pub session_timeout: Duration,
+    /// Longest a produced entry may wait for the broker's acknowledgement.
+    pub delivery_timeout: Duration,
+}
+
+fn kafka_err(e: KafkaError) -> QueueError {
+    QueueError::Unavailable(format!("kafka: {e}"))
+}
+
+/// Creates the topic unless it exists.
+pub async fn ensure_topic(s: &KafkaSettings) -> Result<(), QueueError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &s.brokers)
+        .set("socket.timeout.ms", "5000")
+        .create()
+        .map_err(kafka_err)?;
+    let topic = NewTopic::new(&s.topic, s.partitions.max(1), TopicReplication::Fixed(-1));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = tokio::time::timeout(
+        Duration::from_secs(15),
+        admin.create_topics([&topic], &opts),
+    )
+    .await
+    .map_err(|_| QueueError::Unavailable(format!("kafka at {} did not answer", s.brokers)))?
+    .map_err(kafka_err)?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(QueueError::Unavailable(format!(
+                    "creating topic {name}: {code}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The envelope on the topic: the entry and its receive time (a LogRecord
+/// without an id, so no second message type is needed).
+fn encode(q: &QueuedEntry) -> Vec<u8> {
+    LogRecord {
+        id: 0,
+        service: q.entry.service.clone(),
+        level: q.entry.level,
+        message: q.entry.message.clone(),
+        tags: q.entry.tags.clone(),
+        attributes: q.entry.attributes.clone(),
+        time: q.entry.time,
+        received_time: Some(time::from_micros(q.received_us)),
+    }
+    .encode_to_vec()
+}
+
+fn decode(payload: &[u8], source: SourcePosition) -> Option<QueuedEntry> {
+    let r = LogRecord::decode(payload).ok()?;
+    Some(QueuedEntry {
+        received_us: r.received_time.as_ref().map_or(0, time::to_micros),
+        entry: crate::proto::LogEntry {
+            service: r.service,
+            level: r.level,
+            message: r.message,
+            tags: r.tags,
+            attributes: r.attributes,
+            time: r.time,
+        },
+        source: Some(source),
+    })
+}
+
+pub struct KafkaProducer {
+    /// Replaced by a fresh producer when the broker goes away (see
+    /// `watch_broker`).
+    producer: Arc<RwLock<FutureProducer>>,
+    topic: String,
+    /// Set while the broker is unreachable, so pushes fail at once with a
+    /// clear error instead of each waiting out the delivery timeout.
+    down: Arc<AtomicBool>,
+    /// Stops the broker watch when the producer is dropped.
+    stop: CancellationToken,
+}
+
+impl Drop for KafkaProducer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl KafkaProducer {
+    pub fn new(s: &KafkaSettings) -> Result<Self, QueueError> {
+        let timeout_ms = s
+            .delivery_timeout
+            .as_millis()
+            .clamp(1000, i32::MAX as u128)
+            .to_string();
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &s.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", "lz4")
+            // Batching: a few ms of linger fills batches under load at a
+            // small latency cost.
+            .set("linger.ms", "5")
+            .set("batch.num.messages", "10000")
+            // Bounded in-flight memory: past these, sends report QueueFull
+            // and pushes wait (backpressure) instead of growing the heap.
+            .set("queue.buffering.max.messages", "200000")
+            .set("queue.buffering.max.kbytes", "65536")
+            .set("message.timeout.ms", &timeout_ms)
+            .set("socket.timeout.ms", "5000");
+        let producer: FutureProducer = config.create().map_err(kafka_err)?;
+        let p = KafkaProducer {
+            producer: Arc::new(RwLock::new(producer)),
+            topic: s.topic.clone(),
+            down: Arc::new(AtomicBool::new(false)),
+            stop: CancellationToken::new(),
+        };
+        tokio::spawn(watch_broker(
+            p.producer.clone(),
+            config,
+            s.topic.clone(),
+            p.down.clone(),
+            p.stop.clone(),
+        ));
+        Ok(p)
+    }
+
+    fn current(&self) -> FutureProducer {
+        self.producer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Keeps `down` current by asking the broker for the topic's metadata: every
+/// few seconds while up, every half second while down so recovery is quick.
+///
+/// When the broker goes away the producer is replaced: what it still held
+/// fails at once (those pushes were never acknowledged, so their clients see
+/// UNAVAILABLE now instead of after the delivery timeout), and the new
+/// producer starts a fresh idempotence session with the broker that comes
+/// back, rather than resuming one the broker may have lost.
+async fn watch_broker(
+    producer: Arc<RwLock<FutureProducer>>,
+    config: ClientConfig,
+    topic: String,
+    down: Arc<AtomicBool>,
+    stop: CancellationToken,
+) {
+    loop {
+        let pause = if down.load(Relaxed) {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(2)
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        let p = producer.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let t = topic.clone();
+        let reachable = tokio::task::spawn_blocking(move || {
+            p.client()
+                .fetch_metadata(Some(&t), Duration::from_millis(1500))
+                .map(|m| m.brokers().len())
+        })
+        .await;
+        let ok = matches!(reachable, Ok(Ok(n)) if n > 0);
+        if down.swap(!ok, Relaxed) == ok {
+            if ok {
+                tracing::info!("kafka broker reachable again");
+            } else {
+                tracing::warn!("kafka broker unreachable; pushes fail until it returns");
+                match config.create::<FutureProducer>() {
+                    Ok(fresh) => {
+                        let old = std::mem::replace(
+                            &mut *producer.write().unwrap_or_else(|p| p.into_inner()),
+                            fresh,
+                        );
+                        old.purge(PurgeConfig::default().queue().inflight());
+                    }
+                    Err(e) => tracing::error!(error = %e, "could not create a new kafka producer"),
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Producer for KafkaProducer {
+    async fn submit(&self, entries: Vec<QueuedEntry>) -> Result<Durable, QueueError> {
+        if self.down.load(Relaxed) {
+            return Err(QueueError::Unavailable(
+                "the kafka broker is unreachable".into(),
+            ));
+        }
+        let producer = self.current();
+        let mut deliveries = Vec::with_capacity(entries.len());
+        for q in &entries {
+            let payload = encode(q);
+            let mut record = FutureRecord::to(&self.topic)
+                .key(q.entry.service.as_str())
+                .payload(&payload);
+            loop {
+                match producer.send_result(record) {
+                    Ok(d) => {
+                        deliveries.push(d);
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        // The producer's buffer is full: wait for deliveries
+                        // to free it. The caller's push timeout bounds this.
+                        record = r;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((e, _)) => return Err(kafka_err(e)),
+                }
+            }
+        }
+        Ok(async move {
+            for d in deliveries {
+                match d.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((e, _))) => return Err(kafka_err(e)),
+                    Err(_) => return Err(QueueError::Closed),
+                }
+            }
+            Ok(())
+        }
+        .boxed())
+    }
+
+    fn depth(&self) -> u64 {
+        self.current().in_flight_count().max(0) as u64
+    }
+}
+
+pub struct KafkaConsumer {
+    /// Shared with the lag monitor.
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+    /// Ends `next_batch` so the writer can finish.
+    shutdown: CancellationToken,
+}
+
+/// Where a batch ends and begins on each partition: the offsets to commit,
+/// or to rewind to if the batch could not be stored.
+pub struct KafkaToken {
+    /// partition -> (first offset, last offset) in this batch.
+    ranges: BTreeMap<i32, (i64, i64)>,
+}
+
+impl KafkaConsumer {
+    pub fn new(s: &KafkaSettings, shutdown: CancellationToken) -> Result<Self, QueueError> {
+        let session = s.session_timeout.as_millis().clamp(1000, 300_000);
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &s.brokers)
+            .set("group.id", &s.group)
+            // Offsets move only when we say so: after the store commit.
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", session.to_string())
+            .set("heartbeat.interval.ms", (session / 4).max(250).to_string())
+            .set("socket.timeout.ms", "5000")
+            .create()
+            .map_err(kafka_err)?;
+        consumer.subscribe(&[&s.topic]).map_err(kafka_err)?;
+        Ok(KafkaConsumer {
+            consumer: Arc::new(consumer),
+            topic: s.topic.clone(),
+            shutdown,
+        })
+    }
+
+    /// Publishes the writer's lag (entries between its position and the end
+    /// of its partitions) into `metrics` every few seconds until `stop`.
+    pub fn monitor_lag(&self, metrics: Arc<crate::metrics::Metrics>, stop: CancellationToken) {
+        let consumer = self.consumer.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                }
+                let c = consumer.clone();
+                if let Ok(Some(lag)) = tokio::task::spawn_blocking(move || lag(&c)).await {
+                    metrics.writer_lag.store(lag, Relaxed);
+                }
+            }
+        });
+    }
+
+    fn take(
+        &self,
+        msg: &rdkafka::message::BorrowedMessage<'_>,
+        entries: &mut Vec<QueuedEntry>,
+        token: &mut KafkaToken,
+    ) {
+        let pos = SourcePosition {
+            partition: msg.partition(),
+            offset: msg.offset(),
+        };
+        let range = token
+            .ranges
+            .entry(pos.partition)
+            .or_insert((pos.offset, pos.offset));
+        range.0 = range.0.min(pos.offset);
+        range.1 = range.1.max(pos.offset);
+        match msg.payload().and_then(|p| decode(p, pos)) {
+            Some(q) => entries.push(q),
+            // Committed with the batch: a message no writer can read would
+            // otherwise stop the partition for good.
+            None => tracing::error!(
+                partition = pos.partition,
+                offset = pos.offset,
+                "undecodable message skipped"
+            ),
+        }
+    }
+}
+
+/// Entries behind the end of the topic on the consumer's partitions.
+fn lag(consumer: &StreamConsumer) -> Option<u64> {
+    let assignment = consumer.assignment().ok()?;
+    let position = consumer.position().ok()?;
+    let mut lag = 0u64;
+    for el in assignment.elements() {
+        let (low, high) = consumer
+            .fetch_watermarks(el.topic(), el.partition(), Duration::from_millis(500))
+            .ok()?;
+        let pos = position
+            .find_partition(el.topic(), el.partition())
+            .and_then(|p| p.offset().to_raw())
+            .filter(|o| *o >= 0)
+            .unwrap_or(low);
+        lag += (high - pos).max(0) as u64;
+    }
+    Some(lag)
+}
+
+#[async_trait]
+impl Consumer for KafkaConsumer {
+    type Token = KafkaToken;
+
+    async fn next_batch(&mut self, max: usize) -> Result<Option<Batch<KafkaToken>>, QueueError> {
+        let mut entries = Vec::new();
+        let mut token = KafkaToken {
+            ranges: BTreeMap::new(),
+        };
+        let first = tokio::select! {
+            _ = self.shutdown.cancelled() => return Ok(None),
+            m = self.consumer.recv() => m.map_err(kafka_err)?,
+        };
+        self.take(&first, &mut entries, &mut token);
+        drop(first);
+        // Group commit: take what has already arrived, without waiting.
+        while entries.len() < max {
+            match self.consumer.recv().now_or_never() {
+                Some(Ok(m)) => self.take(&m, &mut entries, &mut token),
+                Some(Err(e)) => return Err(kafka_err(e)),
+                None => break,
+            }
+        }
+        Ok(Some(Batch { entries, token }))
+    }
+
+    async fn commit(&mut self, token: KafkaToken) -> Result<(), QueueError> {
+        let mut tpl = TopicPartitionList::new();
+        for (partition, (_, last)) in &token.ranges {
+            tpl.add_partition_offset(&self.topic, *partition, Offset::Offset(last + 1))
+                .map_err(kafka_err)?;
+        }
+        // Async: a lost commit only means a redelivery, which the store
+        // recognises by source position.
+        self.consumer
+            .commit(&tpl, CommitMode::Async)
+            .map_err(kafka_err)
+    }
+
+    async fn abort(&mut self, token: KafkaToken, error: String) {
+        tracing::warn!(%error, "batch not stored; it will be read again");
+        for (partition, (first, _)) in token.ranges {
+            if let Err(e) = self.consumer.seek(
+                &self.topic,
+                partition,
+                Offset::Offset(first),
+                Duration::from_secs(5),
+            ) {
+                tracing::error!(partition, error = %e, "could not rewind; the group will redeliver after a rebalance");
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! One axum router for every protocol: gRPC (with gRPC-web, health and
+//! reflection), the HTTP/JSON gateway, the seed endpoints and operations.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::extract::DefaultBodyLimit;
+use http::HeaderValue;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use super::ServerError;
+use crate::api::grpc::LogApi;
+use crate::api::ops::{self, OpsState};
+use crate::api::{AppState, gateway, seed};
+use crate::config::ServeArgs;
+use crate::metrics::Metrics;
+use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::proto::log_service_server::LogServiceServer;
+use crate::queue::Producer;
+use tonic_health::pb::health_server::{Health, HealthServer};
+
+/// Metrics and health only: what a writer serves.
+pub fn ops_only(
+    metrics: &Arc<Metrics>,
+    producer: Option<Arc<dyn Producer>>,
+    ready: &Arc<AtomicBool>,
+) -> axum::Router {
+    ops::router(OpsState {
+        metrics: metrics.clone(),
+        producer,
+        ready: ready.clone(),
+    })
+}
+
+/// The whole API.
+pub fn api(
+    state: Arc<AppState>,
+    cfg: &ServeArgs,
+    health: HealthServer<impl Health>,
+) -> Result<axum::Router, ServerError> {
+    let max = cfg.limits.max_request_bytes;
+    let logs = LogServiceServer::new(LogApi {
+        state: state.clone(),
+    })
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max.max(4 << 20));
+    // Our protos, health, and google.rpc error details, so grpcurl can
+    // describe everything and decode field violations without proto files.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+    };
+    let grpc = tonic::service::Routes::new(logs)
+        .add_service(health)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
+        .into_axum_router()
+        .layer(tonic_web::GrpcWebLayer::new());
+
+    let ops = ops_only(&state.metrics, Some(state.producer.clone()), &state.ready);
+    let mut app = grpc
+        .merge(gateway::router(state.clone()))
+        .merge(seed::router(state))
+        .merge(ops)
+        .layer(DefaultBodyLimit::max(max))
+        // A bug in a handler answers 500 instead of dropping the connection.
+        .layer(CatchPanicLayer::new());
+    if !cfg.cors_origins.is_empty() {
+        let origins = cfg
+            .cors_origins
+            .iter()
+            .map(|o| {
+                HeaderValue::from_str(o.trim())
+                    .map_err(|_| ServerError::Config(format!("CORS origin {o:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([http::Method::GET, http::Method::POST, http::Method::OPTIONS])
+                .allow_headers(tower_http::cors::Any)
+                .expose_headers([
+                    http::HeaderName::from_static("grpc-status"),
+                    http::HeaderName::from_static("grpc-message"),
+                    http::HeaderName::from_static("grpc-status-details-bin"),
+                ]),
+        );
+    }
+    Ok(app)
+}

@@ -1,0 +1,204 @@
+//! Writing one batch: the id counter lock, the redelivery check and the
+//! chunked multi-row INSERTs.
+
+use std::collections::{BTreeMap, HashSet};
+
+use diesel::prelude::*;
+use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
+
+use super::KEYS_PER_STATEMENT;
+use crate::queue::{QueuedEntry, SourcePosition};
+use crate::storage::StoreError;
+use crate::storage::codec::{BatchRows, LogRow};
+use crate::storage::schema::mysql::{id_sequence, sourced_logs};
+use crate::storage::schema::{log_tags, service_tags, services};
+
+/// Most rows per INSERT: 10 placeholders each stays far below the 65535 one
+/// statement may have.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// Most text bytes per INSERT, well under the server's default 16 MiB
+/// `max_allowed_packet` even with the default 64 KiB message limit raised.
+const BYTES_PER_INSERT: usize = 4 << 20;
+
+/// Runs in the batch transaction: locks the id counter, drops redeliveries,
+/// stores the rest. Returns the first id and the entries stored.
+pub(super) async fn write_batch(
+    c: &mut AsyncMysqlConnection,
+    entries: Vec<QueuedEntry>,
+) -> Result<(i64, Vec<QueuedEntry>), StoreError> {
+    let first: i64 = id_sequence::table
+        .select(id_sequence::next_id)
+        .for_update()
+        .first(c)
+        .await?;
+    let entries = drop_redeliveries(c, entries).await?;
+    if entries.is_empty() {
+        return Ok((first, entries));
+    }
+    diesel::update(id_sequence::table)
+        .set(id_sequence::next_id.eq(first + entries.len() as i64))
+        .execute(c)
+        .await?;
+
+    let rows = BatchRows::new(first, &entries);
+    let logs: Vec<_> = rows.logs.iter().zip(&entries).collect();
+    for chunk in size_chunks(&logs, |(r, _)| {
+        r.message.len() + r.tags.len() + r.attributes.len() + r.service.len()
+    }) {
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|(r, q)| sourced_values(r, q.source))
+            .collect();
+        diesel::insert_into(sourced_logs::table)
+            .values(values)
+            .execute(c)
+            .await?;
+    }
+    for chunk in size_chunks(&rows.tags, |(tag, _)| tag.len()) {
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|(tag, id)| (log_tags::tag.eq(*tag), log_tags::log_id.eq(*id)))
+            .collect();
+        diesel::insert_into(log_tags::table)
+            .values(values)
+            .execute(c)
+            .await?;
+    }
+    let names: Vec<_> = rows
+        .services
+        .iter()
+        .map(|s| services::name.eq(*s))
+        .collect();
+    diesel::insert_or_ignore_into(services::table)
+        .values(names)
+        .execute(c)
+        .await?;
+    let pairs: Vec<_> = rows.service_tags.iter().collect();
+    for chunk in size_chunks(&pairs, |(s, t)| s.len() + t.len()) {
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|(s, t)| (service_tags::service.eq(*s), service_tags::tag.eq(*t)))
+            .collect();
+        diesel::insert_or_ignore_into(service_tags::table)
+            .values(values)
+            .execute(c)
+            .await?;
+    }
+    drop(logs);
+    drop(rows);
+    Ok((first, entries))
+}
+
+/// The values of one `logs` row with its source position.
+#[allow(clippy::type_complexity)]
+fn sourced_values(
+    r: &LogRow,
+    source: Option<SourcePosition>,
+) -> (
+    diesel::dsl::Eq<sourced_logs::id, i64>,
+    diesel::dsl::Eq<sourced_logs::service, &str>,
+    diesel::dsl::Eq<sourced_logs::level, i32>,
+    diesel::dsl::Eq<sourced_logs::message, &str>,
+    diesel::dsl::Eq<sourced_logs::tags, &str>,
+    diesel::dsl::Eq<sourced_logs::attributes, &str>,
+    diesel::dsl::Eq<sourced_logs::time_us, i64>,
+    diesel::dsl::Eq<sourced_logs::received_us, i64>,
+    diesel::dsl::Eq<sourced_logs::source_partition, Option<i32>>,
+    diesel::dsl::Eq<sourced_logs::source_offset, Option<i64>>,
+) {
+    use sourced_logs as l;
+    (
+        l::id.eq(r.id),
+        l::service.eq(r.service.as_str()),
+        l::level.eq(r.level),
+        l::message.eq(r.message.as_str()),
+        l::tags.eq(r.tags.as_str()),
+        l::attributes.eq(r.attributes.as_str()),
+        l::time_us.eq(r.time_us),
+        l::received_us.eq(r.received_us),
+        l::source_partition.eq(source.map(|s| s.partition)),
+        l::source_offset.eq(source.map(|s| s.offset)),
+    )
+}
+
+/// Removes entries whose source position is already stored, and all but the
+/// first of entries sharing one position within the batch. Only correct
+/// while the id counter is locked.
+async fn drop_redeliveries(
+    c: &mut AsyncMysqlConnection,
+    entries: Vec<QueuedEntry>,
+) -> Result<Vec<QueuedEntry>, StoreError> {
+    let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for s in entries.iter().filter_map(|q| q.source) {
+        offsets.entry(s.partition).or_default().push(s.offset);
+    }
+    let mut seen = HashSet::new();
+    for (partition, offsets) in offsets {
+        for chunk in offsets.chunks(KEYS_PER_STATEMENT) {
+            let stored: Vec<Option<i64>> = sourced_logs::table
+                .filter(sourced_logs::source_partition.eq(partition))
+                .filter(sourced_logs::source_offset.eq_any(chunk))
+                .select(sourced_logs::source_offset)
+                .load(c)
+                .await?;
+            seen.extend(
+                stored
+                    .into_iter()
+                    .flatten()
+                    .map(|offset| SourcePosition { partition, offset }),
+            );
+        }
+    }
+    Ok(entries
+        .into_iter()
+        .filter(|q| q.source.is_none_or(|s| seen.insert(s)))
+        .collect())
+}
+
+/// Splits `items` into runs of at most [`ROWS_PER_INSERT`] items and about
+/// [`BYTES_PER_INSERT`] bytes (a single larger item gets a run of its own),
+/// so no statement exceeds the placeholder or packet limit.
+fn size_chunks<T>(items: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let n = size(item);
+        if i > start && (i - start == ROWS_PER_INSERT || bytes + n > BYTES_PER_INSERT) {
+            chunks.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += n;
+    }
+    if start < items.len() {
+        chunks.push(&items[start..]);
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_respect_rows_and_bytes() {
+        let small = vec![1usize; 2500];
+        let lens: Vec<_> = size_chunks(&small, |n| *n)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(lens, [1000, 1000, 500]);
+
+        let big = [
+            BYTES_PER_INSERT / 2,
+            BYTES_PER_INSERT / 2,
+            1,
+            BYTES_PER_INSERT * 2,
+            1,
+        ];
+        let lens: Vec<_> = size_chunks(&big, |n| *n).iter().map(|c| c.len()).collect();
+        assert_eq!(lens, [2, 1, 1, 1]);
+
+        assert!(size_chunks(&[] as &[usize], |n| *n).is_empty());
+    }
+}

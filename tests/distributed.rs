@@ -1,0 +1,533 @@
+//! What only the distributed topology (Kafka → MariaDB writer → Redis) has:
+//! separate ingest and writer roles, crashes between the database commit and
+//! the offset commit, several writers in one group, and outages of the
+//! broker and of Redis. Real tansu, MariaDB and Redis; no mocks.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Backend, Tansu, TestServer, entry, free_port, unique, wait_for_port};
+use taillight::config::{Role, ServeArgs};
+use taillight::proto::log_service_client::LogServiceClient;
+use taillight::proto::{
+    Level, LogFilter, LogRecord, Order, PushLogRequest, PushLogsRequest, QueryLogsRequest,
+    TailRequest, stream_status::State, tail_response::Event,
+};
+use tonic::transport::Channel;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn filter(service: &str) -> LogFilter {
+    LogFilter {
+        services: vec![service.to_string()],
+        ..Default::default()
+    }
+}
+
+async fn push_n(c: &mut LogServiceClient<Channel>, service: &str, from: usize, n: usize) {
+    let entries = (from..from + n)
+        .map(|i| entry(service, Level::Info, &format!("m{i}"), &[]))
+        .collect();
+    let accepted = c
+        .push_logs(futures::stream::iter(vec![PushLogsRequest { entries }]))
+        .await
+        .expect("push_logs")
+        .into_inner()
+        .accepted;
+    assert_eq!(accepted as usize, n);
+}
+
+async fn stored(c: &mut LogServiceClient<Channel>, f: &LogFilter) -> Vec<LogRecord> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let resp = c
+            .query_logs(QueryLogsRequest {
+                filter: Some(f.clone()),
+                order: Order::OldestFirst as i32,
+                page_size: 1000,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .expect("query")
+            .into_inner();
+        out.extend(resp.records);
+        if resp.next_page_token.is_empty() {
+            return out;
+        }
+        token = resp.next_page_token;
+    }
+}
+
+/// Waits until `want` records match, then checks that no more arrive for a
+/// moment (a duplicate would show up as an extra record).
+async fn wait_stored(
+    c: &mut LogServiceClient<Channel>,
+    f: &LogFilter,
+    want: usize,
+) -> Vec<LogRecord> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let got = stored(c, f).await;
+        assert!(
+            got.len() <= want,
+            "{} records stored, expected {want}",
+            got.len()
+        );
+        if got.len() == want {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let again = stored(c, f).await;
+            assert_eq!(again.len(), want, "records kept arriving");
+            return again;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {want} stored",
+            got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn assert_exactly_once(records: &[LogRecord], messages: impl IntoIterator<Item = String>) {
+    let want: BTreeSet<String> = messages.into_iter().collect();
+    let got: Vec<&str> = records.iter().map(|r| r.message.as_str()).collect();
+    let unique: BTreeSet<String> = got.iter().map(|m| m.to_string()).collect();
+    assert_eq!(unique.len(), got.len(), "a message was stored twice");
+    assert_eq!(unique, want);
+    assert!(records.windows(2).all(|w| w[0].id < w[1].id));
+}
+
+/// The flags that make a `taillight serve` child process join the same
+/// backends as `cfg`.
+fn serve_args(cfg: &ServeArgs, role: &str) -> Vec<String> {
+    let mut args = vec![
+        "serve".to_string(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--role".into(),
+        role.into(),
+        "--data-dir".into(),
+        cfg.data_dir.display().to_string(),
+        "--kafka-topic".into(),
+        cfg.kafka.kafka_topic.clone(),
+        "--kafka-group".into(),
+        cfg.kafka.kafka_group.clone(),
+        "--kafka-partitions".into(),
+        cfg.kafka.kafka_partitions.to_string(),
+        "--kafka-session-timeout".into(),
+        format!("{}ms", cfg.kafka.kafka_session_timeout.as_millis()),
+        "--redis-channel".into(),
+        cfg.redis_channel.clone(),
+        "--redis-prefix".into(),
+        cfg.redis_prefix.clone(),
+    ];
+    for (flag, v) in [
+        ("--kafka-brokers", &cfg.kafka.kafka_brokers),
+        ("--database-url", &cfg.database_url),
+        ("--redis-url", &cfg.redis_url),
+    ] {
+        if let Some(v) = v {
+            args.push(flag.into());
+            args.push(v.clone());
+        }
+    }
+    args
+}
+
+/// A `taillight serve` child process, killed (SIGKILL) when dropped.
+struct Proc {
+    child: Child,
+    addr: String,
+}
+
+impl Proc {
+    fn spawn(args: &[String]) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_taillight"))
+            .args(args)
+            .env("TAILLIGHT_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn taillight");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(addr) = line.strip_prefix("taillight listening on ")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("child never listened");
+        Proc { child, addr }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Waits for the process to exit by itself; its status.
+    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "child did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Ingest nodes produce, a writer node stores, and a tail on another ingest
+/// node sees the records through Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_writer_and_tail_nodes_work_together() {
+    let writer = TestServer::start_with(Backend::Distributed, |c| c.role = Role::Writer).await;
+    let ingest_a = writer.sibling(|c| c.role = Role::Ingest).await;
+    let ingest_b = writer.sibling(|c| c.role = Role::Ingest).await;
+    let svc = unique("cluster");
+
+    let mut tail_client = ingest_b.client().await;
+    let mut tail = tail_client
+        .tail(TailRequest {
+            filter: Some(filter(&svc)),
+            ..Default::default()
+        })
+        .await
+        .expect("tail")
+        .into_inner();
+    loop {
+        let msg = tail.message().await.expect("tail").expect("open");
+        if matches!(msg.event, Some(Event::Status(s)) if s.state == State::Live as i32) {
+            break;
+        }
+    }
+    let mut a = ingest_a.client().await;
+    push_n(&mut a, &svc, 0, 100).await;
+
+    let mut seen = Vec::new();
+    tokio::time::timeout(DEADLINE, async {
+        while seen.len() < 100 {
+            if let Some(Event::Records(r)) =
+                tail.message().await.expect("tail").expect("open").event
+            {
+                seen.extend(r.records);
+            }
+        }
+    })
+    .await
+    .expect("the tail on another node saw every record");
+    assert_exactly_once(&seen, (0..100).map(|i| format!("m{i}")));
+    // The same records, from the database, through the other ingest node.
+    let mut b = ingest_b.client().await;
+    let rows = wait_stored(&mut b, &filter(&svc), 100).await;
+    assert_eq!(rows, seen);
+    // The writer serves health and metrics but not the API.
+    let status = reqwest::get(format!("{}/v1/services", writer.http()))
+        .await
+        .expect("GET")
+        .status();
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+    assert!(writer.metric("taillight_entries_stored_total").await >= 100);
+}
+
+/// A writer that dies after its database commit but before its offset
+/// commit: the batch is delivered again and must not be stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_crash_between_commits_stores_each_entry_once() {
+    let ingest = TestServer::start_with(Backend::Distributed, |c| c.role = Role::Ingest).await;
+    let mut args = serve_args(&ingest.cfg, "writer");
+    args.extend(["--batch-max", "50", "--fault-abort-after-store", "3"].map(String::from));
+    let mut crashing = Proc::spawn(&args);
+
+    let svc = unique("crash");
+    let mut c = ingest.client().await;
+    for k in 0..6 {
+        push_n(&mut c, &svc, k * 50, 50).await;
+    }
+    let status = crashing.wait_exit(DEADLINE);
+    assert!(!status.success(), "the writer was meant to abort");
+
+    // A fresh writer in the same group picks up from the committed offsets.
+    let _writer = ingest.sibling(|c| c.role = Role::Writer).await;
+    let rows = wait_stored(&mut c, &filter(&svc), 300).await;
+    assert_exactly_once(&rows, (0..300).map(|i| format!("m{i}")));
+}
+
+/// kill -9 of a whole node while a PushLogs stream is open: every entry it
+/// acknowledged ends up in MariaDB, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_push_keeps_every_acknowledged_entry() {
+    let (cfg, scratch) = common::test_config(Backend::Distributed);
+    let node = Proc::spawn(&serve_args(&cfg, "all"));
+    let svc = unique("kill9");
+    let mut c = LogServiceClient::connect(node.url())
+        .await
+        .expect("connect");
+    let mut acked = Vec::new();
+    for k in 0..10 {
+        push_n(&mut c, &svc, k * 100, 100).await;
+        acked.extend((k * 100..k * 100 + 100).map(|i| format!("m{i}")));
+    }
+    // A stream left open with unacknowledged entries in it.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut c2 = c.clone();
+    let open = tokio::spawn(async move {
+        c2.push_logs(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    for k in 10..13 {
+        let entries = (k * 100..k * 100 + 100)
+            .map(|i| entry(&svc, Level::Info, &format!("m{i}"), &[]))
+            .collect();
+        tx.send(PushLogsRequest { entries }).await.expect("send");
+    }
+    drop(node); // SIGKILL
+    assert!(
+        open.await.expect("join").is_err(),
+        "the open stream was never acknowledged"
+    );
+
+    let server = TestServer::launch(Backend::Distributed, cfg, scratch).await;
+    let mut c = server.client().await;
+    // At least the acknowledged ones; the unacknowledged stream may or may
+    // not have reached the broker, but nothing is stored twice.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let rows = stored(&mut c, &filter(&svc)).await;
+        let messages: BTreeSet<String> = rows.iter().map(|r| r.message.clone()).collect();
+        assert_eq!(messages.len(), rows.len(), "a message was stored twice");
+        if acked.iter().all(|m| messages.contains(m)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "acknowledged entries missing after restart"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Two writers in one consumer group split the partitions and together
+/// store every entry exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_share_the_work() {
+    let ingest = TestServer::start_with(Backend::Distributed, |c| c.role = Role::Ingest).await;
+    let w1 = ingest.sibling(|c| c.role = Role::Writer).await;
+    let w2 = ingest.sibling(|c| c.role = Role::Writer).await;
+    // Wait for the group to give both writers partitions.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let prefix = unique("share");
+    let mut c = ingest.client().await;
+    let services: Vec<String> = (0..12).map(|i| format!("{prefix}-{i}")).collect();
+    for (k, svc) in services.iter().enumerate() {
+        push_n(&mut c, svc, k * 100, 100).await;
+    }
+    let f = LogFilter {
+        services: services.clone(),
+        ..Default::default()
+    };
+    let rows = wait_stored(&mut c, &f, 1200).await;
+    assert_exactly_once(&rows, (0..1200).map(|i| format!("m{i}")));
+    let (s1, s2) = (
+        w1.metric("taillight_entries_stored_total").await,
+        w2.metric("taillight_entries_stored_total").await,
+    );
+    assert_eq!(s1 + s2, 1200);
+    assert!(s1 > 0 && s2 > 0, "both writers stored some: {s1} and {s2}");
+}
+
+/// With the broker gone a push fails fast with a clear error; when it is
+/// back, pushes succeed again without restarting taillight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_outage_fails_fast_and_recovers() {
+    let port = free_port();
+    let db = tempfile::tempdir().expect("tmp");
+    let broker = Tansu::start_sqlite(port, db.path());
+    let server = TestServer::start_with(Backend::Distributed, |c| {
+        c.kafka.kafka_brokers = Some(broker.brokers());
+        c.push_timeout = Duration::from_secs(5);
+    })
+    .await;
+    let svc = unique("outage");
+    let mut c = server.client().await;
+    push_n(&mut c, &svc, 0, 10).await;
+    broker.kill();
+
+    let started = Instant::now();
+    let err = c
+        .push_log(PushLogRequest {
+            entry: Some(entry(&svc, Level::Info, "during outage", &[])),
+        })
+        .await
+        .expect_err("no broker, no acknowledgement");
+    assert!(
+        matches!(
+            err.code(),
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+        ),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Once the outage is known, pushes are refused at once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let started = Instant::now();
+    let err = c
+        .push_log(PushLogRequest {
+            entry: Some(entry(&svc, Level::Info, "still out", &[])),
+        })
+        .await
+        .expect_err("still no broker");
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    assert!(err.message().contains("kafka"), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    let _broker = Tansu::start_sqlite(port, db.path());
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let r = c
+            .push_log(PushLogRequest {
+                entry: Some(entry(&svc, Level::Info, "after outage", &[])),
+            })
+            .await;
+        if r.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "pushes never recovered: {r:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let rows = wait_stored(&mut c, &filter(&svc), 11).await;
+    assert_eq!(
+        rows.last().map(|r| r.message.as_str()),
+        Some("after outage")
+    );
+}
+
+/// A private redis-server, killed when dropped.
+struct Redis {
+    port: u16,
+    child: Child,
+}
+
+impl Redis {
+    fn start(port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        wait_for_port(port, "redis-server");
+        Redis { port, child }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = self.port;
+    }
+}
+
+/// Redis down: pushes and storage go on, tails say they are degraded, and
+/// when Redis returns they backfill what they missed, with no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_keeps_ingesting_and_tails_recover() {
+    let port = free_port();
+    let redis = Redis::start(port);
+    let server = TestServer::start_with(Backend::Distributed, |c| {
+        c.redis_url = Some(format!("redis://127.0.0.1:{port}"));
+    })
+    .await;
+    let svc = unique("redisout");
+    let mut c = server.client().await;
+    let mut tail = c
+        .tail(TailRequest {
+            filter: Some(filter(&svc)),
+            ..Default::default()
+        })
+        .await
+        .expect("tail")
+        .into_inner();
+    let mut messages = Vec::new();
+    let mut states = Vec::new();
+    let mut read_until = async |stage: &str,
+                                tail: &mut tonic::Streaming<_>,
+                                stop: &dyn Fn(&[String], &[i32]) -> bool| {
+        tokio::time::timeout(DEADLINE, async {
+            while !stop(&messages, &states) {
+                let msg: taillight::proto::TailResponse =
+                    tail.message().await.expect("tail").expect("open");
+                match msg.event {
+                    Some(Event::Records(r)) => {
+                        messages.extend(r.records.into_iter().map(|r| r.message))
+                    }
+                    Some(Event::Status(s)) => states.push(s.state),
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("tail stuck at {stage}: {messages:?} {states:?}"));
+    };
+    read_until("live", &mut tail, &|_, s| s.contains(&(State::Live as i32))).await;
+    push_n(&mut c, &svc, 0, 10).await;
+    read_until("first ten", &mut tail, &|m, _| m.len() >= 10).await;
+
+    drop(redis);
+    read_until("degraded", &mut tail, &|_, s| {
+        s.last() == Some(&(State::Degraded as i32))
+    })
+    .await;
+    // Ingestion and storage carry on without Redis.
+    push_n(&mut c, &svc, 10, 10).await;
+    wait_stored(&mut c, &filter(&svc), 20).await;
+
+    let _redis = Redis::start(port);
+    read_until("recovered", &mut tail, &|m, s| {
+        s.last() == Some(&(State::Live as i32)) && m.len() >= 20
+    })
+    .await;
+    push_n(&mut c, &svc, 20, 5).await;
+    read_until("after", &mut tail, &|m, _| m.len() >= 25).await;
+    let want: Vec<String> = (0..25).map(|i| format!("m{i}")).collect();
+    assert_eq!(
+        messages, want,
+        "every record once, in order, across the outage"
+    );
+}

@@ -1,0 +1,715 @@
+//! Store conformance: each behaviour is written once against `Arc<dyn Store>`
+//! and run on SQLite (a temporary directory) and MariaDB (a database of its
+//! own per test, dropped afterwards), followed by what only the distributed
+//! store promises: redeliveries stored once, commit-ordered ids across
+//! processes, and a clear error instead of a hang for a dead server.
+//!
+//! MariaDB is reached at `mysql://root@127.0.0.1:3306/` unless
+//! `TAILLIGHT_TEST_MYSQL` names another server URL (without a database).
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
+use futures::FutureExt;
+use taillight::pipeline::filter::Filter;
+use taillight::proto::{Level, LogEntry, LogRecord};
+use taillight::queue::{QueuedEntry, SourcePosition};
+use taillight::storage::mysql::MysqlStore;
+use taillight::storage::sqlite::{SqliteStore, Synchronous};
+use taillight::storage::{Order, Query, Store, StoreError};
+use taillight::time;
+use tokio_util::sync::CancellationToken;
+
+// ---------------------------------------------------------------- harness
+
+/// Instantiates each conformance test once per backend.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::with_sqlite(super::$name).await
+                }
+            )*
+        }
+        mod mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::with_mysql(async |db| super::$name(Arc::new(db.open().await)).await)
+                        .await
+                }
+            )*
+            use std::sync::Arc;
+        }
+    };
+}
+
+conformance!(
+    insert_returns_records_in_id_order,
+    filters_agree_with_the_tail_filter,
+    time_and_id_bounds,
+    pages_in_both_orders,
+    services_and_tags_are_sorted_and_exact,
+    delete_before_takes_the_oldest_first,
+    retention_deletes_expired_records,
+    large_batch,
+);
+
+async fn with_sqlite<F: Future<Output = ()>>(test: impl FnOnce(Arc<dyn Store>) -> F) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_owned();
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, Synchronous::Normal))
+        .await
+        .expect("open task")
+        .expect("open SQLite");
+    test(Arc::new(store)).await;
+}
+
+/// A MariaDB database of one test's own.
+#[derive(Clone)]
+struct TestDb {
+    /// The server URL, ending in `/`.
+    server: String,
+    /// Unique per test, so tests run in parallel.
+    name: String,
+}
+
+impl TestDb {
+    fn url(&self) -> String {
+        format!("{}{}", self.server, self.name)
+    }
+
+    async fn open(&self) -> MysqlStore {
+        MysqlStore::open(&self.url(), 4).await.unwrap_or_else(|e| {
+            panic!(
+                "cannot open {} ({e}); is MariaDB running? Set TAILLIGHT_TEST_MYSQL to another server",
+                self.url()
+            )
+        })
+    }
+
+    /// A plain connection, for looking behind the store's back.
+    async fn sql(&self) -> AsyncMysqlConnection {
+        AsyncMysqlConnection::establish(&self.url())
+            .await
+            .expect("connect")
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+            "(SELECT COUNT(*) FROM {table})"
+        )))
+        .get_result(&mut self.sql().await)
+        .await
+        .expect("count")
+    }
+}
+
+/// Runs `test` with a fresh database name and drops the database afterwards,
+/// also when the test panics.
+async fn with_mysql<F: Future<Output = ()>>(test: impl FnOnce(TestDb) -> F) {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let mut server = std::env::var("TAILLIGHT_TEST_MYSQL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/".into());
+    if !server.ends_with('/') {
+        server.push('/');
+    }
+    let db = TestDb {
+        server,
+        name: format!(
+            "taillight_test_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ),
+    };
+    let outcome = AssertUnwindSafe(test(db.clone())).catch_unwind().await;
+    if let Ok(mut c) = AsyncMysqlConnection::establish(&db.server).await {
+        let _ = c
+            .batch_execute(&format!("DROP DATABASE IF EXISTS `{}`", db.name))
+            .await;
+    }
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn entry(service: &str, level: Level, message: &str, tags: &[&str], time_us: i64) -> QueuedEntry {
+    QueuedEntry {
+        entry: LogEntry {
+            service: service.into(),
+            level: level as i32,
+            message: message.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            attributes: HashMap::from([("host".into(), "h1".into())]),
+            time: Some(time::from_micros(time_us)),
+        },
+        received_us: time_us + 7,
+        source: None,
+    }
+}
+
+fn sourced(partition: i32, offset: i64) -> QueuedEntry {
+    let mut e = entry(
+        "kafka",
+        Level::Info,
+        &format!("{partition}/{offset}"),
+        &[],
+        1_000,
+    );
+    e.source = Some(SourcePosition { partition, offset });
+    e
+}
+
+fn all() -> Query {
+    Query {
+        order: Order::OldestFirst,
+        limit: 100_000,
+        ..Default::default()
+    }
+}
+
+async fn ids(store: &dyn Store, q: Query) -> Vec<u64> {
+    let r = store.query(q).await.expect("query");
+    r.records.iter().map(|r| r.id).collect()
+}
+
+fn ids_of(records: &[LogRecord]) -> Vec<u64> {
+    records.iter().map(|r| r.id).collect()
+}
+
+// ------------------------------------------------------------ conformance
+
+async fn insert_returns_records_in_id_order(store: Arc<dyn Store>) {
+    assert!(store.insert(vec![]).await.expect("empty").is_empty());
+    let a = store
+        .insert(vec![
+            entry("api", Level::Info, "one", &["x", "y"], 10),
+            entry("api", Level::Warn, "two", &[], 20),
+            entry("web", Level::Error, "three", &["x"], 5),
+        ])
+        .await
+        .expect("insert a");
+    let b = store
+        .insert(vec![entry("api", Level::Info, "four", &[], 1)])
+        .await
+        .expect("insert b");
+    let got = ids_of(&a);
+    assert!(got.windows(2).all(|w| w[1] == w[0] + 1), "{got:?}");
+    assert!(b[0].id > got[2]);
+    assert_eq!(a[0].message, "one");
+    assert_eq!(a[0].tags, ["x", "y"]);
+    assert_eq!(a[0].attributes["host"], "h1");
+    assert_eq!(a[0].time, Some(time::from_micros(10)));
+    assert_eq!(a[0].received_time, Some(time::from_micros(17)));
+    // What insert returns is exactly what is read back.
+    let stored = store.query(all()).await.expect("query").records;
+    assert_eq!(stored, [a, b].concat());
+}
+
+/// Records in [`filters_agree_with_the_tail_filter`]: (service, level,
+/// message, tags).
+const CORPUS: &[(&str, Level, &str, &[&str])] = &[
+    ("api", Level::Info, "GET /users took 12ms", &["http"]),
+    (
+        "api",
+        Level::Error,
+        "upstream TIMEOUT after 30s",
+        &["http", "db"],
+    ),
+    ("API", Level::Warn, "disk 50% full", &["DB"]),
+    ("web", Level::Debug, "cache miss for a_b", &["cache"]),
+    ("web", Level::Warn, "cache miss for axb", &["cache", "db"]),
+    ("worker", Level::Fatal, r"cannot open C:\temp\x", &[]),
+    ("worker", Level::Trace, "timeout retried", &["retry"]),
+    ("db", Level::Info, "100 percent done", &[]),
+];
+
+async fn filters_agree_with_the_tail_filter(store: Arc<dyn Store>) {
+    let entries: Vec<_> = CORPUS
+        .iter()
+        .enumerate()
+        .map(|(i, (s, l, m, t))| entry(s, *l, m, t, 1_000 + i as i64))
+        .collect();
+    let records = store.insert(entries).await.expect("insert");
+    let filters = [
+        Filter::default(),
+        Filter {
+            services: vec!["api".into()],
+            ..Default::default()
+        },
+        Filter {
+            services: vec!["api".into(), "web".into()],
+            ..Default::default()
+        },
+        Filter {
+            levels: vec![Level::Warn as i32, Level::Fatal as i32],
+            ..Default::default()
+        },
+        Filter {
+            min_level: Level::Warn as i32,
+            ..Default::default()
+        },
+        Filter {
+            tags: vec!["db".into()],
+            ..Default::default()
+        },
+        Filter {
+            tags: vec!["cache".into(), "retry".into()],
+            ..Default::default()
+        },
+        Filter {
+            text: "timeout".into(),
+            ..Default::default()
+        },
+        Filter {
+            text: "50%".into(),
+            ..Default::default()
+        },
+        Filter {
+            text: "a_b".into(),
+            ..Default::default()
+        },
+        Filter {
+            text: r"c:\TEMP".into(),
+            ..Default::default()
+        },
+        Filter {
+            services: vec!["api".into(), "worker".into()],
+            min_level: Level::Info as i32,
+            tags: vec!["http".into(), "retry".into()],
+            text: "Time".into(),
+            ..Default::default()
+        },
+    ];
+    for filter in filters {
+        let expected: Vec<u64> = records
+            .iter()
+            .filter(|r| filter.matches(r))
+            .map(|r| r.id)
+            .collect();
+        let q = Query {
+            filter: filter.clone(),
+            count_total: true,
+            ..all()
+        };
+        let r = store.query(q).await.expect("query");
+        assert_eq!(ids_of(&r.records), expected, "{filter:?}");
+        assert_eq!(r.total, Some(expected.len() as u64), "{filter:?}");
+    }
+}
+
+async fn time_and_id_bounds(store: Arc<dyn Store>) {
+    let r = store
+        .insert(
+            (0..10)
+                .map(|i| entry("s", Level::Info, "m", &[], 100 * i))
+                .collect(),
+        )
+        .await
+        .expect("insert");
+    let id = |i: usize| r[i].id;
+    let q = Query {
+        start_us: Some(200),
+        end_us: Some(500),
+        ..all()
+    };
+    assert_eq!(ids(&*store, q).await, [id(2), id(3), id(4)]);
+    let q = Query {
+        after_id: Some(id(6)),
+        ..all()
+    };
+    assert_eq!(ids(&*store, q).await, [id(7), id(8), id(9)]);
+    let q = Query {
+        after_id: Some(id(1)),
+        before_id: Some(id(4)),
+        order: Order::NewestFirst,
+        ..all()
+    };
+    assert_eq!(ids(&*store, q).await, [id(3), id(2)]);
+}
+
+async fn pages_in_both_orders(store: Arc<dyn Store>) {
+    let r = store
+        .insert(
+            (0..10)
+                .map(|i| {
+                    entry(
+                        if i % 2 == 0 { "even" } else { "odd" },
+                        Level::Info,
+                        "m",
+                        &[],
+                        i,
+                    )
+                })
+                .collect(),
+        )
+        .await
+        .expect("insert");
+    let inserted = ids_of(&r);
+    for order in [Order::NewestFirst, Order::OldestFirst] {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let q = Query {
+                order,
+                cursor,
+                limit: 3,
+                count_total: true,
+                ..Default::default()
+            };
+            let page = store.query(q).await.expect("page");
+            // The cursor and limit never narrow the total.
+            assert_eq!(page.total, Some(10));
+            if page.records.is_empty() {
+                break;
+            }
+            cursor = page.records.last().map(|r| r.id);
+            seen.extend(ids_of(&page.records));
+        }
+        let mut expected = inserted.clone();
+        if order == Order::NewestFirst {
+            expected.reverse();
+        }
+        assert_eq!(seen, expected, "{order:?}");
+    }
+    let q = Query {
+        order: Order::OldestFirst,
+        limit: 3,
+        offset: 3,
+        count_total: true,
+        ..Default::default()
+    };
+    let page = store.query(q).await.expect("offset page");
+    assert_eq!(ids_of(&page.records), inserted[3..6]);
+    assert_eq!(page.total, Some(10));
+    let q = Query {
+        filter: Filter {
+            services: vec!["odd".into()],
+            ..Default::default()
+        },
+        after_id: Some(inserted[4]),
+        limit: 1,
+        count_total: true,
+        ..Default::default()
+    };
+    let page = store.query(q).await.expect("filtered page");
+    assert_eq!(ids_of(&page.records), [inserted[9]]);
+    assert_eq!(page.total, Some(3), "bounds and filter do narrow the total");
+    let q = Query {
+        count_total: false,
+        limit: 0,
+        ..Default::default()
+    };
+    let page = store.query(q).await.expect("no count");
+    assert_eq!(page.total, None);
+}
+
+async fn services_and_tags_are_sorted_and_exact(store: Arc<dyn Store>) {
+    store
+        .insert(vec![
+            entry("web", Level::Info, "m", &["z", "a"], 1),
+            entry("api", Level::Info, "m", &["m", "db", "DB"], 2),
+            entry("API", Level::Info, "m", &["x"], 3),
+        ])
+        .await
+        .expect("insert 1");
+    store
+        .insert(vec![entry("api", Level::Info, "m", &["b", "db"], 4)])
+        .await
+        .expect("insert 2");
+    let services = store.services().await.expect("services");
+    assert_eq!(services, ["API", "api", "web"]);
+    assert_eq!(
+        store.tags("api".into()).await.expect("tags"),
+        ["DB", "b", "db", "m"]
+    );
+    assert_eq!(store.tags("API".into()).await.expect("tags"), ["x"]);
+    assert!(store.tags("none".into()).await.expect("tags").is_empty());
+}
+
+async fn delete_before_takes_the_oldest_first(store: Arc<dyn Store>) {
+    // Times out of id order: deletion follows time, not id.
+    let times = [7, 3, 9, 1, 5, 10, 2, 8, 4, 6];
+    store
+        .insert(
+            times
+                .iter()
+                .map(|t| entry("s", Level::Info, "m", &["t"], *t))
+                .collect(),
+        )
+        .await
+        .expect("insert");
+    let remaining = async || -> BTreeSet<i64> {
+        let r = store.query(all()).await.expect("query");
+        r.records
+            .iter()
+            .map(|r| time::to_micros(r.time.as_ref().expect("time")))
+            .collect()
+    };
+    assert_eq!(store.delete_before(6, 3).await.expect("delete"), 3);
+    assert_eq!(remaining().await, BTreeSet::from([4, 5, 6, 7, 8, 9, 10]));
+    assert_eq!(store.delete_before(6, 100).await.expect("delete"), 2);
+    assert_eq!(store.delete_before(6, 100).await.expect("delete"), 0);
+    assert_eq!(remaining().await, BTreeSet::from([6, 7, 8, 9, 10]));
+    let q = Query {
+        filter: Filter {
+            tags: vec!["t".into()],
+            ..Default::default()
+        },
+        count_total: true,
+        ..all()
+    };
+    assert_eq!(store.query(q).await.expect("query").total, Some(5));
+}
+
+async fn retention_deletes_expired_records(store: Arc<dyn Store>) {
+    let now = time::now_micros();
+    let hour = 3_600_000_000;
+    store
+        .insert(
+            (0..2500)
+                .map(|i| entry("s", Level::Info, "old", &["t"], now - 2 * hour - i))
+                .chain((0..3).map(|_| entry("s", Level::Info, "new", &[], now)))
+                .collect(),
+        )
+        .await
+        .expect("insert");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(taillight::pipeline::retention::run(
+        store.clone(),
+        Duration::from_secs(3600),
+        Duration::from_millis(50),
+        shutdown.clone(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let q = Query {
+            count_total: true,
+            limit: 0,
+            ..all()
+        };
+        if store.query(q).await.expect("count").total == Some(3) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "retention did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("retention stops on shutdown")
+        .expect("retention task");
+    let left = store.query(all()).await.expect("query").records;
+    assert!(left.iter().all(|r| r.message == "new"));
+}
+
+/// 5000 entries of ~200-byte messages in one batch, timed (printed with
+/// `--nocapture`): the writer's default batch at its largest.
+async fn large_batch(store: Arc<dyn Store>) {
+    let body = "x".repeat(180);
+    let mut timings = Vec::new();
+    for round in 0..3 {
+        let batch: Vec<_> = (0..5000)
+            .map(|i| {
+                let msg = format!("request {round}/{i:05} {body}");
+                entry(&format!("svc{}", i % 7), Level::Info, &msg, &["a", "b"], i)
+            })
+            .collect();
+        let start = Instant::now();
+        let r = store.insert(batch).await.expect("insert");
+        timings.push(start.elapsed());
+        assert_eq!(r.len(), 5000);
+        assert!(ids_of(&r).windows(2).all(|w| w[1] == w[0] + 1));
+    }
+    eprintln!("5000-entry batch insert: {timings:?}");
+    let q = Query {
+        count_total: true,
+        limit: 0,
+        ..all()
+    };
+    assert_eq!(store.query(q).await.expect("count").total, Some(15_000));
+}
+
+// ------------------------------------------------------------ MariaDB only
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_redelivered_sources_are_stored_once() {
+    with_mysql(async |db| {
+        let store = db.open().await;
+        let mut first: Vec<_> = (0..5).map(|o| sourced(0, o)).collect();
+        first.push(entry("plain", Level::Info, "no source", &[], 1));
+        let a = store.insert(first).await.expect("first delivery");
+        assert_eq!(a.len(), 6);
+
+        // Offsets 3 and 4 again, 7 twice in one batch, a new partition, and
+        // an entry without source (always stored).
+        let mut second: Vec<_> = (3..8).map(|o| sourced(0, o)).collect();
+        second.extend([sourced(0, 7), sourced(1, 0)]);
+        second.push(entry("plain", Level::Info, "no source", &[], 1));
+        let b = store.insert(second).await.expect("redelivery");
+        let messages: Vec<_> = b.iter().map(|r| r.message.as_str()).collect();
+        assert_eq!(messages, ["0/5", "0/6", "0/7", "1/0", "no source"]);
+        assert_eq!(b[0].id, a[5].id + 1, "skipped entries use no ids");
+        assert!(ids_of(&b).windows(2).all(|w| w[1] == w[0] + 1));
+
+        // A second process sees the same positions.
+        let other = db.open().await;
+        let c = other
+            .insert((0..8).map(|o| sourced(0, o)).collect())
+            .await
+            .expect("third delivery");
+        assert!(c.is_empty(), "{c:?}");
+        let q = Query {
+            count_total: true,
+            limit: 0,
+            ..all()
+        };
+        assert_eq!(store.query(q).await.expect("count").total, Some(11));
+        assert_eq!(db.count("logs").await, 11);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_concurrent_writers_commit_in_id_order() {
+    with_mysql(async |db| {
+        // Opening together also exercises the migration lock.
+        let (a, b) = tokio::join!(db.open(), db.open());
+        let stores: [Arc<dyn Store>; 2] = [Arc::new(a), Arc::new(b)];
+        let done = CancellationToken::new();
+
+        // A live tail's resume query, run as fast as it goes: had an id
+        // committed after a larger one, the reader would have skipped it.
+        let reader = {
+            let store = stores[0].clone();
+            let done = done.clone();
+            tokio::spawn(async move {
+                let mut seen: Vec<u64> = Vec::new();
+                loop {
+                    let finished = done.is_cancelled();
+                    let q = Query {
+                        after_id: seen.last().copied(),
+                        ..all()
+                    };
+                    seen.extend(ids(&*store, q).await);
+                    if finished {
+                        return seen;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        let writers: Vec<_> = (0..6)
+            .map(|w| {
+                let store = stores[w % 2].clone();
+                tokio::spawn(async move {
+                    let mut batches = Vec::new();
+                    for n in 0..25 {
+                        let batch = (0..(1 + (w * 7 + n) % 40))
+                            .map(|i| entry("s", Level::Info, &format!("{w}/{n}/{i}"), &["t"], 1))
+                            .collect();
+                        let r = store.insert(batch).await.expect("insert");
+                        batches.push(ids_of(&r));
+                    }
+                    batches
+                })
+            })
+            .collect();
+        let mut batches = Vec::new();
+        for w in writers {
+            batches.extend(w.await.expect("writer"));
+        }
+        done.cancel();
+        let seen = reader.await.expect("reader");
+
+        batches.sort();
+        for pair in batches.windows(2) {
+            let (x, y) = (&pair[0], &pair[1]);
+            assert!(
+                x.iter().max() < y.iter().min(),
+                "batches interleave: {x:?} {y:?}"
+            );
+        }
+        let all_ids: Vec<u64> = batches.concat();
+        assert!(
+            all_ids.windows(2).all(|w| w[1] == w[0] + 1),
+            "ids have gaps"
+        );
+        assert_eq!(seen, all_ids, "the resuming reader missed or repeated ids");
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_reopen_continues_ids_and_delete_removes_tags() {
+    with_mysql(async |db| {
+        let store = db.open().await;
+        let a = store
+            .insert(vec![entry("s", Level::Info, "m", &["t", "u"], 1)])
+            .await
+            .expect("insert");
+        drop(store);
+        let store = db.open().await;
+        let b = store
+            .insert(vec![entry("s", Level::Info, "m", &["t"], 2)])
+            .await
+            .expect("insert after reopen");
+        assert_eq!(b[0].id, a[0].id + 1);
+        assert_eq!(db.count("log_tags").await, 3);
+        assert_eq!(store.delete_before(2, 10).await.expect("delete"), 1);
+        assert_eq!(db.count("log_tags").await, 1);
+        assert_eq!(db.count("logs").await, 1);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn mysql_dead_server_fails_open_quickly() {
+    let start = Instant::now();
+    let r = MysqlStore::open("mysql://root:hunter2@127.0.0.1:1/taillight_dead", 2).await;
+    let msg = match r {
+        Err(StoreError::Connection(msg)) => msg,
+        other => panic!("expected a connection error, got {:?}", other.err()),
+    };
+    assert!(msg.contains("127.0.0.1:1"), "{msg}");
+    assert!(!msg.contains("hunter2"), "{msg}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn mysql_silent_server_times_out() {
+    // Accepts TCP connections but never sends the handshake.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let start = Instant::now();
+    let url = format!("mysql://root@127.0.0.1:{port}/taillight_silent");
+    let r = tokio::time::timeout(Duration::from_secs(15), MysqlStore::open(&url, 2))
+        .await
+        .expect("open must give up by itself");
+    assert!(matches!(r, Err(StoreError::Connection(_))), "{:?}", r.err());
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+    hold.abort();
+}
