@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::{Backend, TestServer, unique};
 use serde_json::Value;
 use taillight::proto::log_service_client::LogServiceClient;
-use taillight::proto::{Level, LogFilter, Order, PushLogsRequest, QueryLogsRequest, TailRequest};
+use taillight::proto::{Level, LogFilter, PushLogsRequest, TailRequest};
 use tokio::sync::mpsc;
 
 const BIN: &str = env!("CARGO_BIN_EXE_taillight");
@@ -225,29 +225,15 @@ async fn all_records(url: &str, service: &str) -> Vec<(u64, String)> {
     let mut client = LogServiceClient::connect(url.to_string())
         .await
         .expect("connect");
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let resp = client
-            .query_logs(QueryLogsRequest {
-                filter: Some(LogFilter {
-                    services: vec![service.to_string()],
-                    ..Default::default()
-                }),
-                order: Order::OldestFirst as i32,
-                page_size: 1000,
-                page_token: token,
-                ..Default::default()
-            })
-            .await
-            .expect("QueryLogs")
-            .into_inner();
-        out.extend(resp.records.into_iter().map(|r| (r.id, r.message)));
-        if resp.next_page_token.is_empty() {
-            return out;
-        }
-        token = resp.next_page_token;
-    }
+    let filter = LogFilter {
+        services: vec![service.to_string()],
+        ..Default::default()
+    };
+    common::query_all(&mut client, filter)
+        .await
+        .into_iter()
+        .map(|r| (r.id, r.message))
+        .collect()
 }
 
 // ---------------------------------------------------------------- client commands

@@ -13,8 +13,8 @@ use common::{Backend, Tansu, TestServer, entry, free_port, unique, wait_for_port
 use taillight::config::{Role, ServeArgs};
 use taillight::proto::log_service_client::LogServiceClient;
 use taillight::proto::{
-    Level, LogFilter, LogRecord, Order, PushLogRequest, PushLogsRequest, QueryLogsRequest,
-    TailRequest, stream_status::State, tail_response::Event,
+    Level, LogFilter, LogRecord, PushLogRequest, PushLogsRequest, TailRequest,
+    stream_status::State, tail_response::Event,
 };
 use tonic::transport::Channel;
 
@@ -41,26 +41,7 @@ async fn push_n(c: &mut LogServiceClient<Channel>, service: &str, from: usize, n
 }
 
 async fn stored(c: &mut LogServiceClient<Channel>, f: &LogFilter) -> Vec<LogRecord> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let resp = c
-            .query_logs(QueryLogsRequest {
-                filter: Some(f.clone()),
-                order: Order::OldestFirst as i32,
-                page_size: 1000,
-                page_token: token,
-                ..Default::default()
-            })
-            .await
-            .expect("query")
-            .into_inner();
-        out.extend(resp.records);
-        if resp.next_page_token.is_empty() {
-            return out;
-        }
-        token = resp.next_page_token;
-    }
+    common::query_all(c, f.clone()).await
 }
 
 /// Waits until `want` records match, then checks that no more arrive for a
@@ -198,24 +179,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// `taillight_entries_stored_total` of a child process.
-async fn stored_metric(p: &Proc) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", p.url()))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("body");
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("taillight_entries_stored_total ")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .expect("stored metric")
 }
 
 /// Ingest nodes produce, a writer node stores, and a tail on another ingest
@@ -369,7 +332,10 @@ async fn two_writers_share_the_work() {
     };
     let rows = wait_stored(&mut c, &f, 1200).await;
     assert_exactly_once(&rows, (0..1200).map(|i| format!("m{i}")));
-    let (s1, s2) = (stored_metric(&w1).await, stored_metric(&w2).await);
+    let (s1, s2) = (
+        common::metric_at(&w1.url(), "taillight_entries_stored_total").await,
+        common::metric_at(&w2.url(), "taillight_entries_stored_total").await,
+    );
     assert_eq!(s1 + s2, 1200);
     assert!(s1 > 0 && s2 > 0, "both writers stored some: {s1} and {s2}");
 }

@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{Backend, TestServer, entry, unique};
+use common::{Backend, TestServer, entry, query_all, unique};
 use taillight::proto::log_service_client::LogServiceClient;
 use taillight::proto::{
     Level, ListServicesRequest, ListTagsRequest, LogFilter, LogRecord, Order, PushLogRequest,
@@ -46,29 +46,6 @@ async fn push_batch(
         .expect("push_logs")
         .into_inner()
         .accepted
-}
-
-async fn query_all(client: &mut LogServiceClient<Channel>, filter: LogFilter) -> Vec<LogRecord> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let resp = client
-            .query_logs(QueryLogsRequest {
-                filter: Some(filter.clone()),
-                order: Order::OldestFirst as i32,
-                page_size: 1000,
-                page_token: token,
-                ..Default::default()
-            })
-            .await
-            .expect("query")
-            .into_inner();
-        out.extend(resp.records);
-        if resp.next_page_token.is_empty() {
-            return out;
-        }
-        token = resp.next_page_token;
-    }
 }
 
 fn service_filter(service: &str) -> LogFilter {

@@ -332,15 +332,7 @@ impl TestServer {
 
     /// Reads one value from /metrics.
     pub async fn metric(&self, name: &str) -> u64 {
-        let text = reqwest::get(format!("{}/metrics", self.http()))
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("metrics body");
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no metric {name}"))
+        metric_at(&self.http(), name).await
     }
 
     /// Waits until every acknowledged entry is stored and queryable. In the
@@ -385,6 +377,46 @@ pub async fn get_json(url: String) -> serde_json::Value {
     let (status, v) = send_json(reqwest::Client::new().get(url)).await;
     assert!(status.is_success(), "answered {status}: {v}");
     v
+}
+
+/// Every record matching `filter`, oldest first, walking every page.
+pub async fn query_all(
+    c: &mut LogServiceClient<Channel>,
+    filter: taillight::proto::LogFilter,
+) -> Vec<taillight::proto::LogRecord> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let resp = c
+            .query_logs(taillight::proto::QueryLogsRequest {
+                filter: Some(filter.clone()),
+                order: taillight::proto::Order::OldestFirst as i32,
+                page_size: 1000,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .expect("QueryLogs")
+            .into_inner();
+        out.extend(resp.records);
+        if resp.next_page_token.is_empty() {
+            return out;
+        }
+        token = resp.next_page_token;
+    }
+}
+
+/// Reads one value from the /metrics of the server at `base` (`http://…`).
+pub async fn metric_at(base: &str, name: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}"))
 }
 
 /// A unique service name per test, so tests sharing a store never see each
