@@ -19,3 +19,4 @@ pub mod queue;
 pub mod server;
 pub mod storage;
 pub mod time;
+pub mod viewer;

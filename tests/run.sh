@@ -56,6 +56,27 @@ step "cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked --all-targets 2>&1 | tee "$log"
-# One closing line for the whole run, summed over every test binary.
+
+# The browser viewer: its committed bundle must be what its sources build,
+# and it is tested end to end in a real headless Chromium.
+step "viewer bundle is up to date"
+(cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent check && npm run --silent build)
+if ! git diff --quiet -- web/dist; then
+    git --no-pager diff --stat -- web/dist
+    echo "web/dist is not what web/src builds: run 'cd web && npm run build' and commit it" >&2
+    exit 1
+fi
+
+if ! [ -x /usr/bin/chromium ]; then
+    step "installing chromium"
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+fi
+step "viewer end-to-end tests (headless chromium)"
+(cd web/e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+(cd web/e2e && TAILLIGHT_BIN="$CARGO_TARGET_DIR/debug/taillight" node --test) 2>&1 | tee -a "$log"
+
+# One closing line for the whole run, summed over every test binary and the
+# browser tests.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     /^# pass / { p += $3 } /^# fail / { f += $3 }
      END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"

@@ -65,6 +65,7 @@ pub fn api(
         .merge(gateway::router(state.clone()))
         .merge(seed::router(state))
         .merge(ops)
+        .merge(crate::viewer::router())
         .layer(DefaultBodyLimit::max(max))
         // A bug in a handler answers 500 instead of dropping the connection.
         .layer(CatchPanicLayer::new());

@@ -1,0 +1,772 @@
+// End-to-end tests of the taillight browser viewer against the real server.
+//
+// Run them:
+//
+//   cd <repo> && CARGO_TARGET_DIR=~/.cache/taillight-target cargo build   # the server, with the viewer embedded
+//   cd web/e2e && npm ci && node --test
+//
+// Needs Debian's headless Chromium at /usr/bin/chromium (`apt-get install chromium`;
+// CHROMIUM=... to point elsewhere). No browser is ever downloaded
+// (PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 is set by lib.mjs; set it for `npm ci` too).
+// The server binary is $TAILLIGHT_BIN, else $CARGO_TARGET_DIR/debug/taillight,
+// CARGO_TARGET_DIR defaulting to ~/.cache/taillight-target.
+//
+// Each test starts its own server (`taillight serve --listen 127.0.0.1:0
+// --data-dir <tmp> --heartbeat 1s`) and its own browser with a fresh profile,
+// uses service names of its own, and stops both when it ends, failed or not.
+// On a failure a screenshot goes to web/e2e/artifacts/ (not committed), and
+// the error names what was awaited and what was last seen (ids shown, ids
+// missing, the viewer's #notice line).
+//
+// The tests follow the viewer's DOM contract (#log-list, .row[data-id], #pause,
+// #conn[data-state], body[data-mode], window.__taillight, the URL parameters):
+//   1  live entries from `taillight push` (gRPC), in order, level and tags
+//   2  pause / push 20 / resume: each entry once, in order, no gap
+//   3a-c  tag, level and text filters, live and after a reload (history)
+//   4  #older / #newer / #total / #live paging     4b  the same with 30 KB messages
+//   5  a URL with filters and paused=1 restores the view
+//   6  server SIGKILLed and restarted on the same port: #conn, nothing lost or doubled
+//   7  markup in messages, tags and attributes stays text
+//   8  ?service=X&entry=ID permalinks
+//   9  #new-badge while scrolled up           10  .gap-marker / button.load-gap after a skip
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import {
+  LEVELS, sleep, waitFor, short, uniqueService, freePort,
+  startServer, pushCli, pushHttp, queryAll, viewerServed,
+  openBrowser, openViewer, waitViewer, connState, mode, heldRows, lastId, waitConnected,
+  domRows, collectRows, setFilterChecks, checkState, urlParams,
+} from './lib.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ARTIFACTS = join(here, 'artifacts');
+
+/**
+ * One end-to-end test: its own server and browser, both stopped at the end;
+ * a screenshot and the page's errors are kept when it fails.
+ */
+function e2e(name, fn, { timeout = 120000, server: serverOpts } = {}) {
+  test(name, { timeout }, async (t) => {
+    const server = await startServer(serverOpts);
+    let browser;
+    try {
+      assert.ok(await viewerServed(server), `the viewer is not served: GET ${server.url}/ has no "log-list" in it`);
+      browser = await openBrowser();
+      await fn({ t, server, browser, page: browser.page });
+    } catch (e) {
+      if (browser) {
+        mkdirSync(ARTIFACTS, { recursive: true });
+        const file = join(ARTIFACTS, `${name.replace(/[^a-z0-9]+/gi, '_').slice(0, 60)}.png`);
+        await browser.page.screenshot({ path: file }).catch(() => {});
+        t.diagnostic(`screenshot: ${file}; url: ${browser.page.url()}`);
+        if (browser.errors.length) t.diagnostic(`page errors: ${short(browser.errors)}`);
+      }
+      throw e;
+    } finally {
+      if (browser) {
+        if (browser.errors.length) t.diagnostic(`page errors seen: ${short(browser.errors, 600)}`);
+        await browser.close();
+      }
+      await server.stop();
+    }
+  });
+}
+
+const ids = (rows) => rows.map((r) => r.id);
+const msgs = (rows) => rows.map((r) => r.msg);
+
+/** Wait until the list (all of it, scrolled through) holds exactly `expected` records' ids. */
+async function waitListEquals(page, expected, { timeout = 15000, what = 'the list', toBottom = true } = {}) {
+  const want = ids(expected).join(',');
+  let got;
+  await waitFor(
+    async () => {
+      got = await collectRows(page, { toBottom });
+      const have = ids(got.rows);
+      const wantSet = new Set(ids(expected));
+      const haveSet = new Set(have);
+      // What a time-out reports: what is missing, what is extra, and the notice line.
+      return {
+        equal: have.join(',') === want,
+        shown: have.length,
+        expected: expected.length,
+        missing: short(ids(expected).filter((i) => !haveSet.has(i)), 300),
+        extra: short(have.filter((i) => !wantSet.has(i)), 300),
+        problems: short(got.problems, 300),
+        notice: await page.evaluate(() => document.querySelector('#notice')?.textContent?.trim() || ''),
+      };
+    },
+    (v) => v.equal,
+    { timeout, interval: 250, what: `${what} to hold exactly ids [${short(want, 300)}]` },
+  );
+  assert.deepEqual(got.problems, [], `${what}: ordering/duplicate problems in the rendered rows`);
+  return got.rows;
+}
+
+/** Each rendered row shows what the server stored for it. */
+function assertRowsMatchRecords(rows, records, what = 'row') {
+  assert.equal(rows.length, records.length, `${what}: number of rows`);
+  for (let i = 0; i < records.length; i++) {
+    const r = rows[i];
+    const rec = records[i];
+    assert.equal(r.id, rec.id, `${what} ${i}: data-id`);
+    assert.equal(r.msg, rec.message, `${what} id=${rec.id}: .msg text`);
+    assert.equal(r.level, rec.level, `${what} id=${rec.id}: .level text`);
+    assert.ok(r.service?.includes(rec.service), `${what} id=${rec.id}: .service is "${r.service}", expected "${rec.service}"`);
+    for (const tag of rec.tags) {
+      assert.ok(r.tags?.includes(tag), `${what} id=${rec.id}: .tags is "${r.tags}", expected to show tag "${tag}"`);
+    }
+  }
+}
+
+/**
+ * A small, varied data set for one service: levels cycle every entry, tag sets
+ * every six entries, and "Needle" is in the message of 3 entries out of 7, so
+ * every combination of level, tag and text occurs.
+ */
+function dataset(service, n = 18) {
+  const tagsets = [['alpha'], ['beta'], ['gamma'], ['alpha', 'beta'], [], ['gamma', 'alpha']];
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    out.push({
+      service,
+      level: LEVELS[i % LEVELS.length],
+      message: `${i % 7 < 3 ? 'found the Needle in ' : 'plain '}message ${String(i).padStart(3, '0')}`,
+      tags: tagsets[Math.floor(i / 6) % tagsets.length],
+      attributes: { i: String(i) },
+    });
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ 1
+
+e2e('1. entries pushed with the CLI (gRPC) appear live, in order, with level text and tags', async ({ server, page }) => {
+  const S = uniqueService('live');
+  const other = uniqueService('other');
+  await pushCli(server, { service: S, level: 'info', tags: ['boot'], messages: ['seed entry'] });
+  await pushCli(server, { service: other, level: 'info', messages: ['another service'] });
+
+  await openViewer(page, server, '/');
+  await waitFor(() => page.$$eval('#service-select option', (os) => os.map((o) => o.value)), (v) => v.includes(S),
+    { what: `#service-select to offer ${S}` });
+  await page.selectOption('#service-select', S);
+  await waitFor(() => urlParams(page), (p) => p.service === S, { what: `the URL to carry service=${S}` });
+  await waitConnected(page);
+  assert.equal(await mode(page), 'live', 'body[data-mode] after opening');
+  const seeded = await queryAll(server, { service: S });
+  await waitListEquals(page, seeded, { what: 'list after selecting the service' });
+
+  const pushes = [
+    { level: 'error', tags: ['db', 'timeout'], messages: ['db: connection refused', 'db: retry 1 failed'] },
+    { level: 'warn', tags: ['disk'], messages: ['disk 91% full'] },
+    { level: 'info', tags: [], messages: ['GET /health 200'] },
+    { level: 'fatal', tags: ['oom'], messages: ['out of memory, exiting'] },
+    { level: 'debug', tags: ['cache', 'db'], messages: ['cache miss key=user:42'] },
+    { level: 'trace', tags: ['rpc'], messages: ['enter handler'] },
+  ];
+  for (const p of pushes) {
+    const started = Date.now();
+    await pushCli(server, { service: S, ...p });
+    // Each batch shows up live, without a reload.
+    const last = p.messages[p.messages.length - 1];
+    await waitFor(() => domRows(page), (rows) => rows.some((r) => r.msg === last),
+      { timeout: 10000, what: `"${last}" to appear live (pushed ${Date.now() - started} ms ago)` });
+  }
+  const expected = await queryAll(server, { service: S });
+  assert.equal(expected.length, 8);
+  const rows = await waitListEquals(page, expected, { what: 'live list' });
+  assertRowsMatchRecords(rows, expected, 'live row');
+  assert.ok(!rows.some((r) => r.msg === 'another service'), 'a row of another service is shown');
+  assert.equal(await mode(page), 'live');
+  assert.equal(await lastId(page), expected[expected.length - 1].id, '__taillight.lastId()');
+  assert.equal(await connState(page), 'connected');
+});
+
+// ------------------------------------------------------------------ 2
+
+e2e('2. pause, push 20, resume: each entry exactly once, in order, no gap', async ({ server, page }) => {
+  const S = uniqueService('pause');
+  await pushCli(server, { service: S, level: 'info', messages: ['before pause 1', 'before pause 2'] });
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}`);
+  await waitConnected(page);
+  await waitListEquals(page, await queryAll(server, { service: S }), { what: 'list before pausing' });
+
+  await page.click('#pause');
+  await waitFor(() => mode(page), (m) => m === 'paused', { what: 'body[data-mode=paused] after clicking #pause' });
+  await sleep(300);
+  const urlWhilePaused = await urlParams(page); // checked at the end, after the behaviour
+
+  const during = Array.from({ length: 20 }, (_, i) => `while paused ${String(i + 1).padStart(2, '0')}`);
+  await pushCli(server, { service: S, level: 'warn', tags: ['p'], messages: during, stdin: true });
+  await sleep(2000); // the live stream has had time to deliver them
+  const shownWhilePaused = (await domRows(page)).filter((r) => r.msg?.startsWith('while paused'));
+  assert.deepEqual(shownWhilePaused.map((r) => r.msg), [], 'rows pushed while paused are shown before resuming');
+  assert.equal(await mode(page), 'paused', 'still paused');
+
+  await page.click('#pause');
+  await waitFor(() => mode(page), (m) => m === 'live', { what: 'body[data-mode=live] after clicking #pause again' });
+  const expected = await queryAll(server, { service: S });
+  assert.equal(expected.length, 22);
+  const rows = await waitListEquals(page, expected, { what: 'list after resuming' });
+  assertRowsMatchRecords(rows, expected, 'row after resume');
+  // No gap: the ids are consecutive (one service, one server), and every message once.
+  for (let i = 1; i < rows.length; i++) assert.equal(rows[i].id, rows[i - 1].id + 1, `gap after id ${rows[i - 1].id}`);
+  assert.deepEqual(msgs(rows).slice(2), during, 'messages after resume, in order');
+
+  // A moment later nothing has been appended twice.
+  await sleep(1500);
+  const again = await collectRows(page, { toBottom: true });
+  assert.deepEqual(again.problems, []);
+  assert.deepEqual(ids(again.rows), ids(expected), 'ids 1.5 s after resuming');
+  assert.equal(await heldRows(page), expected.length, '__taillight.rows()');
+  assert.equal(await lastId(page), expected[expected.length - 1].id, '__taillight.lastId()');
+  assert.equal(urlWhilePaused.paused, '1', `the URL while paused carries paused=1; it was ?${new URLSearchParams(urlWhilePaused)}`);
+  assert.equal((await urlParams(page)).paused, undefined, 'the URL after resuming has no paused=1');
+});
+
+// ------------------------------------------------------------------ 3
+
+/**
+ * Shared body of the three filter tests: seed, apply the filter in the UI,
+ * check the list, push more (matching and not), check the live list, reload
+ * and check that history shows the same rows.
+ */
+async function filterTest({ server, page }, { apply, filter, urlCheck, controlsCheck, more }) {
+  const S = uniqueService('filter');
+  const S2 = uniqueService('filter-other');
+  await pushHttp(server, dataset(S));
+  await pushHttp(server, dataset(S2, 6));
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}`);
+  await waitConnected(page);
+  await waitListEquals(page, await queryAll(server, { service: S }), { what: 'unfiltered list' });
+
+  await apply(page, server, S);
+  const f = { service: S, ...filter };
+  const before = await queryAll(server, f);
+  assert.ok(before.length > 0 && before.length < dataset(S).length, 'the filter must select some but not all rows');
+  await waitListEquals(page, before, { what: `list filtered by ${JSON.stringify(filter)}` });
+  await sleep(300);
+  const urlFiltered = await urlParams(page); // checked at the end, after the behaviour
+
+  // Live: more entries, some matching and some not.
+  for (const p of more(S)) await pushCli(server, { service: S, ...p });
+  const expected = await queryAll(server, f);
+  assert.ok(expected.length > before.length, 'some of the new entries match');
+  const live = await waitListEquals(page, expected, { what: 'live filtered list after new pushes' });
+  assertRowsMatchRecords(live, expected, 'live filtered row');
+  assert.equal(await mode(page), 'live');
+
+  // History: the same URL loaded afresh shows the same set.
+  await page.reload({ waitUntil: 'domcontentloaded' });
+  await waitViewer(page);
+  await controlsCheck(page);
+  const history = await waitListEquals(page, expected, { what: 'filtered list after reload (history)' });
+  assert.deepEqual(history, live, 'history after reload shows exactly the rows shown live');
+  assert.ok(urlCheck(urlFiltered), `the URL reflects the filter as the contract names it; it was ?${new URLSearchParams(urlFiltered)}`);
+}
+
+const moreEntries = () => [
+  { level: 'error', tags: ['alpha'], messages: ['late needle alpha error'] },
+  { level: 'info', tags: ['beta'], messages: ['late plain beta info'] },
+  { level: 'warn', tags: ['gamma'], messages: ['late NEEDLE gamma warn'] },
+  { level: 'debug', tags: ['alpha', 'delta'], messages: ['late plain alpha debug'] },
+  { level: 'error', tags: ['delta'], messages: ['late plain delta error'] },
+];
+
+e2e('3a. tag filter restricts live and history to rows with the tag', async (ctx) => {
+  await filterTest(ctx, {
+    apply: (page) => setFilterChecks(page, '#tag-filter', 'data-tag', ['alpha']),
+    filter: { tags: ['alpha'] },
+    urlCheck: (p) => p.tags === 'alpha',
+    controlsCheck: async (page) => {
+      const st = await waitFor(() => checkState(page, '#tag-filter', 'data-tag'), (s) => s.alpha === true,
+        { what: '#tag-filter alpha checked after reload' });
+      for (const [k, v] of Object.entries(st)) if (k !== 'alpha') assert.equal(v, false, `tag checkbox ${k} after reload`);
+    },
+    more: moreEntries,
+  });
+});
+
+e2e('3b. level filter restricts live and history to the chosen levels', async (ctx) => {
+  await filterTest(ctx, {
+    apply: (page) => setFilterChecks(page, '#level-filter', 'data-level', ['ERROR', 'WARN']),
+    filter: { levels: ['ERROR', 'WARN'] },
+    urlCheck: (p) => (p.levels || '').split(',').sort().join(',') === 'ERROR,WARN',
+    controlsCheck: async (page) => {
+      const st = await waitFor(() => checkState(page, '#level-filter', 'data-level'), (s) => s.ERROR && s.WARN,
+        { what: '#level-filter ERROR and WARN checked after reload' });
+      for (const l of ['TRACE', 'DEBUG', 'INFO', 'FATAL', '*']) assert.equal(st[l], false, `level checkbox ${l} after reload`);
+    },
+    more: moreEntries,
+  });
+});
+
+e2e('3c. text search (after a pause or on Enter) restricts live and history to matching messages, case-insensitively', async (ctx) => {
+  await filterTest(ctx, {
+    apply: async (page, server, S) => {
+      // Typing applies by itself after a pause (~300 ms), without Enter...
+      await page.fill('#search', 'plain');
+      await waitListEquals(page, await queryAll(server, { service: S, text: 'plain' }), { what: 'list after typing "plain" (no Enter)' });
+      // ...and Enter applies at once: the value is set without an input event, so only Enter can apply it.
+      await page.$eval('#search', (el) => { el.value = 'nEeDlE'; });
+      await page.press('#search', 'Enter');
+    },
+    filter: { text: 'nEeDlE' },
+    urlCheck: (p) => p.q === 'nEeDlE',
+    controlsCheck: async (page) => {
+      await waitFor(() => page.inputValue('#search'), (v) => v === 'nEeDlE', { what: '#search value after reload' });
+    },
+    more: moreEntries,
+  });
+});
+
+// ------------------------------------------------------------------ 4
+
+/** The list's ids after a click, once it has changed from `prev` and settled. */
+async function settledAfter(page, prev, what) {
+  let last = null;
+  let stable = 0;
+  let c;
+  await waitFor(
+    async () => {
+      c = await collectRows(page);
+      const sig = ids(c.rows).join(',');
+      stable = sig === last ? stable + 1 : 0;
+      last = sig;
+      // What a time-out reports: the ids shown (first..last) and the notice line.
+      const notice = await page.evaluate(() => document.querySelector('#notice')?.textContent?.trim() || '');
+      return { shown: c.rows.length ? `${c.rows[0].id}..${c.rows.at(-1).id} (${c.rows.length} rows)` : 'none', notice, settled: sig !== prev && sig !== '' && stable >= 1 };
+    },
+    (v) => v.settled,
+    { timeout: 15000, interval: 300, what },
+  );
+  assert.deepEqual(c.problems, [], `${what}: ordering/duplicate problems`);
+  return c.rows;
+}
+
+const disabled = (page, sel) => page.$eval(sel, (b) => b.disabled || b.getAttribute('aria-disabled') === 'true');
+
+e2e('4. paging: #older/#newer move through history, #total shows the count', async ({ t, server, page }) => {
+  const S = uniqueService('paging');
+  // More than the live window (the viewer backfills the newest 1000 when it
+  // opens) and more than a page, so #older has history to page through
+  // whatever the window and page sizes are.
+  const N = 1250;
+  const entries = Array.from({ length: N }, (_, i) => ({
+    service: S, level: LEVELS[i % 6], message: `paged entry ${String(i + 1).padStart(4, '0')}`, tags: ['page'],
+  }));
+  await pushHttp(server, entries);
+  const all = await queryAll(server, { service: S });
+  assert.equal(all.length, N);
+  const byId = new Map(all.map((r) => [r.id, r]));
+
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}`);
+  await waitConnected(page);
+  await waitFor(() => lastId(page), (v) => v === all[N - 1].id, { what: '__taillight.lastId() to be the newest id' });
+  const liveRows = (await collectRows(page, { toBottom: true })).rows;
+  assert.ok(liveRows.length > 0, 'live list is empty');
+  assert.equal(liveRows[liveRows.length - 1].id, all[N - 1].id, 'live list ends with the newest entry');
+
+  // Older, until the oldest page.
+  const pages = [];
+  let prev = ids(liveRows).join(',');
+  for (let guard = 0; guard < 20; guard++) {
+    if (await disabled(page, '#older')) break;
+    await page.click('#older');
+    const rows = await settledAfter(page, prev, `the list to change after clicking #older (page ${pages.length + 1})`);
+    assert.equal(await mode(page), 'history', 'body[data-mode] after #older');
+    pages.push(rows);
+    prev = ids(rows).join(',');
+    if (rows[0].id === all[0].id) {
+      // On the oldest page #older has nothing more to do: disabled, or a click changes nothing.
+      await sleep(300);
+      if (!(await disabled(page, '#older'))) {
+        await page.click('#older');
+        await sleep(1500);
+        const after = await collectRows(page);
+        assert.deepEqual(ids(after.rows), ids(rows), '#older on the oldest page changed the list');
+      }
+      break;
+    }
+  }
+  t.diagnostic(`live window ${liveRows.length} rows; history pages: ${pages.map((p) => `${p[0].id}..${p[p.length - 1].id}`).join(' | ')}`);
+  assert.ok(pages.length >= 2, `expected at least 2 history pages for ${N} entries, got ${pages.length}`);
+  for (const [i, p] of pages.entries()) {
+    for (let k = 1; k < p.length; k++) assert.equal(p[k].id, p[k - 1].id + 1, `page ${i + 1} is not contiguous at ${p[k - 1].id}`);
+    assertRowsMatchRecords(p, p.map((r) => byId.get(r.id)), `page ${i + 1} row`);
+    if (i > 0) assert.ok(p[p.length - 1].id < pages[i - 1][0].id, `page ${i + 1} is not older than page ${i}`);
+  }
+  const sizes = pages.map((p) => p.length);
+  for (let i = 0; i < sizes.length - 1; i++) assert.equal(sizes[i], sizes[0], `page sizes ${sizes} (only the oldest may be short)`);
+  const union = new Set([...liveRows, ...pages.flat()].map((r) => r.id));
+  assert.equal(union.size, N, 'live window and history pages together cover every entry');
+  assert.equal(pages[pages.length - 1][0].id, all[0].id, 'the last page reached holds the oldest entry');
+
+  const totalText = (await page.textContent('#total')) ?? '';
+  const numbers = (totalText.replace(/(\d)[,\u202f\u00a0 ](?=\d{3}\b)/g, '$1').match(/\d+/g) || []).map(Number);
+  assert.ok(numbers.includes(N), `#total is "${totalText}", expected it to show ${N}`);
+
+  // Newer, back through the same pages.
+  for (let i = pages.length - 2; i >= 0; i--) {
+    assert.ok(!(await disabled(page, '#newer')), `#newer disabled on page ${i + 2}`);
+    await page.click('#newer');
+    const rows = await settledAfter(page, prev, `the list to change after clicking #newer (to page ${i + 1})`);
+    assert.deepEqual(ids(rows), ids(pages[i]), `#newer shows page ${i + 1} again`);
+    prev = ids(rows).join(',');
+  }
+
+  await page.click('#live');
+  await waitFor(() => mode(page), (m) => m === 'live', { what: 'body[data-mode=live] after #live' });
+  await pushCli(server, { service: S, level: 'error', messages: ['after paging'] });
+  await waitFor(() => domRows(page), (rows) => rows.some((r) => r.msg === 'after paging'),
+    { what: 'a new entry to show live after #live' });
+});
+
+e2e('4b. paging works with large messages (30 KB each; the server allows 64 KiB)', async ({ server, page }) => {
+  const S = uniqueService('paging-big');
+  const big = 'z'.repeat(30000);
+  const N = 1300;
+  for (let i = 0; i < N; i += 100) {
+    await pushHttp(server, Array.from({ length: 100 }, (_, k) => ({ service: S, level: 'error', message: `big ${String(i + k + 1).padStart(4, '0')} ${big}` })));
+  }
+  const all = await queryAll(server, { service: S });
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}`);
+  await waitConnected(page);
+  await waitFor(() => lastId(page), (v) => v === all[N - 1].id, { what: 'the newest entry' });
+  const firstLive = await page.evaluate(() => Math.min(...[...document.querySelectorAll('#log-list .row[data-id]')].map((r) => Number(r.dataset.id))));
+  assert.ok(!(await disabled(page, '#older')), '#older is disabled with older entries in history');
+  const before = ids((await collectRows(page)).rows).join(',');
+  await page.click('#older');
+  const rows = await settledAfter(page, before, 'the list to change after clicking #older');
+  assert.equal(await mode(page), 'history');
+  assert.ok(rows.length > 0 && rows[rows.length - 1].id < firstLive, `the older page ${rows[0]?.id}..${rows.at(-1)?.id} is not older than the live window (from ${firstLive})`);
+  for (const r of rows) assert.equal(r.msg, byIdMsg(all, r.id), `row ${r.id} message`);
+});
+
+function byIdMsg(all, id) {
+  return all.find((r) => r.id === id)?.message;
+}
+
+// ------------------------------------------------------------------ 5
+
+e2e('5. a URL with service, levels, tags, q and paused=1 restores the view', async ({ server, page }) => {
+  const S = uniqueService('url');
+  await pushHttp(server, dataset(S, 36));
+  await pushHttp(server, dataset(uniqueService('url-other'), 6));
+  const filter = { service: S, levels: ['ERROR', 'WARN'], tags: ['alpha', 'beta'], text: 'needle' };
+  const expected = await queryAll(server, filter);
+  assert.ok(expected.length >= 2, `data set gives ${expected.length} matches`);
+
+  const q = new URLSearchParams({ service: S, levels: 'ERROR,WARN', tags: 'alpha,beta', q: 'needle', paused: '1' });
+  await openViewer(page, server, `/?${q}`);
+
+  await waitFor(() => page.inputValue('#service-select'), (v) => v === S, { what: `#service-select value ${S}` });
+  const lv = await waitFor(() => checkState(page, '#level-filter', 'data-level'), (s) => s.ERROR && s.WARN,
+    { what: '#level-filter ERROR and WARN checked' });
+  for (const l of ['TRACE', 'DEBUG', 'INFO', 'FATAL', '*']) assert.equal(lv[l], false, `level checkbox ${l}`);
+  const tg = await waitFor(() => checkState(page, '#tag-filter', 'data-tag'), (s) => s.alpha && s.beta,
+    { what: '#tag-filter alpha and beta checked' });
+  for (const [k, v] of Object.entries(tg)) if (k !== 'alpha' && k !== 'beta') assert.equal(v, false, `tag checkbox ${k}`);
+  assert.equal(await page.inputValue('#search'), 'needle', '#search value');
+  assert.equal(await mode(page), 'paused', 'body[data-mode]');
+
+  const rows = await waitListEquals(page, expected, { what: 'rows restored from the URL' });
+  assertRowsMatchRecords(rows, expected, 'restored row');
+
+  // Still paused: a new matching entry is not shown, and the URL kept every parameter.
+  await pushCli(server, { service: S, level: 'error', tags: ['alpha'], messages: ['needle pushed while paused'] });
+  await sleep(1500);
+  assert.ok(!(await domRows(page)).some((r) => r.msg === 'needle pushed while paused'), 'a paused view shows a new entry');
+  const p = await urlParams(page);
+  assert.equal(p.service, S);
+  assert.equal((p.levels || '').split(',').sort().join(','), 'ERROR,WARN');
+  assert.equal((p.tags || '').split(',').sort().join(','), 'alpha,beta');
+  assert.equal(p.q, 'needle');
+  assert.equal(p.paused, '1');
+});
+
+// ------------------------------------------------------------------ 6
+
+test('6. connection: server killed -> reconnecting/offline; restarted on the same port -> connected, nothing lost or doubled', { timeout: 150000 }, async (t) => {
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), 'taillight-e2e-conn-'));
+  let server = await startServer({ port, dataDir });
+  let browser;
+  try {
+    assert.ok(await viewerServed(server), `the viewer is not served at ${server.url}/`);
+    browser = await openBrowser();
+    const { page } = browser;
+    const S = uniqueService('conn');
+    await pushCli(server, { service: S, level: 'info', messages: ['before 1', 'before 2', 'before 3'] });
+    await openViewer(page, server, `/?service=${encodeURIComponent(S)}`);
+    await waitConnected(page);
+    await waitListEquals(page, await queryAll(server, { service: S }), { what: 'list before the kill' });
+
+    await server.kill('SIGKILL');
+    const down = await waitFor(() => connState(page), (s) => s === 'reconnecting' || s === 'offline',
+      { timeout: 15000, what: '#conn to leave "connected" after SIGKILL' });
+    t.diagnostic(`#conn after SIGKILL: ${down}`);
+    await sleep(2000);
+    const stillDown = await connState(page);
+    assert.ok(stillDown === 'reconnecting' || stillDown === 'offline', `#conn while the server is down: ${stillDown}`);
+
+    server = await startServer({ port, dataDir });
+    assert.equal(server.port, port, 'restarted on the same port');
+    const stateAtPush = await connState(page);
+    await pushCli(server, { service: S, level: 'error', tags: ['back'], messages: ['while reconnecting 1', 'while reconnecting 2'] });
+    t.diagnostic(`#conn when the first entries were pushed after the restart: ${stateAtPush}`);
+    await waitConnected(page, 45000);
+    await pushCli(server, { service: S, level: 'warn', messages: ['after reconnect 1', 'after reconnect 2'] });
+
+    const expected = await queryAll(server, { service: S });
+    assert.equal(expected.length, 7);
+    const rows = await waitListEquals(page, expected, { what: 'list after reconnecting', timeout: 20000 });
+    assertRowsMatchRecords(rows, expected, 'row after reconnect');
+    await sleep(1500);
+    const again = await collectRows(page, { toBottom: true });
+    assert.deepEqual(again.problems, []);
+    assert.deepEqual(ids(again.rows), ids(expected), 'no duplicates 1.5 s later');
+    assert.equal(await heldRows(page), expected.length, '__taillight.rows()');
+    assert.equal(await connState(page), 'connected');
+  } catch (e) {
+    if (browser) {
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await browser.page.screenshot({ path: join(ARTIFACTS, '6_connection.png') }).catch(() => {});
+      if (browser.errors.length) t.diagnostic(`page errors: ${short(browser.errors)}`);
+    }
+    throw e;
+  } finally {
+    if (browser) await browser.close();
+    await server.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+// ------------------------------------------------------------------ 7
+
+e2e('7. XSS: markup in a message, tag or attribute is shown as text and never runs', async ({ server, page }) => {
+  const S = uniqueService('xss');
+  const evil = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>';
+  const evilAttr = '<img src=y onerror="window.__xss=3">';
+  const evilTag = '<svg onload="window.__xss=4">';
+  await pushCli(server, { service: S, level: 'error', tags: [evilTag], attrs: { note: evilAttr }, messages: [evil] });
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}`);
+  await waitConnected(page);
+  const [rec] = await queryAll(server, { service: S });
+  const rows = await waitListEquals(page, [rec], { what: 'the list with the XSS entry' });
+  assert.equal(rows[0].msg, evil, '.msg shows the message as literal text');
+  assert.ok(rows[0].tags?.includes(evilTag), `.tags shows the tag as literal text, got "${rows[0].tags}"`);
+
+  const row = `.row[data-id="${rec.id}"]`;
+  await page.click(`${row} .msg`);
+  await waitFor(() => page.getAttribute(row, 'aria-expanded'), (v) => v === 'true', { what: 'the row to expand on click' });
+  const attrs = await page.$$eval(`${row} .details .attr`, (els) => els.map((e) => e.textContent));
+  assert.ok(attrs.some((a) => a.includes(`note=${evilAttr}`)), `.attr shows the attribute as text, got ${short(attrs)}`);
+
+  // Live, too: the same entry pushed while the page is open.
+  await pushCli(server, { service: S, level: 'warn', messages: [evil] });
+  await waitFor(() => domRows(page), (rs) => rs.filter((r) => r.msg === evil).length === 2, { what: 'the live XSS row' });
+
+  await sleep(1000); // an onerror would have fired by now
+  const injected = await page.evaluate(() => ({
+    xss: window.__xss,
+    img: document.querySelectorAll('#log-list img').length,
+    script: document.querySelectorAll('#log-list script').length,
+    svg: document.querySelectorAll('#log-list svg[onload], #tag-filter svg[onload]').length,
+  }));
+  assert.equal(injected.xss, undefined, 'window.__xss was set: injected markup ran');
+  assert.equal(injected.img, 0, 'an <img> was injected into the list');
+  assert.equal(injected.script, 0, 'a <script> was injected into the list');
+  assert.equal(injected.svg, 0, 'an <svg onload> was injected');
+});
+
+// ------------------------------------------------------------------ 8
+
+e2e('8. permalink ?service=X&entry=ID opens that entry highlighted, with its neighbours', async ({ t, server, page }) => {
+  const S = uniqueService('perma');
+  const N = 300;
+  await pushHttp(server, Array.from({ length: N }, (_, i) => ({
+    service: S, level: LEVELS[i % 6], message: `perma entry ${String(i + 1).padStart(4, '0')}`,
+    tags: ['perma'], attributes: { n: String(i + 1) },
+  })));
+  const all = await queryAll(server, { service: S });
+  const target = all[119]; // deep in history, far from the live end
+  const row = `.row[data-id="${target.id}"]`;
+
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}&entry=${target.id}`);
+  await page.waitForSelector(row, { timeout: 15000 });
+  const st = await waitFor(
+    () => page.$eval(row, (r) => ({ expanded: r.getAttribute('aria-expanded'), selected: r.getAttribute('aria-selected') })),
+    (s) => s.expanded === 'true' || s.selected === 'true',
+    { what: `row ${target.id} to be selected or expanded` },
+  );
+  t.diagnostic(`permalinked row: aria-expanded=${st.expanded} aria-selected=${st.selected}; mode=${await mode(page)}`);
+
+  // In view inside the list.
+  const vis = await page.evaluate((sel) => {
+    const list = document.querySelector('#log-list').getBoundingClientRect();
+    const r = document.querySelector(sel).getBoundingClientRect();
+    return { top: r.top, bottom: r.bottom, listTop: list.top, listBottom: list.bottom };
+  }, row);
+  assert.ok(vis.bottom > vis.listTop && vis.top < vis.listBottom, `row ${target.id} is not in view: ${short(vis)}`);
+
+  // Neighbours on both sides, contiguous and in order.
+  const shown = await domRows(page);
+  const sid = ids(shown);
+  for (const d of [-2, -1, 1, 2]) {
+    const nb = all[119 + d];
+    const r = shown.find((x) => x.id === nb.id);
+    assert.ok(r, `neighbour ${nb.id} (${d > 0 ? '+' : ''}${d}) is not rendered; rendered ids: ${sid.join(',')}`);
+    assert.equal(r.msg, nb.message, `neighbour ${nb.id} message`);
+  }
+  for (let i = 1; i < sid.length; i++) assert.equal(sid[i], sid[i - 1] + 1, `rendered ids around the permalink are not contiguous: ${sid.join(',')}`);
+
+  // The expanded entry's details and its own permalink.
+  if ((await page.getAttribute(row, 'aria-expanded')) !== 'true') await page.click(`${row} .msg`);
+  await waitFor(() => page.getAttribute(row, 'aria-expanded'), (v) => v === 'true', { what: `row ${target.id} expanded` });
+  const attrs = await page.$$eval(`${row} .details .attr`, (els) => els.map((e) => e.textContent.trim()));
+  assert.ok(attrs.includes('n=120'), `.details .attr shows n=120, got ${short(attrs)}`);
+  const href = await page.$eval(`${row} .details .permalink`, (a) => a.href);
+  const u = new URL(href);
+  assert.equal(u.searchParams.get('service'), S, `.permalink href ${href}: service`);
+  assert.equal(u.searchParams.get('entry'), String(target.id), `.permalink href ${href}: entry`);
+
+  // Round trip from the live view: a row's .permalink opens that row.
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}`);
+  await waitConnected(page);
+  const newest = all[N - 1];
+  const nrow = `.row[data-id="${newest.id}"]`;
+  await page.waitForSelector(nrow);
+  await page.click(`${nrow} .msg`);
+  await waitFor(() => page.getAttribute(nrow, 'aria-expanded'), (v) => v === 'true', { what: 'newest row expands on click' });
+  const href2 = await page.$eval(`${nrow} .details .permalink`, (a) => a.href);
+  await page.goto(href2);
+  await page.waitForSelector(nrow, { timeout: 15000 });
+  await waitFor(() => page.$eval(nrow, (r) => r.getAttribute('aria-expanded') === 'true' || r.getAttribute('aria-selected') === 'true'),
+    Boolean, { what: `row ${newest.id} highlighted after following its .permalink (${href2})` });
+});
+
+// ------------------------------------------------------------------ 9
+
+e2e('9. scrolled up, new entries show "N new" in #new-badge; clicking it returns to the live bottom', async ({ server, page }) => {
+  const S = uniqueService('badge');
+  await pushHttp(server, Array.from({ length: 200 }, (_, i) => ({ service: S, level: 'info', message: `backlog ${i + 1}` })));
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}`);
+  await waitConnected(page);
+  await waitFor(() => lastId(page), (v) => v === 200, { what: 'the backlog' });
+  assert.ok(await page.isHidden('#new-badge'), '#new-badge is shown while following the bottom');
+
+  await page.evaluate(() => { document.querySelector('#log-list').scrollTop = 0; });
+  await sleep(300);
+  const firstInView = () => page.evaluate(() => {
+    const list = document.querySelector('#log-list');
+    const top = list.getBoundingClientRect().top;
+    const rows = [...list.querySelectorAll('.row[data-id]')].filter((r) => r.getBoundingClientRect().bottom > top + 1);
+    rows.sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top);
+    return { id: Number(rows[0]?.dataset.id), scrollTop: list.scrollTop };
+  });
+  const topBefore = await firstInView();
+  await pushCli(server, { service: S, level: 'warn', messages: ['new 1', 'new 2', 'new 3', 'new 4', 'new 5'] });
+  await waitFor(() => lastId(page), (v) => v === 205, { what: 'the 5 new entries to arrive' });
+  const badge = await waitFor(() => page.evaluate(() => {
+    const b = document.querySelector('#new-badge');
+    return { hidden: b.hidden || getComputedStyle(b).display === 'none', text: b.textContent.trim() };
+  }), (b) => !b.hidden && /\b5 new\b/.test(b.text), { what: '#new-badge to show "5 new"' });
+  assert.match(badge.text, /\b5 new\b/);
+  const rowsUp = await domRows(page);
+  assert.ok(!rowsUp.some((r) => r.msg === 'new 5'), 'the view jumped to the new entries while scrolled up');
+  assert.deepEqual(await firstInView(), topBefore, 'the rows in view moved while scrolled up');
+
+  await page.click('#new-badge');
+  await waitFor(async () => {
+    const rows = await domRows(page);
+    const box = await page.evaluate(() => document.querySelector('#log-list').getBoundingClientRect().bottom);
+    const last = rows.find((r) => r.msg === 'new 5');
+    return last && last.top < box;
+  }, Boolean, { what: 'the newest row to be in view after clicking #new-badge' });
+  await waitFor(() => page.isHidden('#new-badge'), Boolean, { what: '#new-badge to hide after clicking it' });
+  // Following the bottom again: the next entry shows without scrolling.
+  await pushCli(server, { service: S, level: 'error', messages: ['after badge'] });
+  await waitFor(async () => {
+    const rows = await domRows(page);
+    const box = await page.evaluate(() => document.querySelector('#log-list').getBoundingClientRect().bottom);
+    const r = rows.find((x) => x.msg === 'after badge');
+    return r && r.top < box;
+  }, Boolean, { what: 'a new entry to show at the bottom after returning to live' });
+  assert.ok(await page.isHidden('#new-badge'), '#new-badge shown again while following the bottom');
+});
+
+// ------------------------------------------------------------------ 10
+
+/** A counter from the server's /metrics (sum over its label sets), or 0. */
+async function metric(server, name) {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(name) && /^[a-z_]+(\{[^}]*\})? /.test(line)) sum += Number(line.split(' ').pop());
+  }
+  return sum;
+}
+
+e2e('10. a tail that falls behind shows .gap-marker; button.load-gap fills it, each entry once, in order', async ({ t, server, page }) => {
+  const S = uniqueService('gap');
+  await pushCli(server, { service: S, level: 'info', messages: ['before the burst'] });
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}`);
+  await waitConnected(page);
+  await waitFor(() => lastId(page), (v) => v === 1, { what: 'the first entry' });
+
+  // Stall the page's main thread so it stops reading its stream, and push
+  // ~30 MB in 50 commits: once the socket buffers are full the server's
+  // per-stream queue (--tail-buffer 1) overflows and it sends a `skipped`
+  // notice instead. At 6 KB a message, 1000 of them would not fit in one
+  // response (the server's limit is 4 MiB), as a gap loader must cope with.
+  const big = 'x'.repeat(6000);
+  const stall = page.evaluate(() => { const end = Date.now() + 8000; while (Date.now() < end); }).catch(() => {});
+  await sleep(200);
+  for (let b = 0; b < 50; b++) {
+    await pushHttp(server, Array.from({ length: 100 }, (_, i) => ({ service: S, level: 'warn', message: `burst ${b * 100 + i + 1} ${big}` })));
+  }
+  await stall;
+  const skipped = await metric(server, 'taillight_tail_skipped');
+  t.diagnostic(`server skipped-records metric: ${skipped}`);
+  if (!skipped) {
+    t.skip('the server did not skip anything for this stream (could not provoke a slow subscriber)');
+    return;
+  }
+  const gap = await waitFor(() => page.evaluate(() => [...document.querySelectorAll('.gap-marker')].map((g) => ({
+    first: Number(g.dataset.first), last: Number(g.dataset.last), count: Number(g.dataset.count), button: !!g.querySelector('button.load-gap'),
+  }))), (gs) => gs.length > 0, { timeout: 30000, what: 'a .gap-marker after the server skipped records', interval: 300 });
+  t.diagnostic(`gap markers: ${short(gap)}`);
+  for (const g of gap) {
+    assert.ok(g.button, 'a .gap-marker without button.load-gap');
+    assert.equal(g.count, g.last - g.first + 1, `data-count of ${short(g)} (one service: the skipped ids are consecutive)`);
+  }
+  // The stream goes on after the hole.
+  await pushCli(server, { service: S, level: 'error', messages: ['after the burst'] });
+  const all = await queryAll(server, { service: S });
+  assert.equal(all.length, 5002);
+  await waitFor(() => lastId(page), (v) => v === all[all.length - 1].id, { timeout: 30000, what: 'the stream to deliver the entry pushed after the burst' });
+
+  // Load every gap, then the list holds every entry exactly once. The marker
+  // sits just above the entry pushed after the burst, at the live bottom.
+  const loadGap = page.locator('.gap-marker button.load-gap').first();
+  for (let guard = 0; guard < 20 && (await heldRows(page)) < all.length; guard++) {
+    if (await loadGap.count()) await loadGap.click({ timeout: 5000 }).catch(() => {}); // re-rendered meanwhile: try again
+    await sleep(1000);
+  }
+  await waitFor(() => page.evaluate(() => ({
+    rows: window.__taillight.rows(),
+    markers: document.querySelectorAll('.gap-marker').length,
+    notice: document.querySelector('#notice')?.textContent?.trim() || '',
+  })), (v) => v.rows === all.length && v.markers === 0, { timeout: 30000, what: `the gap to be filled (${all.length} rows, no .gap-marker)` });
+  assert.equal(await heldRows(page), all.length, '__taillight.rows() after filling the gaps');
+  const rows = await waitListEquals(page, all, { what: 'list after loading the gaps', timeout: 60000 });
+  assert.deepEqual(msgs(rows), all.map((r) => r.message), 'messages after loading the gaps');
+}, { server: { args: ['--tail-buffer', '1'] }, timeout: 180000 });

@@ -1,0 +1,81 @@
+// Entry point: restores the view from the URL, wires the controls to the
+// controller and keeps the service list fresh.
+
+import { Catalog } from "./catalog";
+import { Controller } from "./controller";
+import { prefs } from "./state/prefs";
+import { parseUrl } from "./state/url";
+import { Filters } from "./ui/filters";
+import { bindKeys } from "./ui/keyboard";
+import { initTheme } from "./ui/theme";
+import { Toolbar } from "./ui/toolbar";
+
+declare global {
+  interface Window {
+    /** Hooks for the end-to-end tests and the benchmark. */
+    __taillight: { rows: () => number; lastId: () => number };
+  }
+}
+
+initTheme();
+
+const view = parseUrl(location.search);
+// Created after the controls, whose callbacks reach it.
+let controller: Controller;
+const toolbar = new Toolbar({
+  pauseOrResume: () => controller.pauseOrResume(),
+  older: () => void controller.older(),
+  newer: () => void controller.newer(),
+  live: () => controller.goLive(),
+  jumpToLive: () => controller.jumpToLive(),
+});
+const filters = new Filters((patch) => {
+  controller.change(patch);
+  if (patch.service !== undefined) catalog.watchTags(patch.service);
+});
+controller = new Controller(view, document.getElementById("log-list") as HTMLElement, toolbar, filters);
+
+window.__taillight = {
+  rows: () => controller.rows(),
+  lastId: () => controller.lastId(),
+};
+
+bindKeys({
+  pauseOrResume: () => controller.pauseOrResume(),
+  focusSearch: () => filters.focusSearch(),
+  moveSelection: (d) => controller.rowActions.moveSelection(d),
+  toggleSelected: () => controller.rowActions.toggleSelected(),
+});
+
+const catalog = new Catalog({
+  services(services) {
+    const current = controller.current.service;
+    if (!current && services.length) {
+      // No service chosen yet: the one used last time, else the first.
+      const remembered = prefs.service();
+      const service = remembered && services.includes(remembered) ? remembered : services[0];
+      filters.setServices(services, service);
+      controller.open({ ...controller.current, service });
+      catalog.watchTags(service);
+      return;
+    }
+    filters.setServices(services, current);
+  },
+  tags(service, tags) {
+    if (service === controller.current.service) filters.setTags(tags);
+  },
+  reached(ok, detail) {
+    controller.serverReached(ok, detail);
+  },
+});
+
+// A service named in the URL opens at once, without waiting for the list.
+if (view.service) {
+  prefs.setService(view.service);
+  filters.setServices([], view.service);
+  controller.open(view);
+  catalog.watchTags(view.service);
+} else {
+  controller.open(view);
+}
+void catalog.start();
