@@ -27,6 +27,19 @@ fn filter(service: &str) -> LogFilter {
     }
 }
 
+async fn open_tail(
+    c: &mut LogServiceClient<Channel>,
+    service: &str,
+) -> tonic::Streaming<taillight::proto::TailResponse> {
+    c.tail(TailRequest {
+        filter: Some(filter(service)),
+        ..Default::default()
+    })
+    .await
+    .expect("tail")
+    .into_inner()
+}
+
 async fn push_n(c: &mut LogServiceClient<Channel>, service: &str, from: usize, n: usize) {
     let entries = (from..from + n)
         .map(|i| entry(service, Level::Info, &format!("m{i}"), &[]))
@@ -191,14 +204,7 @@ async fn ingest_writer_and_tail_nodes_work_together() {
     let svc = unique("cluster");
 
     let mut tail_client = ingest_b.client().await;
-    let mut tail = tail_client
-        .tail(TailRequest {
-            filter: Some(filter(&svc)),
-            ..Default::default()
-        })
-        .await
-        .expect("tail")
-        .into_inner();
+    let mut tail = open_tail(&mut tail_client, &svc).await;
     loop {
         let msg = tail.message().await.expect("tail").expect("open");
         if matches!(msg.event, Some(Event::Status(s)) if s.state == State::Live as i32) {
@@ -457,14 +463,7 @@ async fn redis_outage_keeps_ingesting_and_tails_recover() {
     .await;
     let svc = unique("redisout");
     let mut c = server.client().await;
-    let mut tail = c
-        .tail(TailRequest {
-            filter: Some(filter(&svc)),
-            ..Default::default()
-        })
-        .await
-        .expect("tail")
-        .into_inner();
+    let mut tail = open_tail(&mut c, &svc).await;
     let mut messages = Vec::new();
     let mut states = Vec::new();
     let mut read_until = async |stage: &str,
