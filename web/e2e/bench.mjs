@@ -17,7 +17,7 @@
 //     every 10 s, and at the end; rows held are checked against the cap; how
 //     far the viewer is behind the server at the end is measured.
 
-import { writeFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { cpus, totalmem, release, platform, loadavg } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { join, dirname } from 'node:path';
@@ -190,6 +190,7 @@ async function benchRender(server, service, run) {
 // ------------------------------------------------------------------ (b)
 
 async function benchLive(run, LIVE_CAP) {
+  noteBinary();
   const server = await startServer();
   const b = await openBrowser();
   const { page } = b;
@@ -346,11 +347,20 @@ function machine() {
   };
 }
 
+// The server binary each part ran (it may be rebuilt while the benchmark runs).
+const binaries = new Set();
+const noteBinary = () => {
+  try {
+    const st = statSync(BIN);
+    binaries.add(`${st.mtime.toISOString().replace('T', ' ').slice(0, 19)} UTC, ${st.size} bytes`);
+  } catch { /* */ }
+};
 const m = machine();
 log('machine', m);
 const out = { machine: m, date: new Date().toISOString(), render: [], live: [] };
 
 if (only !== 'b') {
+  noteBinary();
   const server = await startServer();
   try {
     const service = uniqueService('bench-100k');
@@ -435,7 +445,8 @@ Figures are **min / median / max over ${RUNS} runs** unless noted.
 | OS | ${m.os} |
 | browser | ${m.chromium}, headless, \`--disable-gpu\` (software rendering), driven by playwright-core ${m.playwright} |
 | node | ${m.node} |
-| server | \`${m.server}\` (debug build), SQLite in a temp dir, \`--heartbeat 1s\`, git ${m.rev} |
+| server | \`${m.server}\` (debug build), SQLite in a temp dir, \`--heartbeat 1s\`, git ${m.rev} plus the work tree |
+| server binary | ${[...binaries].join('; ')}${binaries.size > 1 ? ' (**rebuilt during the benchmark**)' : ''} |
 | viewport | 1400 × 900 |
 
 ## Method
