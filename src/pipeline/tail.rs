@@ -54,21 +54,26 @@ struct SkipRun {
 }
 
 impl SkipRun {
-    fn add(run: Option<SkipRun>, records: &[LogRecord]) -> Option<SkipRun> {
-        let (first, last) = (records.first()?.id, records.last()?.id);
-        let n = records.len() as u64;
-        Some(match run {
-            Some(r) => SkipRun {
-                count: r.count + n,
-                first: r.first.min(first),
-                last: r.last.max(last),
-            },
-            None => SkipRun {
-                count: n,
-                first,
-                last,
-            },
+    /// The run covering `records` (in id order); `None` for none.
+    fn of(records: &[LogRecord]) -> Option<SkipRun> {
+        Some(SkipRun {
+            count: records.len() as u64,
+            first: records.first()?.id,
+            last: records.last()?.id,
         })
+    }
+
+    /// One run covering both (they are contiguous: drops only happen while
+    /// the stream's queue stays full).
+    fn merge(a: Option<SkipRun>, b: Option<SkipRun>) -> Option<SkipRun> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(SkipRun {
+                count: a.count + b.count,
+                first: a.first.min(b.first),
+                last: a.last.max(b.last),
+            }),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -99,18 +104,9 @@ impl Owed {
         match item {
             Item::Records(rs) => {
                 metrics.tail_skipped.fetch_add(rs.len() as u64, Relaxed);
-                self.skipped = SkipRun::add(self.skipped, &rs);
+                self.skipped = SkipRun::merge(self.skipped, SkipRun::of(&rs));
             }
-            Item::Skipped(run) => {
-                self.skipped = Some(match self.skipped {
-                    Some(r) => SkipRun {
-                        count: r.count + run.count,
-                        first: r.first.min(run.first),
-                        last: r.last.max(run.last),
-                    },
-                    None => run,
-                });
-            }
+            Item::Skipped(run) => self.skipped = SkipRun::merge(self.skipped, Some(run)),
             Item::Gap { recovered } => self.gap = Some(recovered || self.gap.unwrap_or(false)),
             // An outage is reported by the state the stream sees on recovery.
             Item::Down(_) => {}
