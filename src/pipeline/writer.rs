@@ -1,18 +1,28 @@
 //! The writer: pulls batches from the queue, stores each in one transaction,
 //! then commits the batch to the queue (acknowledging the pushers or storing
-//! Kafka offsets) and publishes the stored records on the bus.
+//! Kafka offsets) and hands the stored records to the publisher.
+//!
+//! Publishing (and the service/tag catalogue) runs in its own task, in
+//! commit order, so a Redis round trip never delays the next transaction;
+//! a bounded channel between the two keeps a slow bus from growing memory.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
 
 use crate::bus::{Bus, Catalog};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Stage};
+use crate::proto::LogRecord;
 use crate::queue::Consumer;
 use crate::storage::Store;
 
 /// Pause after a failed batch, so a broken database is not hammered.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// Stored batches waiting for the publisher before the writer waits too.
+const PUBLISH_BACKLOG: usize = 32;
 
 pub struct Writer<C: Consumer> {
     pub consumer: C,
@@ -30,13 +40,22 @@ pub struct Writer<C: Consumer> {
 }
 
 impl<C: Consumer> Writer<C> {
-    /// Runs until the queue is closed and drained.
+    /// Runs until the queue is closed and drained, and everything stored
+    /// has been published.
     pub async fn run(mut self) {
+        let (to_publisher, backlog) = mpsc::channel(PUBLISH_BACKLOG);
+        let publisher = tokio::spawn(publish(
+            backlog,
+            self.bus.clone(),
+            self.catalog.clone(),
+            self.metrics.clone(),
+        ));
         let mut stored_batches = 0u64;
         loop {
+            let t = Instant::now();
             let batch = match self.consumer.next_batch(self.max_batch).await {
                 Ok(Some(b)) => b,
-                Ok(None) => return,
+                Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "queue read failed");
                     self.metrics.queue_errors.fetch_add(1, Relaxed);
@@ -44,8 +63,12 @@ impl<C: Consumer> Writer<C> {
                     continue;
                 }
             };
+            // Includes waiting for the first entry when the queue is idle.
+            let t = self.metrics.time(Stage::Read, t);
             let n = batch.entries.len() as u64;
-            match self.store.insert(batch.entries).await {
+            let stored = self.store.insert(batch.entries).await;
+            let t = self.metrics.time(Stage::Store, t);
+            match stored {
                 Ok(records) => {
                     stored_batches += 1;
                     if self.abort_after_store == Some(stored_batches) {
@@ -58,23 +81,13 @@ impl<C: Consumer> Writer<C> {
                         tracing::warn!(error = %e, "queue commit failed");
                         self.metrics.queue_errors.fetch_add(1, Relaxed);
                     }
+                    self.metrics.time(Stage::Commit, t);
                     self.metrics
                         .entries_stored
                         .fetch_add(records.len() as u64, Relaxed);
                     self.metrics.observe_batch(n);
-                    if let Some(cat) = &self.catalog
-                        && !records.is_empty()
-                        && let Err(e) = cat.remember(&records).await
-                    {
-                        // The store stays the source of truth for listings.
-                        tracing::debug!(error = %e, "catalogue update failed");
-                    }
-                    if !records.is_empty()
-                        && let Err(e) = self.bus.publish(Arc::new(records)).await
-                    {
-                        // Tails repair the hole from the store.
-                        tracing::warn!(error = %e, "publish failed");
-                        self.metrics.bus_errors.fetch_add(1, Relaxed);
+                    if !records.is_empty() && to_publisher.send(records).await.is_err() {
+                        tracing::error!("the publisher stopped; live tails repair from the store");
                     }
                 }
                 Err(e) => {
@@ -85,5 +98,33 @@ impl<C: Consumer> Writer<C> {
                 }
             }
         }
+        drop(to_publisher);
+        if let Err(e) = publisher.await {
+            tracing::error!(error = %e, "publisher task failed");
+        }
+    }
+}
+
+/// Publishes stored batches in commit order and updates the catalogue.
+async fn publish(
+    mut backlog: mpsc::Receiver<Vec<LogRecord>>,
+    bus: Arc<dyn Bus>,
+    catalog: Option<Arc<dyn Catalog>>,
+    metrics: Arc<Metrics>,
+) {
+    while let Some(records) = backlog.recv().await {
+        let t = Instant::now();
+        if let Some(cat) = &catalog
+            && let Err(e) = cat.remember(&records).await
+        {
+            // The store stays the source of truth for listings.
+            tracing::debug!(error = %e, "catalogue update failed");
+        }
+        if let Err(e) = bus.publish(Arc::new(records)).await {
+            // Tails repair the hole from the store.
+            tracing::warn!(error = %e, "publish failed");
+            metrics.bus_errors.fetch_add(1, Relaxed);
+        }
+        metrics.time(Stage::Publish, t);
     }
 }

@@ -307,6 +307,14 @@ impl KafkaConsumer {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
+            // Some brokers (tansu among them) hold a fetch for its whole
+            // max wait even when data arrives meanwhile; 500 ms by default,
+            // that was the floor of live-tail latency. An idle writer pays
+            // for this with a few small requests per second.
+            .set("fetch.wait.max.ms", "10")
+            // The prefetch buffer (64 MiB by default) needs to hold only a
+            // few batches ahead of the writer.
+            .set("queued.max.messages.kbytes", "16384")
             .set("session.timeout.ms", session.to_string())
             .set("heartbeat.interval.ms", (session / 4).max(250).to_string())
             .set("socket.timeout.ms", "5000")

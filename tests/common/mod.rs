@@ -39,11 +39,19 @@ pub fn infra() -> &'static Infra {
     INFRA.get_or_init(|| Infra {
         kafka: std::env::var("TAILLIGHT_TEST_KAFKA")
             .unwrap_or_else(|_| Tansu::start_memory().leak()),
-        mysql: std::env::var("TAILLIGHT_TEST_MYSQL")
-            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into()),
-        redis: std::env::var("TAILLIGHT_TEST_REDIS")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        mysql: mysql_url(),
+        redis: redis_url(),
     })
+}
+
+/// The MariaDB server (without a database), from TAILLIGHT_TEST_MYSQL.
+pub fn mysql_url() -> String {
+    std::env::var("TAILLIGHT_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// The Redis server, from TAILLIGHT_TEST_REDIS.
+pub fn redis_url() -> String {
+    std::env::var("TAILLIGHT_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 /// A free loopback port (bound and released; good enough on one machine).
@@ -196,6 +204,14 @@ pub fn unique_name(prefix: &str) -> String {
 
 /// The configuration of a test server on `backend`, and its scratch space.
 pub fn test_config(backend: Backend) -> (ServeArgs, std::sync::Arc<Scratch>) {
+    let kafka = (backend == Backend::Distributed).then(|| infra().kafka.clone());
+    config_on(kafka)
+}
+
+/// A configuration on the broker `kafka` with its own database, topic,
+/// group, channel and prefix on the shared MariaDB and Redis; embedded
+/// (SQLite, in-process queue and bus) when `kafka` is `None`.
+pub fn config_on(kafka: Option<String>) -> (ServeArgs, std::sync::Arc<Scratch>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cfg = ServeArgs::with_data_dir(dir.path());
     // Tests should not wait on fsync; durability across a process crash
@@ -206,21 +222,21 @@ pub fn test_config(backend: Backend) -> (ServeArgs, std::sync::Arc<Scratch>) {
         database: None,
         redis_keys: None,
     };
-    if backend == Backend::Distributed {
-        let infra = infra();
+    if let Some(kafka) = kafka {
+        let (mysql, redis) = (mysql_url(), redis_url());
         let name = unique_name("tl");
-        cfg.kafka.kafka_brokers = Some(infra.kafka.clone());
+        cfg.kafka.kafka_brokers = Some(kafka);
         cfg.kafka.kafka_topic = format!("{name}.logs");
         cfg.kafka.kafka_group = format!("{name}.writers");
         cfg.kafka.kafka_partitions = 3;
         cfg.kafka.kafka_session_timeout = Duration::from_secs(3);
-        cfg.database_url = Some(format!("{}/{name}", infra.mysql));
+        cfg.database_url = Some(format!("{mysql}/{name}"));
         cfg.database_pool = 4;
-        cfg.redis_url = Some(infra.redis.clone());
+        cfg.redis_url = Some(redis.clone());
         cfg.redis_channel = format!("{name}.records");
         cfg.redis_prefix = format!("{name}:");
-        scratch.database = Some((infra.mysql.clone(), name.clone()));
-        scratch.redis_keys = Some((infra.redis.clone(), format!("{name}:")));
+        scratch.database = Some((mysql, name.clone()));
+        scratch.redis_keys = Some((redis, format!("{name}:")));
     }
     (cfg, std::sync::Arc::new(scratch))
 }

@@ -1,0 +1,301 @@
+//! The machine's limits for the same rows, measured in the same run:
+//! MariaDB's raw insert rate (LOAD DATA, and 1000-row INSERTs from one
+//! connection of the C client), SQLite's batched insert rate with the same
+//! durability, the broker's produce and consume rates, Redis' PUBLISH rate.
+//! Every rate is in entries (or messages) per second.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use prost::Message as _;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use taillight::proto::LogEntry;
+use taillight::queue::{QueuedEntry, SourcePosition};
+use taillight::storage::codec::BatchRows;
+use taillight::storage::schema::{log_tags, logs};
+
+use crate::workload;
+
+/// Entries as the writer sees them, with a Kafka position each.
+fn queued(entries: &[LogEntry]) -> Vec<QueuedEntry> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| QueuedEntry {
+            entry: e.clone(),
+            received_us: e.time.as_ref().map_or(0, taillight::time::to_micros),
+            source: Some(SourcePosition {
+                partition: (i % 6) as i32,
+                offset: (i / 6) as i64,
+            }),
+        })
+        .collect()
+}
+
+/// Escapes a value for LOAD DATA's default format (tab-separated,
+/// backslash escapes).
+fn tsv(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('\t', "\\t")
+        .replace('\n', "\\n")
+}
+
+fn sql_str(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// MariaDB rows/s for the same schema: `(LOAD DATA, 1000-row INSERTs)`,
+/// each counted in entries (a `logs` row and its `log_tags` rows).
+pub fn mariadb(db: &str, entries: &[LogEntry], scratch: &Path) -> (f64, f64) {
+    let q = queued(entries);
+    let rows = BatchRows::new(1, &q);
+    let reset = "DROP TABLE IF EXISTS raw_logs, raw_log_tags; \
+                 CREATE TABLE raw_logs LIKE logs; CREATE TABLE raw_log_tags LIKE log_tags;";
+
+    // LOAD DATA: one file per table.
+    let logs_file = scratch.join("logs.tsv");
+    let tags_file = scratch.join("tags.tsv");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&logs_file).expect("tsv"));
+        for (r, e) in rows.logs.iter().zip(&q) {
+            let s = e.source.expect("source");
+            writeln!(
+                f,
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                r.id,
+                tsv(&r.service),
+                r.level,
+                tsv(&r.message),
+                tsv(&r.tags),
+                tsv(&r.attributes),
+                r.time_us,
+                r.received_us,
+                s.partition,
+                s.offset
+            )
+            .expect("write");
+        }
+        let mut t = std::io::BufWriter::new(std::fs::File::create(&tags_file).expect("tsv"));
+        for (tag, id) in &rows.tags {
+            writeln!(t, "{}\t{id}", tsv(tag)).expect("write");
+        }
+    }
+    crate::sql::mariadb(db, reset);
+    let load = format!(
+        "LOAD DATA LOCAL INFILE '{}' INTO TABLE raw_logs; LOAD DATA LOCAL INFILE '{}' INTO TABLE raw_log_tags;",
+        logs_file.display(),
+        tags_file.display()
+    );
+    let load_file = scratch.join("load.sql");
+    std::fs::write(&load_file, load).expect("write");
+    let t = Instant::now();
+    crate::sql::mariadb_file(db, &load_file, &["--local-infile=1"]);
+    let load_rate = entries.len() as f64 / t.elapsed().as_secs_f64();
+
+    // 1000-row INSERTs, one transaction per 1000 entries.
+    let insert_file = scratch.join("inserts.sql");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&insert_file).expect("sql"));
+        let mut tags_by_id: HashMap<i64, Vec<&str>> = HashMap::new();
+        for (tag, id) in &rows.tags {
+            tags_by_id.entry(*id).or_default().push(tag);
+        }
+        for (chunk, qs) in rows.logs.chunks(1000).zip(q.chunks(1000)) {
+            let mut stmt = String::from("BEGIN;\nINSERT INTO raw_logs VALUES ");
+            let mut tag_stmt = String::from("INSERT INTO raw_log_tags VALUES ");
+            let mut any_tag = false;
+            for (i, (r, e)) in chunk.iter().zip(qs).enumerate() {
+                let s = e.source.expect("source");
+                if i > 0 {
+                    stmt.push(',');
+                }
+                let _ = write!(
+                    stmt,
+                    "({},{},{},{},{},{},{},{},{},{})",
+                    r.id,
+                    sql_str(&r.service),
+                    r.level,
+                    sql_str(&r.message),
+                    sql_str(&r.tags),
+                    sql_str(&r.attributes),
+                    r.time_us,
+                    r.received_us,
+                    s.partition,
+                    s.offset
+                );
+                for tag in tags_by_id.get(&r.id).into_iter().flatten() {
+                    if any_tag {
+                        tag_stmt.push(',');
+                    }
+                    any_tag = true;
+                    let _ = write!(tag_stmt, "({},{})", sql_str(tag), r.id);
+                }
+            }
+            writeln!(f, "{stmt};").expect("write");
+            if any_tag {
+                writeln!(f, "{tag_stmt};").expect("write");
+            }
+            writeln!(f, "COMMIT;").expect("write");
+        }
+    }
+    crate::sql::mariadb(db, reset);
+    let t = Instant::now();
+    crate::sql::mariadb_file(db, &insert_file, &[]);
+    let insert_rate = entries.len() as f64 / t.elapsed().as_secs_f64();
+    crate::sql::mariadb(db, "DROP TABLE IF EXISTS raw_logs, raw_log_tags");
+    for f in [logs_file, tags_file, load_file, insert_file] {
+        let _ = std::fs::remove_file(f);
+    }
+    (load_rate, insert_rate)
+}
+
+/// SQLite entries/s for the same rows and schema, in transactions of 5000
+/// entries of 1000-row INSERTs, WAL and synchronous=FULL as taillight runs.
+pub fn sqlite(entries: &[LogEntry], dir: &Path) -> f64 {
+    // taillight's own migrations make the schema; then a plain connection.
+    drop(
+        taillight::storage::sqlite::SqliteStore::open(
+            dir,
+            taillight::storage::sqlite::Synchronous::Full,
+        )
+        .expect("create schema"),
+    );
+    let mut c = SqliteConnection::establish(&dir.join("taillight.db").to_string_lossy())
+        .expect("open sqlite");
+    c.batch_execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+        .expect("pragmas");
+    let q = queued(entries);
+    let batches: Vec<BatchRows<'_>> = q
+        .chunks(5000)
+        .enumerate()
+        .map(|(i, chunk)| BatchRows::new(1 + (i * 5000) as i64, chunk))
+        .collect();
+    let t = Instant::now();
+    for b in &batches {
+        c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
+            for chunk in b.logs.chunks(1000) {
+                diesel::insert_into(logs::table).values(chunk).execute(c)?;
+            }
+            let tags: Vec<_> = b
+                .tags
+                .iter()
+                .map(|(tag, id)| (log_tags::tag.eq(*tag), log_tags::log_id.eq(*id)))
+                .collect();
+            for chunk in tags.chunks(1000) {
+                diesel::insert_into(log_tags::table)
+                    .values(chunk)
+                    .execute(c)?;
+            }
+            Ok(())
+        })
+        .expect("sqlite insert");
+    }
+    entries.len() as f64 / t.elapsed().as_secs_f64()
+}
+
+/// The broker's rates for the same payloads as taillight's producer sends,
+/// with its settings (idempotent, acks=all, lz4): `(produce, consume)`, the
+/// consume rate from the first message to the last in a fresh group.
+pub async fn broker(brokers: &str, entries: &[LogEntry], tag: &str) -> (f64, f64) {
+    let topic = format!("raw.{tag}");
+    taillight::queue::kafka::ensure_topic(&taillight::queue::kafka::KafkaSettings {
+        brokers: brokers.to_string(),
+        topic: topic.clone(),
+        partitions: 6,
+        group: String::new(),
+        session_timeout: Duration::from_secs(6),
+        delivery_timeout: Duration::from_secs(30),
+    })
+    .await
+    .expect("create topic");
+    let payloads: Vec<(String, Vec<u8>)> = entries
+        .iter()
+        .map(|e| (e.service.clone(), workload::envelope(e).encode_to_vec()))
+        .collect();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "200000")
+        .set("queue.buffering.max.kbytes", "65536")
+        .create()
+        .expect("producer");
+    let t = Instant::now();
+    let mut deliveries = Vec::with_capacity(payloads.len());
+    for (key, payload) in &payloads {
+        let mut record = FutureRecord::to(&topic).key(key.as_str()).payload(payload);
+        loop {
+            match producer.send_result(record) {
+                Ok(d) => {
+                    deliveries.push(d);
+                    break;
+                }
+                Err((_, r)) => {
+                    record = r;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+    }
+    for d in deliveries {
+        d.await.expect("delivery").expect("delivered");
+    }
+    let produce = entries.len() as f64 / t.elapsed().as_secs_f64();
+
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("raw.{tag}.group"))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    let mut n = 0usize;
+    let mut start = None;
+    while n < entries.len() {
+        let m = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .expect("broker stopped delivering")
+            .expect("consume");
+        drop(m);
+        start.get_or_insert_with(Instant::now);
+        n += 1;
+    }
+    let consume = (n - 1) as f64 / start.map_or(1.0, |s| s.elapsed().as_secs_f64()).max(1e-9);
+    (produce, consume)
+}
+
+/// PUBLISH/s of `len`-byte messages by redis-benchmark (4 connections,
+/// pipelines of 64), to a channel nobody listens on.
+pub fn redis_publish(len: usize, n: u64, tag: &str) -> f64 {
+    let payload = "x".repeat(len);
+    let out = std::process::Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", "6379", "-q", "-c", "4", "-P", "64"])
+        .args([
+            "-n",
+            &n.to_string(),
+            "PUBLISH",
+            &format!("raw.{tag}"),
+            &payload,
+        ])
+        .output()
+        .expect("redis-benchmark must be installed (redis-tools)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "...: 1234567.89 requests per second, p50=..." (after \r progress).
+    text.rsplit('\r')
+        .next()
+        .and_then(|l| l.split("requests per second").next())
+        .and_then(|l| l.rsplit(' ').nth(1))
+        .and_then(|x| x.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected redis-benchmark output: {text}"))
+}

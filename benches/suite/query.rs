@@ -1,0 +1,169 @@
+//! Query latency on a large store: the store is filled through taillight
+//! itself, then three kinds of history query are timed one after another
+//! from one client, as the viewer asks them.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use taillight::proto::{Level, LogFilter, Order, PushLogsRequest, QueryLogsRequest};
+
+use crate::node::Node;
+use crate::workload;
+
+/// Result of filling the store.
+#[derive(Debug, Clone, Copy)]
+pub struct Fill {
+    /// Entries stored per second while filling.
+    pub rate: f64,
+    /// Store size on disk per entry, bytes.
+    pub disk_per_entry: f64,
+}
+
+/// p50 and p99 of one kind of query, milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+pub const PAGE: u32 = 100;
+
+/// Pushes `n` entries over 8 streams, generated as they are sent so the
+/// client's memory stays small; waits until all are stored and checks them.
+pub async fn fill(node: &Node, marker: &str, n: u64) -> Fill {
+    const STREAMS: u64 = 8;
+    const BATCH: u64 = 1000;
+    let stored_before = node.metric("taillight_entries_stored_total").await;
+    let t0 = Instant::now();
+    let per = n.div_ceil(STREAMS);
+    let mut tasks = Vec::new();
+    for s in 0..STREAMS {
+        let mut c = node.client().await;
+        let (lo, hi) = (s * per, ((s + 1) * per).min(n));
+        let marker = marker.to_string();
+        tasks.push(tokio::spawn(async move {
+            let msgs = futures::stream::iter((lo..hi).step_by(BATCH as usize)).map(move |from| {
+                let now = workload::now();
+                PushLogsRequest {
+                    entries: (from..(from + BATCH).min(hi))
+                        .map(|i| workload::entry(&marker, i, Some(now)))
+                        .collect(),
+                }
+            });
+            let r = c.push_logs(msgs).await.expect("PushLogs").into_inner();
+            assert_eq!(r.accepted, hi.saturating_sub(lo), "PushLogs accepted");
+        }));
+    }
+    for t in tasks {
+        t.await.expect("fill stream");
+    }
+    let done = node
+        .wait_stored(stored_before + n, Duration::from_secs(3600))
+        .await;
+    let rate = n as f64 / done.duration_since(t0).as_secs_f64();
+    crate::ingest::check_stored(node, marker, n).await;
+    Fill {
+        rate,
+        disk_per_entry: node.disk_bytes() as f64 / n as f64,
+    }
+}
+
+/// The viewer's first screen: newest page of one service at WARN and
+/// above with one tag.
+fn filtered() -> LogFilter {
+    LogFilter {
+        services: vec![workload::QUERY_SERVICE.into()],
+        min_level: Level::Warn as i32,
+        tags: vec![workload::QUERY_TAG.into()],
+        ..Default::default()
+    }
+}
+
+pub fn newest() -> QueryLogsRequest {
+    QueryLogsRequest {
+        filter: Some(filtered()),
+        order: Order::NewestFirst as i32,
+        page_size: PAGE,
+        ..Default::default()
+    }
+}
+
+/// The id halfway between the oldest and the newest entry matching the
+/// newest-page filter (ids follow commit order, which with Kafka is not the
+/// order entries were sent in, so the middle of the store is no guide).
+pub async fn middle(node: &Node) -> u64 {
+    let mut c = node.client().await;
+    let mut ends = Vec::new();
+    for order in [Order::OldestFirst, Order::NewestFirst] {
+        let r = c
+            .query_logs(QueryLogsRequest {
+                order: order as i32,
+                page_size: 1,
+                ..newest()
+            })
+            .await
+            .expect("QueryLogs")
+            .into_inner();
+        ends.push(r.records.first().expect("a matching entry").id);
+    }
+    (ends[0] + ends[1]) / 2
+}
+
+/// The same filter, paging back from `middle_id`.
+pub fn deep(middle_id: u64) -> QueryLogsRequest {
+    QueryLogsRequest {
+        before_id: Some(middle_id),
+        ..newest()
+    }
+}
+
+/// Text search for a word in about one message in a thousand, in one
+/// service.
+pub fn text() -> QueryLogsRequest {
+    QueryLogsRequest {
+        filter: Some(LogFilter {
+            services: vec![workload::QUERY_SERVICE.into()],
+            text: workload::RARE_WORD.into(),
+            ..Default::default()
+        }),
+        order: Order::NewestFirst as i32,
+        page_size: PAGE,
+        ..Default::default()
+    }
+}
+
+/// Times `iters` runs of `req` (after two untimed ones); every answer must
+/// be non-empty and match the filter.
+pub async fn time(node: &Node, req: QueryLogsRequest, iters: usize) -> Latency {
+    let mut c = node.client().await;
+    let mut ms = Vec::with_capacity(iters);
+    for i in 0..iters + 2 {
+        let t = Instant::now();
+        let r = c
+            .query_logs(req.clone())
+            .await
+            .expect("QueryLogs")
+            .into_inner();
+        if i >= 2 {
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let f = req.filter.as_ref().expect("filter");
+        assert!(!r.records.is_empty(), "no records for {req:?}");
+        for rec in &r.records {
+            assert!(
+                f.services.contains(&rec.service)
+                    && rec.level >= f.min_level
+                    && f.tags.iter().all(|t| rec.tags.contains(t))
+                    && rec.message.contains(&f.text)
+                    && req.before_id.is_none_or(|b| rec.id < b),
+                "{rec:?} does not match {req:?}"
+            );
+        }
+    }
+    ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
+    Latency {
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+    }
+}

@@ -1,0 +1,490 @@
+//! Results: every figure of every run, summarised as min / median / max per
+//! mode, with the machine limits of the same runs beside them, the targets
+//! checked, written as JSON and as a markdown table.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::node::Mode;
+
+/// One mode's figures from one run, in the order measured.
+#[derive(Debug, Serialize)]
+pub struct Run {
+    pub mode: Mode,
+    pub run: usize,
+    pub values: Vec<(String, f64)>,
+}
+
+impl Run {
+    pub fn new(mode: Mode, run: usize) -> Self {
+        Run {
+            mode,
+            run,
+            values: Vec::new(),
+        }
+    }
+
+    pub fn set(&mut self, key: impl Into<String>, v: f64) {
+        let key = key.into();
+        eprintln!(
+            "  {:<10} run {} {key:<34} {v:>14.2}",
+            self.mode.name(),
+            self.run
+        );
+        self.values.push((key, v));
+    }
+
+    fn get(&self, key: &str) -> Option<f64> {
+        self.values.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+}
+
+/// How a figure is shown: its label, unit, and the limit it is compared to.
+struct Row {
+    key: &'static str,
+    label: &'static str,
+    unit: &'static str,
+    vs: Option<&'static str>,
+}
+
+const fn row(key: &'static str, label: &'static str, unit: &'static str) -> Row {
+    Row {
+        key,
+        label,
+        unit,
+        vs: None,
+    }
+}
+
+const fn vs(
+    key: &'static str,
+    label: &'static str,
+    unit: &'static str,
+    limit: &'static str,
+) -> Row {
+    Row {
+        key,
+        label,
+        unit,
+        vs: Some(limit),
+    }
+}
+
+const ROWS: &[Row] = &[
+    row(
+        "limit.sqlite_batched",
+        "limit: SQLite batched insert (same rows, sync=FULL)",
+        "entries/s",
+    ),
+    row(
+        "limit.mariadb_load_data",
+        "limit: MariaDB LOAD DATA",
+        "entries/s",
+    ),
+    row(
+        "limit.mariadb_insert_1000",
+        "limit: MariaDB 1000-row INSERTs, one connection",
+        "entries/s",
+    ),
+    row(
+        "limit.broker_produce",
+        "limit: broker produce (same payloads and settings)",
+        "msgs/s",
+    ),
+    row(
+        "limit.broker_consume",
+        "limit: broker consume (consumer group)",
+        "msgs/s",
+    ),
+    row(
+        "limit.redis_publish",
+        "limit: Redis PUBLISH (350 B, pipelined)",
+        "msgs/s",
+    ),
+    vs(
+        "ingest.stream.accepted",
+        "PushLogs, 8 streams: acknowledged",
+        "entries/s",
+        "limit.broker_produce",
+    ),
+    vs(
+        "ingest.stream.e2e",
+        "PushLogs, 8 streams: stored end to end",
+        "entries/s",
+        "limit.sqlite_batched",
+    ),
+    vs(
+        "ingest.stream.e2e",
+        "PushLogs, 8 streams: stored end to end",
+        "entries/s",
+        "limit.mariadb_insert_1000",
+    ),
+    vs(
+        "ingest.stream.e2e",
+        "PushLogs, 8 streams: stored end to end",
+        "entries/s",
+        "limit.mariadb_load_data",
+    ),
+    row(
+        "ingest.stream.cores_per_10k",
+        "PushLogs: server CPU per 10k entries/s",
+        "cores",
+    ),
+    row(
+        "ingest.stream.peak_rss_mb",
+        "PushLogs: server peak RSS",
+        "MB",
+    ),
+    row(
+        "ingest.unary.accepted",
+        "PushLog unary, 64 in flight: acknowledged",
+        "entries/s",
+    ),
+    row(
+        "ingest.unary.e2e",
+        "PushLog unary: stored end to end",
+        "entries/s",
+    ),
+    row(
+        "ingest.ndjson.accepted",
+        "HTTP NDJSON, 1000 per POST, 4 in flight: acknowledged",
+        "entries/s",
+    ),
+    row(
+        "ingest.ndjson.e2e",
+        "HTTP NDJSON: stored end to end",
+        "entries/s",
+    ),
+    row("steady.rate", "steady load: rate pushed", "entries/s"),
+    row("steady.peak_rss_mb", "steady load: server peak RSS", "MB"),
+    row(
+        "steady.cores_per_10k",
+        "steady load: server CPU per 10k entries/s",
+        "cores",
+    ),
+    row("query.fill.rate", "query store fill: stored", "entries/s"),
+    row("query.entries", "query store size", "entries"),
+    row("disk.bytes_per_entry", "bytes on disk per entry", "bytes"),
+    row(
+        "query.newest.p50_ms",
+        "newest page, service + level + tag: p50",
+        "ms",
+    ),
+    row(
+        "query.newest.p99_ms",
+        "newest page, service + level + tag: p99",
+        "ms",
+    ),
+    row(
+        "query.deep.p50_ms",
+        "page from the middle of history: p50",
+        "ms",
+    ),
+    row(
+        "query.deep.p99_ms",
+        "page from the middle of history: p99",
+        "ms",
+    ),
+    row(
+        "query.text.p50_ms",
+        "text search (1 in 1000), one service: p50",
+        "ms",
+    ),
+    row(
+        "query.text.p99_ms",
+        "text search (1 in 1000), one service: p99",
+        "ms",
+    ),
+];
+
+/// Tail rows are generated: rate fraction x subscribers x statistic.
+pub const TAIL_FRACTIONS: [u32; 3] = [10, 50, 90];
+
+fn tail_rows() -> Vec<(String, String, &'static str)> {
+    let mut out = Vec::new();
+    for f in TAIL_FRACTIONS {
+        for s in ["1", "50"] {
+            let k = format!("tail.{f}pct.{s}sub");
+            let what = format!("tail at {f}% of max, {s} subscriber(s)");
+            out.push((format!("{k}.rate"), format!("{what}: rate"), "entries/s"));
+            out.push((format!("{k}.p50_ms"), format!("{what}: p50"), "ms"));
+            out.push((format!("{k}.p99_ms"), format!("{what}: p99"), "ms"));
+            out.push((format!("{k}.max_ms"), format!("{what}: max"), "ms"));
+            out.push((
+                format!("{k}.delivered"),
+                format!("{what}: delivered"),
+                "fraction",
+            ));
+        }
+    }
+    out
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub mode: Mode,
+    pub key: String,
+    pub label: String,
+    pub unit: String,
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+    /// The limit compared against, and taillight's figure as a fraction of
+    /// it (min / median / max over runs, each run against its own limit).
+    pub vs: Option<String>,
+    pub fraction: Option<[f64; 3]>,
+}
+
+fn spread(mut v: Vec<f64>) -> Option<[f64; 3]> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    let median = if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    };
+    Some([v[0], median, v[v.len() - 1]])
+}
+
+pub fn summarise(runs: &[Run]) -> Vec<Summary> {
+    let mut out = Vec::new();
+    let modes: Vec<Mode> = {
+        let mut m: Vec<Mode> = runs.iter().map(|r| r.mode).collect();
+        m.dedup();
+        m
+    };
+    let tail = tail_rows();
+    for mode in modes {
+        let mine: Vec<&Run> = runs.iter().filter(|r| r.mode == mode).collect();
+        let rows = ROWS
+            .iter()
+            .map(|r| (r.key.to_string(), r.label.to_string(), r.unit, r.vs))
+            .chain(
+                tail.iter()
+                    .map(|(k, l, u)| (k.clone(), l.clone(), *u, None)),
+            );
+        let mut mode_rows = Vec::new();
+        for (key, label, unit, limit) in rows {
+            let Some(s) = spread(mine.iter().filter_map(|r| r.get(&key)).collect()) else {
+                continue;
+            };
+            let fraction = limit.and_then(|l| {
+                spread(
+                    mine.iter()
+                        .filter_map(|r| Some(r.get(&key)? / r.get(l)?))
+                        .collect(),
+                )
+            });
+            mode_rows.push(Summary {
+                mode,
+                key,
+                label,
+                unit: unit.to_string(),
+                min: s[0],
+                median: s[1],
+                max: s[2],
+                vs: fraction.and(limit).map(String::from),
+                fraction,
+            });
+        }
+        // A figure compared with limits this mode does not have is shown
+        // once, plainly.
+        let compared: Vec<String> = mode_rows
+            .iter()
+            .filter(|r| r.fraction.is_some())
+            .map(|r| r.key.clone())
+            .collect();
+        let mut plain = std::collections::BTreeSet::new();
+        out.extend(mode_rows.into_iter().filter(|r| {
+            r.fraction.is_some() || (!compared.contains(&r.key) && plain.insert(r.key.clone()))
+        }));
+    }
+    out
+}
+
+/// A target from the issue, checked on the medians.
+#[derive(Debug, Serialize)]
+pub struct Target {
+    pub mode: Mode,
+    pub target: String,
+    pub measured: String,
+    pub met: bool,
+}
+
+fn median(s: &[Summary], mode: Mode, key: &str) -> Option<f64> {
+    s.iter()
+        .find(|x| x.mode == mode && x.key == key)
+        .map(|x| x.median)
+}
+
+fn fraction(s: &[Summary], mode: Mode, key: &str, vs: &str) -> Option<f64> {
+    s.iter()
+        .find(|x| x.mode == mode && x.key == key && x.vs.as_deref() == Some(vs))
+        .and_then(|x| x.fraction)
+        .map(|f| f[1])
+}
+
+pub fn targets(s: &[Summary]) -> Vec<Target> {
+    let mut t = Vec::new();
+    let mut add = |mode: Mode,
+                   target: &str,
+                   measured: Option<f64>,
+                   fmt: &dyn Fn(f64) -> String,
+                   ok: &dyn Fn(f64) -> bool| {
+        if let Some(m) = measured {
+            t.push(Target {
+                mode,
+                target: target.into(),
+                measured: fmt(m),
+                met: ok(m),
+            });
+        }
+    };
+    let (e, d) = (Mode::Embedded, Mode::Distributed);
+    let rate = |v: f64| format!("{v:.0} entries/s");
+    let frac = |v: f64| format!("{:.0}%", v * 100.0);
+    let ms = |v: f64| format!("{v:.1} ms");
+    add(
+        e,
+        "end-to-end ingest >= 100,000 entries/s",
+        median(s, e, "ingest.stream.e2e"),
+        &rate,
+        &|v| v >= 100_000.0,
+    );
+    add(
+        e,
+        "end-to-end ingest >= 50% of raw SQLite batched insert",
+        fraction(s, e, "ingest.stream.e2e", "limit.sqlite_batched"),
+        &frac,
+        &|v| v >= 0.5,
+    );
+    add(
+        d,
+        "end-to-end ingest >= 100% of MariaDB 1000-row INSERTs",
+        fraction(s, d, "ingest.stream.e2e", "limit.mariadb_insert_1000"),
+        &frac,
+        &|v| v >= 1.0,
+    );
+    add(
+        d,
+        "end-to-end ingest >= 70% of MariaDB LOAD DATA (aim)",
+        fraction(s, d, "ingest.stream.e2e", "limit.mariadb_load_data"),
+        &frac,
+        &|v| v >= 0.7,
+    );
+    for mode in [e, d] {
+        for subs in [1, 50] {
+            add(
+                mode,
+                &format!("tail p99 < 50 ms at 50% of max, {subs} subscriber(s)"),
+                median(s, mode, &format!("tail.50pct.{subs}sub.p99_ms")),
+                &ms,
+                &|v| v < 50.0,
+            );
+        }
+        add(
+            mode,
+            "newest-page query p99 < 20 ms",
+            median(s, mode, "query.newest.p99_ms"),
+            &ms,
+            &|v| v < 20.0,
+        );
+        let steady = median(s, mode, "steady.rate").unwrap_or(0.0);
+        add(
+            mode,
+            &format!("server RSS < 100 MB at 50,000 entries/s (pushed {steady:.0}/s)"),
+            median(s, mode, "steady.peak_rss_mb"),
+            &|v| format!("{v:.0} MB"),
+            &|v| v < 100.0,
+        );
+    }
+    t
+}
+
+fn num(v: f64, unit: &str) -> String {
+    if unit == "fraction" {
+        return format!("{:.1}%", v * 100.0);
+    }
+    if v.abs() >= 1000.0 {
+        // Thousands separated, no decimals.
+        let s = format!("{:.0}", v);
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0
+                && (s.len() - i) % 3 == 0
+                && c.is_ascii_digit()
+                && s.as_bytes()[i - 1].is_ascii_digit()
+            {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// The markdown tables: targets, then one table per mode.
+pub fn markdown(
+    summary: &[Summary],
+    targets: &[Target],
+    header: &BTreeMap<String, String>,
+) -> String {
+    let mut md = String::new();
+    for (k, v) in header {
+        let _ = writeln!(md, "- **{k}:** {v}");
+    }
+    let _ = writeln!(md, "\n### Targets (medians)\n");
+    let _ = writeln!(md, "| mode | target | measured | met |\n|---|---|---|---|");
+    for t in targets {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            t.mode.name(),
+            t.target,
+            t.measured,
+            if t.met { "yes" } else { "**no**" }
+        );
+    }
+    let mut modes: Vec<Mode> = summary.iter().map(|s| s.mode).collect();
+    modes.dedup();
+    for mode in modes {
+        let _ = writeln!(md, "\n### {}\n", mode.name());
+        let _ = writeln!(
+            md,
+            "| measure | unit | min | median | max | fraction of limit (min / median / max) |\n|---|---|---:|---:|---:|---|"
+        );
+        for s in summary.iter().filter(|s| s.mode == mode) {
+            let fr = match (&s.vs, s.fraction) {
+                (Some(l), Some(f)) => format!(
+                    "{:.0}% / {:.0}% / {:.0}% of `{}`",
+                    f[0] * 100.0,
+                    f[1] * 100.0,
+                    f[2] * 100.0,
+                    l.trim_start_matches("limit.")
+                ),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} |",
+                s.label,
+                s.unit,
+                num(s.min, &s.unit),
+                num(s.median, &s.unit),
+                num(s.max, &s.unit),
+                fr
+            );
+        }
+    }
+    md
+}

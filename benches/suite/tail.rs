@@ -1,0 +1,220 @@
+//! Tail latency: entries pushed at a steady rate, each stamped with the time
+//! it was made, and `subscribers` Tail streams measuring when each arrives.
+//! Every subscriber must account for every entry: received once, in id
+//! order, or reported in a `skipped` notice. Nothing may be missing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use taillight::proto::stream_status::State;
+use taillight::proto::tail_response::Event;
+use taillight::proto::{PushLogsRequest, TailRequest};
+use tokio::sync::{mpsc, watch};
+
+use crate::node::Node;
+use crate::workload;
+
+/// What one tail run measured.
+#[derive(Debug, Clone)]
+pub struct TailRun {
+    /// Entries per second actually pushed.
+    pub rate: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Fraction of (entries x subscribers) delivered; the rest was reported
+    /// skipped (a subscriber that could not keep up).
+    pub delivered: f64,
+    pub peak_rss: u64,
+    /// Server CPU cores busy per 10k entries/s.
+    pub cores_per_10k: f64,
+}
+
+/// One subscriber's account.
+#[derive(Default)]
+struct Account {
+    received: u64,
+    skipped: u64,
+    out_of_order: u64,
+    latencies_us: Vec<u32>,
+}
+
+/// Streams carrying the pushes; more than one so a single connection is not
+/// the limit at high rates.
+const PUSH_STREAMS: usize = 4;
+/// The pacer's tick.
+const TICK: Duration = Duration::from_millis(10);
+
+pub async fn run(node: &Node, marker: &str, rate: f64, subscribers: usize, secs: f64) -> TailRun {
+    let (total_tx, total_rx) = watch::channel(None::<u64>);
+    let (ready_tx, mut ready_rx) = mpsc::channel::<()>(subscribers);
+    let mut subs = Vec::new();
+    for _ in 0..subscribers {
+        let mut c = node.client().await;
+        let (marker, mut total_rx, ready) =
+            (marker.to_string(), total_rx.clone(), ready_tx.clone());
+        subs.push(tokio::spawn(async move {
+            let mut stream = c
+                .tail(TailRequest {
+                    heartbeat_interval: Some(prost_types::Duration {
+                        seconds: 1,
+                        nanos: 0,
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .expect("Tail")
+                .into_inner();
+            let mut acc = Account::default();
+            let mut last_id = 0u64;
+            let mut ready = Some(ready);
+            loop {
+                if let Some(total) = *total_rx.borrow()
+                    && acc.received + acc.skipped >= total
+                {
+                    return acc;
+                }
+                let msg = tokio::select! {
+                    m = stream.message() => m,
+                    _ = total_rx.changed() => continue,
+                };
+                let Ok(Some(msg)) = msg else { return acc };
+                match msg.event {
+                    Some(Event::Status(s)) if s.state == State::Live as i32 => {
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(()).await;
+                        }
+                    }
+                    Some(Event::Records(rs)) => {
+                        let now = taillight::time::now_micros();
+                        for r in rs.records {
+                            if workload::seq_of(&marker, &r.message).is_none() {
+                                continue;
+                            }
+                            if r.id <= last_id {
+                                acc.out_of_order += 1;
+                            }
+                            last_id = r.id;
+                            acc.received += 1;
+                            let sent = r.time.as_ref().map_or(now, taillight::time::to_micros);
+                            acc.latencies_us
+                                .push((now - sent).clamp(0, u32::MAX as i64) as u32);
+                        }
+                    }
+                    Some(Event::Skipped(s)) => {
+                        acc.skipped += s.count;
+                        last_id = last_id.max(s.last_id);
+                    }
+                    _ => {}
+                }
+            }
+        }));
+    }
+    drop(ready_tx);
+    for _ in 0..subscribers {
+        ready_rx
+            .recv()
+            .await
+            .expect("a subscriber ended before going live");
+    }
+
+    node.reset_peak_rss();
+    let cpu0 = node.cpu_seconds();
+    let (sent, elapsed) = pace(node, marker, rate, secs).await;
+    let _ = total_tx.send(Some(sent));
+    let mut all = Vec::new();
+    let mut delivered = 0u64;
+    for (i, s) in subs.into_iter().enumerate() {
+        let acc = tokio::time::timeout(Duration::from_secs(60), s)
+            .await
+            .unwrap_or_else(|_| panic!("subscriber {i} never accounted for all {sent} entries"))
+            .expect("subscriber task");
+        assert_eq!(
+            acc.out_of_order, 0,
+            "subscriber {i}: records out of order or repeated"
+        );
+        assert_eq!(
+            acc.received + acc.skipped,
+            sent,
+            "subscriber {i}: {} received + {} skipped of {sent} sent",
+            acc.received,
+            acc.skipped
+        );
+        delivered += acc.received;
+        all.extend(acc.latencies_us);
+    }
+    let cpu = node.cpu_seconds() - cpu0;
+    all.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if all.is_empty() {
+            return f64::NAN;
+        }
+        all[((all.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
+    };
+    let achieved = sent as f64 / elapsed;
+    TailRun {
+        rate: achieved,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        max_ms: pct(1.0),
+        delivered: delivered as f64 / (sent * subscribers as u64).max(1) as f64,
+        peak_rss: node.peak_rss(),
+        cores_per_10k: cpu / elapsed / (achieved / 10_000.0),
+    }
+}
+
+/// Pushes entries stamped with the current time at `rate` per second for
+/// `secs`; returns how many were acknowledged and over how long.
+async fn pace(node: &Node, marker: &str, rate: f64, secs: f64) -> (u64, f64) {
+    let mut senders = Vec::new();
+    let mut pushes = Vec::new();
+    for _ in 0..PUSH_STREAMS {
+        let (tx, rx) = mpsc::channel::<PushLogsRequest>(256);
+        let mut c = node.client().await;
+        senders.push(tx);
+        pushes.push(tokio::spawn(async move {
+            c.push_logs(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+                .expect("PushLogs")
+                .into_inner()
+                .accepted
+        }));
+    }
+    let marker: Arc<str> = marker.into();
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut made = 0u64;
+    let mut turn = 0usize;
+    loop {
+        tick.tick().await;
+        let t = start.elapsed().as_secs_f64();
+        if t >= secs {
+            break;
+        }
+        let due = (rate * t) as u64;
+        if due <= made {
+            continue;
+        }
+        let now = workload::now();
+        let entries = (made..due)
+            .map(|i| workload::entry(&marker, i, Some(now)))
+            .collect();
+        made = due;
+        if senders[turn % PUSH_STREAMS]
+            .send(PushLogsRequest { entries })
+            .await
+            .is_err()
+        {
+            panic!("a push stream ended early");
+        }
+        turn += 1;
+    }
+    drop(senders);
+    let mut sent = 0;
+    for p in pushes {
+        sent += p.await.expect("push task");
+    }
+    assert_eq!(sent, made, "entries acknowledged");
+    (sent, start.elapsed().as_secs_f64())
+}
