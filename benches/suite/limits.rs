@@ -18,7 +18,7 @@ use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use taillight::proto::LogEntry;
 use taillight::queue::{QueuedEntry, SourcePosition};
-use taillight::storage::codec::BatchRows;
+use taillight::storage::codec::{BatchRows, LogRow};
 use taillight::storage::schema::{log_tags, logs};
 
 use crate::workload;
@@ -51,6 +51,23 @@ fn sql_str(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
+/// The ten columns of a `logs` row, text values passed through `quote`.
+fn fields(r: &LogRow, e: &QueuedEntry, quote: fn(&str) -> String) -> [String; 10] {
+    let s = e.source.expect("source");
+    [
+        r.id.to_string(),
+        quote(&r.service),
+        r.level.to_string(),
+        quote(&r.message),
+        quote(&r.tags),
+        quote(&r.attributes),
+        r.time_us.to_string(),
+        r.received_us.to_string(),
+        s.partition.to_string(),
+        s.offset.to_string(),
+    ]
+}
+
 /// MariaDB rows/s for the same schema: `(LOAD DATA, 1000-row INSERTs)`,
 /// each counted in entries (a `logs` row and its `log_tags` rows).
 pub fn mariadb(db: &str, entries: &[LogEntry], scratch: &Path) -> (f64, f64) {
@@ -65,22 +82,7 @@ pub fn mariadb(db: &str, entries: &[LogEntry], scratch: &Path) -> (f64, f64) {
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&logs_file).expect("tsv"));
         for (r, e) in rows.logs.iter().zip(&q) {
-            let s = e.source.expect("source");
-            writeln!(
-                f,
-                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                r.id,
-                tsv(&r.service),
-                r.level,
-                tsv(&r.message),
-                tsv(&r.tags),
-                tsv(&r.attributes),
-                r.time_us,
-                r.received_us,
-                s.partition,
-                s.offset
-            )
-            .expect("write");
+            writeln!(f, "{}", fields(r, e, tsv).join("\t")).expect("write");
         }
         let mut t = std::io::BufWriter::new(std::fs::File::create(&tags_file).expect("tsv"));
         for (tag, id) in &rows.tags {
@@ -112,24 +114,10 @@ pub fn mariadb(db: &str, entries: &[LogEntry], scratch: &Path) -> (f64, f64) {
             let mut tag_stmt = String::from("INSERT INTO raw_log_tags VALUES ");
             let mut any_tag = false;
             for (i, (r, e)) in chunk.iter().zip(qs).enumerate() {
-                let s = e.source.expect("source");
                 if i > 0 {
                     stmt.push(',');
                 }
-                let _ = write!(
-                    stmt,
-                    "({},{},{},{},{},{},{},{},{},{})",
-                    r.id,
-                    sql_str(&r.service),
-                    r.level,
-                    sql_str(&r.message),
-                    sql_str(&r.tags),
-                    sql_str(&r.attributes),
-                    r.time_us,
-                    r.received_us,
-                    s.partition,
-                    s.offset
-                );
+                let _ = write!(stmt, "({})", fields(r, e, sql_str).join(","));
                 for tag in tags_by_id.get(&r.id).into_iter().flatten() {
                     if any_tag {
                         tag_stmt.push(',');
@@ -219,15 +207,7 @@ pub async fn broker(brokers: &str, entries: &[LogEntry], tag: &str) -> (f64, f64
         .iter()
         .map(|e| (e.service.clone(), workload::envelope(e).encode_to_vec()))
         .collect();
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "5")
-        .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.messages", "200000")
-        .set("queue.buffering.max.kbytes", "65536")
+    let producer: FutureProducer = taillight::queue::kafka::producer_config(brokers)
         .create()
         .expect("producer");
     let t = Instant::now();

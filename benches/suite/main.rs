@@ -221,49 +221,47 @@ async fn one_run(s: &Settings, mode: Mode, run: usize) -> Run {
     drop(limit_entries);
 
     let m = |p: &str| format!("r{run}-{p}");
-    let streamed = ingest::run(
-        &node,
-        &m("stream"),
-        s.entries,
-        ingest::Shape::Stream {
-            streams: 8,
-            batch: 500,
-        },
-    )
-    .await;
-    r.set("ingest.stream.accepted", streamed.accepted);
-    r.set("ingest.stream.e2e", streamed.e2e);
-    r.set("ingest.stream.cores_per_10k", streamed.cores_per_10k);
-    r.set("ingest.stream.peak_rss_mb", streamed.peak_rss as f64 / MB);
-    for (stage, share) in ["read", "store", "commit", "publish"]
-        .iter()
-        .zip(streamed.writer_share)
-    {
-        r.set(format!("ingest.stream.writer_{stage}"), share);
+    let mut max = 0.0;
+    for (name, n, shape) in [
+        (
+            "stream",
+            s.entries,
+            ingest::Shape::Stream {
+                streams: 8,
+                batch: 500,
+            },
+        ),
+        (
+            "unary",
+            s.unary_entries,
+            ingest::Shape::Unary { concurrency: 64 },
+        ),
+        (
+            "ndjson",
+            s.entries,
+            ingest::Shape::Ndjson {
+                concurrency: 4,
+                batch: 1000,
+            },
+        ),
+    ] {
+        let x = ingest::run(&node, &m(name), n, shape).await;
+        r.set(format!("ingest.{name}.accepted"), x.accepted);
+        r.set(format!("ingest.{name}.e2e"), x.e2e);
+        if name != "stream" {
+            continue;
+        }
+        // The streamed run is the maximum the tail runs are scaled to.
+        max = x.e2e;
+        r.set("ingest.stream.cores_per_10k", x.cores_per_10k);
+        r.set("ingest.stream.peak_rss_mb", x.peak_rss as f64 / MB);
+        for (stage, share) in ["read", "store", "commit", "publish"]
+            .iter()
+            .zip(x.writer_share)
+        {
+            r.set(format!("ingest.stream.writer_{stage}"), share);
+        }
     }
-    let unary = ingest::run(
-        &node,
-        &m("unary"),
-        s.unary_entries,
-        ingest::Shape::Unary { concurrency: 64 },
-    )
-    .await;
-    r.set("ingest.unary.accepted", unary.accepted);
-    r.set("ingest.unary.e2e", unary.e2e);
-    let ndjson = ingest::run(
-        &node,
-        &m("ndjson"),
-        s.entries,
-        ingest::Shape::Ndjson {
-            concurrency: 4,
-            batch: 1000,
-        },
-    )
-    .await;
-    r.set("ingest.ndjson.accepted", ndjson.accepted);
-    r.set("ingest.ndjson.e2e", ndjson.e2e);
-
-    let max = streamed.e2e;
     for f in report::TAIL_FRACTIONS {
         for &subs in &s.subscribers {
             let t = tail::run(

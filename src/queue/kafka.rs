@@ -113,6 +113,27 @@ fn decode(payload: &[u8], source: SourcePosition) -> Option<QueuedEntry> {
     })
 }
 
+/// The producer settings: durable (idempotent, acks=all), compressed,
+/// batched, with bounded memory. Public so the benchmark's raw broker
+/// measurement uses exactly these.
+pub fn producer_config(brokers: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        // Batching: a few ms of linger fills batches under load at a
+        // small latency cost.
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        // Bounded in-flight memory: past these, sends report QueueFull
+        // and pushes wait (backpressure) instead of growing the heap.
+        .set("queue.buffering.max.messages", "200000")
+        .set("queue.buffering.max.kbytes", "65536");
+    config
+}
+
 pub struct KafkaProducer {
     /// Replaced by a fresh producer when the broker goes away (see
     /// `watch_broker`).
@@ -138,20 +159,8 @@ impl KafkaProducer {
             .as_millis()
             .clamp(1000, i32::MAX as u128)
             .to_string();
-        let mut config = ClientConfig::new();
+        let mut config = producer_config(&s.brokers);
         config
-            .set("bootstrap.servers", &s.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("compression.type", "lz4")
-            // Batching: a few ms of linger fills batches under load at a
-            // small latency cost.
-            .set("linger.ms", "5")
-            .set("batch.num.messages", "10000")
-            // Bounded in-flight memory: past these, sends report QueueFull
-            // and pushes wait (backpressure) instead of growing the heap.
-            .set("queue.buffering.max.messages", "200000")
-            .set("queue.buffering.max.kbytes", "65536")
             .set("message.timeout.ms", &timeout_ms)
             .set("socket.timeout.ms", "5000");
         let producer: FutureProducer = config.create().map_err(kafka_err)?;
