@@ -2,24 +2,24 @@
 //! chunked multi-row INSERTs.
 
 use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
 
 use diesel::prelude::*;
-use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
+use diesel_async::{AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use super::KEYS_PER_STATEMENT;
 use crate::queue::{QueuedEntry, SourcePosition};
 use crate::storage::StoreError;
-use crate::storage::codec::{BatchRows, LogRow};
+use crate::storage::codec::BatchRows;
 use crate::storage::schema::mysql::{id_sequence, sourced_logs};
-use crate::storage::schema::{log_tags, service_tags, services};
+use crate::storage::schema::{service_tags, services};
 
-/// Most rows per INSERT: 10 placeholders each stays far below the 65535 one
-/// statement may have.
+/// Most rows per INSERT.
 const ROWS_PER_INSERT: usize = 1000;
 
-/// Most text bytes per INSERT, well under the server's default 16 MiB
-/// `max_allowed_packet` even with the default 64 KiB message limit raised.
-const BYTES_PER_INSERT: usize = 4 << 20;
+/// Most text bytes per INSERT: written in hex, twice that, well under the
+/// server's default 16 MiB `max_allowed_packet`.
+const BYTES_PER_INSERT: usize = 3 << 20;
 
 /// Runs in the batch transaction: locks the id counter, drops redeliveries,
 /// stores the rest. Returns the first id and the entries stored.
@@ -46,24 +46,38 @@ pub(super) async fn write_batch(
     for chunk in size_chunks(&logs, |(r, _)| {
         r.message.len() + r.tags.len() + r.attributes.len() + r.service.len()
     }) {
-        let values: Vec<_> = chunk
-            .iter()
-            .map(|(r, q)| sourced_values(r, q.source))
-            .collect();
-        diesel::insert_into(sourced_logs::table)
-            .values(values)
-            .execute(c)
-            .await?;
+        let mut sql = String::with_capacity(chunk.len() * 1024);
+        sql.push_str(
+            "INSERT INTO logs (id, service, level, message, tags, attributes, time_us, \
+             received_us, source_partition, source_offset) VALUES ",
+        );
+        for (i, (r, q)) in chunk.iter().enumerate() {
+            sql.push_str(if i == 0 { "(" } else { ",(" });
+            let _ = write!(sql, "{},", r.id);
+            push_text(&mut sql, &r.service);
+            let _ = write!(sql, ",{},", r.level);
+            push_text(&mut sql, &r.message);
+            sql.push(',');
+            push_text(&mut sql, &r.tags);
+            sql.push(',');
+            push_text(&mut sql, &r.attributes);
+            let _ = write!(sql, ",{},{},", r.time_us, r.received_us);
+            let _ = match q.source {
+                Some(s) => write!(sql, "{},{})", s.partition, s.offset),
+                None => write!(sql, "NULL,NULL)"),
+            };
+        }
+        c.batch_execute(&sql).await?;
     }
     for chunk in size_chunks(&rows.tags, |(tag, _)| tag.len()) {
-        let values: Vec<_> = chunk
-            .iter()
-            .map(|(tag, id)| (log_tags::tag.eq(*tag), log_tags::log_id.eq(*id)))
-            .collect();
-        diesel::insert_into(log_tags::table)
-            .values(values)
-            .execute(c)
-            .await?;
+        let mut sql = String::with_capacity(chunk.len() * 64);
+        sql.push_str("INSERT INTO log_tags (tag, log_id) VALUES ");
+        for (i, (tag, id)) in chunk.iter().enumerate() {
+            sql.push_str(if i == 0 { "(" } else { ",(" });
+            push_text(&mut sql, tag);
+            let _ = write!(sql, ",{id})");
+        }
+        c.batch_execute(&sql).await?;
     }
     let names: Vec<_> = rows
         .services
@@ -90,36 +104,19 @@ pub(super) async fn write_batch(
     Ok((first, entries))
 }
 
-/// The values of one `logs` row with its source position.
-#[allow(clippy::type_complexity)]
-fn sourced_values(
-    r: &LogRow,
-    source: Option<SourcePosition>,
-) -> (
-    diesel::dsl::Eq<sourced_logs::id, i64>,
-    diesel::dsl::Eq<sourced_logs::service, &str>,
-    diesel::dsl::Eq<sourced_logs::level, i32>,
-    diesel::dsl::Eq<sourced_logs::message, &str>,
-    diesel::dsl::Eq<sourced_logs::tags, &str>,
-    diesel::dsl::Eq<sourced_logs::attributes, &str>,
-    diesel::dsl::Eq<sourced_logs::time_us, i64>,
-    diesel::dsl::Eq<sourced_logs::received_us, i64>,
-    diesel::dsl::Eq<sourced_logs::source_partition, Option<i32>>,
-    diesel::dsl::Eq<sourced_logs::source_offset, Option<i64>>,
-) {
-    use sourced_logs as l;
-    (
-        l::id.eq(r.id),
-        l::service.eq(r.service.as_str()),
-        l::level.eq(r.level),
-        l::message.eq(r.message.as_str()),
-        l::tags.eq(r.tags.as_str()),
-        l::attributes.eq(r.attributes.as_str()),
-        l::time_us.eq(r.time_us),
-        l::received_us.eq(r.received_us),
-        l::source_partition.eq(source.map(|s| s.partition)),
-        l::source_offset.eq(source.map(|s| s.offset)),
-    )
+/// Appends `text` as a hex literal in utf8mb4: the bulk INSERTs are sent
+/// as one text statement (a prepared statement with thousands of
+/// placeholders is prepared anew for every batch, which made the writer
+/// half as fast as a plain client), and a hex literal needs no quoting or
+/// escaping, whatever the server's `sql_mode`.
+fn push_text(sql: &mut String, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    sql.push_str("_utf8mb4 X'");
+    for b in text.bytes() {
+        sql.push(HEX[(b >> 4) as usize] as char);
+        sql.push(HEX[(b & 15) as usize] as char);
+    }
+    sql.push('\'');
 }
 
 /// Removes entries whose source position is already stored, and all but the
