@@ -290,6 +290,7 @@ async fn one_run(s: &Settings, mode: Mode, run: usize) -> Run {
     // otherwise count against this one.
     node.stop();
     let node = Node::start(mode, BIN).await;
+    r.set("steady.idle_rss_mb", node.rss() as f64 / MB);
     let steady_rate = 50_000f64.min(max * 0.9);
     let t = tail::run(&node, &m("steady"), steady_rate, 1, s.steady_secs).await;
     r.set("steady.rate", t.rate);

@@ -181,6 +181,11 @@ impl Node {
             .store(rss_bytes(self.child.id()).unwrap_or(0), Relaxed);
     }
 
+    /// Resident memory now, bytes.
+    pub fn rss(&self) -> u64 {
+        rss_bytes(self.child.id()).unwrap_or(0)
+    }
+
     pub fn peak_rss(&self) -> u64 {
         self.peak_rss.load(Relaxed)
     }

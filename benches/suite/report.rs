@@ -157,6 +157,11 @@ const ROWS: &[Row] = &[
         "HTTP NDJSON: stored end to end",
         "entries/s",
     ),
+    row(
+        "steady.idle_rss_mb",
+        "server RSS when idle after start",
+        "MB",
+    ),
     row("steady.rate", "steady load: rate pushed", "entries/s"),
     row("steady.peak_rss_mb", "steady load: server peak RSS", "MB"),
     row(

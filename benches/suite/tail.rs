@@ -47,7 +47,7 @@ const TICK: Duration = Duration::from_millis(10);
 
 pub async fn run(node: &Node, marker: &str, rate: f64, subscribers: usize, secs: f64) -> TailRun {
     let (total_tx, total_rx) = watch::channel(None::<u64>);
-    let (ready_tx, mut ready_rx) = mpsc::channel::<()>(subscribers);
+    let (ready_tx, mut ready_rx) = mpsc::channel::<()>(subscribers.max(1));
     let mut subs = Vec::new();
     for _ in 0..subscribers {
         let mut c = node.client().await;

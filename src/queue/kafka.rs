@@ -130,7 +130,7 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
         // Bounded in-flight memory: past these, sends report QueueFull
         // and pushes wait (backpressure) instead of growing the heap.
         .set("queue.buffering.max.messages", "200000")
-        .set("queue.buffering.max.kbytes", "65536");
+        .set("queue.buffering.max.kbytes", "16384");
     config
 }
 
@@ -321,9 +321,12 @@ impl KafkaConsumer {
             // that was the floor of live-tail latency. An idle writer pays
             // for this with a few small requests per second.
             .set("fetch.wait.max.ms", "10")
-            // The prefetch buffer (64 MiB by default) needs to hold only a
-            // few batches ahead of the writer.
+            // The prefetch buffer (64 MiB and 100k messages by default)
+            // needs to hold only a few batches ahead of the writer. Smaller
+            // fetches than these halved the writer's rate against tansu.
             .set("queued.max.messages.kbytes", "16384")
+            .set("queued.min.messages", "20000")
+            .set("fetch.max.bytes", "8388608")
             .set("session.timeout.ms", session.to_string())
             .set("heartbeat.interval.ms", (session / 4).max(250).to_string())
             .set("socket.timeout.ms", "5000")
