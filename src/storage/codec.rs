@@ -139,7 +139,7 @@ macro_rules! history_queries {
             q: &$crate::storage::Query,
         ) -> $crate::storage::schema::logs::BoxedQuery<'_, $backend> {
             use diesel::prelude::*;
-            use $crate::storage::schema::{log_tags, logs};
+            use $crate::storage::schema::logs;
             let f = &q.filter;
             let mut b = logs::table.into_boxed();
             if !f.services.is_empty() {
@@ -151,11 +151,30 @@ macro_rules! history_queries {
             if f.min_level > 0 {
                 b = b.filter(logs::level.ge(f.min_level));
             }
-            if !f.tags.is_empty() {
-                let tagged = log_tags::table
-                    .select(log_tags::log_id)
-                    .filter(log_tags::tag.eq_any(&f.tags));
-                b = b.filter(logs::id.eq_any(tagged));
+            // Any of the tags: one correlated EXISTS per tag, probed row by
+            // row while walking the (service, id) index newest first.
+            // `id IN (SELECT log_id ...)` let SQLite materialise every id
+            // carrying a common tag first (0.7 s for the newest page of a
+            // store of 10M entries).
+            let mut tagged: Option<
+                Box<
+                    dyn BoxableExpression<logs::table, $backend, SqlType = diesel::sql_types::Bool>
+                        + '_,
+                >,
+            > = None;
+            for tag in &f.tags {
+                let one = diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "EXISTS (SELECT 1 FROM log_tags WHERE log_tags.log_id = logs.id AND log_tags.tag = ",
+                )
+                .bind::<diesel::sql_types::Text, _>(tag.as_str())
+                .sql(")");
+                tagged = Some(match tagged {
+                    None => Box::new(one),
+                    Some(t) => Box::new(t.or(one)),
+                });
+            }
+            if let Some(t) = tagged {
+                b = b.filter(t);
             }
             if !f.text.is_empty() {
                 // Case-insensitive through the column's collation (SQLite's
