@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 
 use crate::common::{Scratch, Tansu, config_on, free_port, metric_at};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// SQLite, in-process queue and bus: `taillight serve` as shipped.

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::node::Mode;
 
 /// One mode's figures from one run, in the order measured.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub struct Run {
     pub mode: Mode,
     pub run: usize,
@@ -138,6 +138,21 @@ const ROWS: &[Row] = &[
         "MB",
     ),
     row(
+        "ingest.stream.writer_store",
+        "PushLogs: writer's time in store transactions",
+        "fraction",
+    ),
+    row(
+        "ingest.stream.writer_commit",
+        "PushLogs: writer's time committing to the queue",
+        "fraction",
+    ),
+    row(
+        "ingest.stream.writer_publish",
+        "PushLogs: publisher busy (its own task)",
+        "fraction",
+    ),
+    row(
         "ingest.unary.accepted",
         "PushLog unary, 64 in flight: acknowledged",
         "entries/s",
@@ -257,13 +272,20 @@ fn spread(mut v: Vec<f64>) -> Option<[f64; 3]> {
     Some([v[0], median, v[v.len() - 1]])
 }
 
+/// The modes in the order they first appear (runs alternate between them).
+fn distinct(modes: impl Iterator<Item = Mode>) -> Vec<Mode> {
+    let mut out = Vec::new();
+    for m in modes {
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    out
+}
+
 pub fn summarise(runs: &[Run]) -> Vec<Summary> {
     let mut out = Vec::new();
-    let modes: Vec<Mode> = {
-        let mut m: Vec<Mode> = runs.iter().map(|r| r.mode).collect();
-        m.dedup();
-        m
-    };
+    let modes = distinct(runs.iter().map(|r| r.mode));
     let tail = tail_rows();
     for mode in modes {
         let mine: Vec<&Run> = runs.iter().filter(|r| r.mode == mode).collect();
@@ -460,9 +482,7 @@ pub fn markdown(
             if t.met { "yes" } else { "**no**" }
         );
     }
-    let mut modes: Vec<Mode> = summary.iter().map(|s| s.mode).collect();
-    modes.dedup();
-    for mode in modes {
+    for mode in distinct(summary.iter().map(|s| s.mode)) {
         let _ = writeln!(md, "\n### {}\n", mode.name());
         let _ = writeln!(
             md,
