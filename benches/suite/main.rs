@@ -204,7 +204,8 @@ async fn one_run(s: &Settings, mode: Mode, run: usize) -> Run {
     let mut r = Run::new(mode, run);
     let node = Node::start(mode, BIN).await;
     let scratch = tempfile::tempdir().expect("temp dir");
-    let limit_entries = ingest::entries(&format!("r{run}-raw"), s.entries);
+    // Shared with the blocking limit measurements rather than copied.
+    let limit_entries = std::sync::Arc::new(ingest::entries(&format!("r{run}-raw"), s.entries));
 
     match mode {
         Mode::Embedded => {

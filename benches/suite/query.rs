@@ -167,7 +167,7 @@ pub async fn time(node: &Node, req: QueryLogsRequest, iters: usize) -> Latency {
         }
     }
     ms.sort_by(f64::total_cmp);
-    let pct = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
+    let pct = |p: f64| crate::report::percentile(&ms, p);
     Latency {
         p50_ms: pct(0.5),
         p99_ms: pct(0.99),

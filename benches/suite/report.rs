@@ -272,6 +272,15 @@ fn spread(mut v: Vec<f64>) -> Option<[f64; 3]> {
     Some([v[0], median, v[v.len() - 1]])
 }
 
+/// The `p` quantile (0..=1) of ascending `sorted` values, by nearest rank;
+/// NaN when there are none.
+pub fn percentile<T: Copy + Into<f64>>(sorted: &[T], p: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        n => sorted[((n - 1) as f64 * p).round() as usize].into(),
+    }
+}
+
 /// The modes in the order they first appear (runs alternate between them).
 fn distinct(modes: impl Iterator<Item = Mode>) -> Vec<Mode> {
     let mut out = Vec::new();

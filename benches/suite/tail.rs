@@ -145,12 +145,7 @@ pub async fn run(node: &Node, marker: &str, rate: f64, subscribers: usize, secs:
     }
     let cpu = node.cpu_seconds() - cpu0;
     all.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if all.is_empty() {
-            return f64::NAN;
-        }
-        all[((all.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
-    };
+    let pct = |p: f64| crate::report::percentile(&all, p) / 1000.0;
     let achieved = sent as f64 / elapsed;
     TailRun {
         rate: achieved,

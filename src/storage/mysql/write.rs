@@ -43,42 +43,40 @@ pub(super) async fn write_batch(
 
     let rows = BatchRows::new(first, &entries);
     let logs: Vec<_> = rows.logs.iter().zip(&entries).collect();
-    for chunk in size_chunks(&logs, |(r, _)| {
-        r.message.len() + r.tags.len() + r.attributes.len() + r.service.len()
-    }) {
-        let mut sql = String::with_capacity(chunk.len() * 1024);
-        sql.push_str(
-            "INSERT INTO logs (id, service, level, message, tags, attributes, time_us, \
-             received_us, source_partition, source_offset) VALUES ",
-        );
-        for (i, (r, q)) in chunk.iter().enumerate() {
-            sql.push_str(if i == 0 { "(" } else { ",(" });
+    insert_text(
+        c,
+        "INSERT INTO logs (id, service, level, message, tags, attributes, time_us, \
+         received_us, source_partition, source_offset) VALUES ",
+        &logs,
+        |(r, _)| r.message.len() + r.tags.len() + r.attributes.len() + r.service.len(),
+        |sql, (r, q)| {
             let _ = write!(sql, "{},", r.id);
-            push_text(&mut sql, &r.service);
+            push_text(sql, &r.service);
             let _ = write!(sql, ",{},", r.level);
-            push_text(&mut sql, &r.message);
+            push_text(sql, &r.message);
             sql.push(',');
-            push_text(&mut sql, &r.tags);
+            push_text(sql, &r.tags);
             sql.push(',');
-            push_text(&mut sql, &r.attributes);
+            push_text(sql, &r.attributes);
             let _ = write!(sql, ",{},{},", r.time_us, r.received_us);
             let _ = match q.source {
-                Some(s) => write!(sql, "{},{})", s.partition, s.offset),
-                None => write!(sql, "NULL,NULL)"),
+                Some(s) => write!(sql, "{},{}", s.partition, s.offset),
+                None => write!(sql, "NULL,NULL"),
             };
-        }
-        c.batch_execute(&sql).await?;
-    }
-    for chunk in size_chunks(&rows.tags, |(tag, _)| tag.len()) {
-        let mut sql = String::with_capacity(chunk.len() * 64);
-        sql.push_str("INSERT INTO log_tags (tag, log_id) VALUES ");
-        for (i, (tag, id)) in chunk.iter().enumerate() {
-            sql.push_str(if i == 0 { "(" } else { ",(" });
-            push_text(&mut sql, tag);
-            let _ = write!(sql, ",{id})");
-        }
-        c.batch_execute(&sql).await?;
-    }
+        },
+    )
+    .await?;
+    insert_text(
+        c,
+        "INSERT INTO log_tags (tag, log_id) VALUES ",
+        &rows.tags,
+        |(tag, _)| tag.len(),
+        |sql, (tag, id)| {
+            push_text(sql, tag);
+            let _ = write!(sql, ",{id}");
+        },
+    )
+    .await?;
     let names: Vec<_> = rows
         .services
         .iter()
@@ -102,6 +100,30 @@ pub(super) async fn write_batch(
     drop(logs);
     drop(rows);
     Ok((first, entries))
+}
+
+/// Inserts `items` with multi-row text statements `head (..), (..)`, in
+/// chunks within the row and size limits; `row` writes one row's values.
+async fn insert_text<T>(
+    c: &mut AsyncMysqlConnection,
+    head: &str,
+    items: &[T],
+    size: impl Fn(&T) -> usize,
+    row: impl Fn(&mut String, &T),
+) -> Result<(), StoreError> {
+    for chunk in size_chunks(items, &size) {
+        // Hex doubles the text; ~100 bytes of numbers and syntax per row.
+        let bytes: usize = chunk.iter().map(&size).sum();
+        let mut sql = String::with_capacity(head.len() + 2 * bytes + 100 * chunk.len());
+        sql.push_str(head);
+        for (i, item) in chunk.iter().enumerate() {
+            sql.push_str(if i == 0 { "(" } else { ",(" });
+            row(&mut sql, item);
+            sql.push(')');
+        }
+        c.batch_execute(&sql).await?;
+    }
+    Ok(())
 }
 
 /// Appends `text` as a hex literal in utf8mb4: the bulk INSERTs are sent
