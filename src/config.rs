@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::api::validate::Limits;
+use crate::storage::mysql::BulkMode;
 use crate::storage::sqlite::Synchronous;
 
 #[derive(Debug, Parser)]
@@ -93,6 +94,11 @@ pub struct ServeArgs {
     /// Connections in the database pool.
     #[arg(long, env = "TAILLIGHT_DATABASE_POOL", default_value_t = 8)]
     pub database_pool: u32,
+    /// How the writer sends rows to MariaDB: `load-data` (LOAD DATA LOCAL
+    /// INFILE from memory, fastest; needs the server's `local_infile`),
+    /// `insert` (multi-row INSERTs), or `auto` (load-data when allowed).
+    #[arg(long, env = "TAILLIGHT_DATABASE_BULK", value_enum, default_value_t = BulkMode::Auto)]
+    pub database_bulk: BulkMode,
     /// Redis URL (`redis://HOST[:PORT]`) for the live feed between nodes and
     /// the service/tag catalogue. Without it: in-process (one node).
     #[arg(long, env = "TAILLIGHT_REDIS_URL")]

@@ -19,7 +19,7 @@ use futures::FutureExt;
 use taillight::pipeline::filter::Filter;
 use taillight::proto::{Level, LogEntry, LogRecord};
 use taillight::queue::{QueuedEntry, SourcePosition};
-use taillight::storage::mysql::MysqlStore;
+use taillight::storage::mysql::{BulkMode, MysqlStore};
 use taillight::storage::sqlite::{SqliteStore, Synchronous};
 use taillight::storage::{Order, Query, Store, StoreError};
 use taillight::time;
@@ -27,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 // ---------------------------------------------------------------- harness
 
-/// Instantiates each conformance test once per backend.
+/// Instantiates each conformance test once per backend, and MariaDB once
+/// per way of sending rows (`insert` is for servers without `local_infile`).
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -38,15 +39,22 @@ macro_rules! conformance {
                 }
             )*
         }
-        mod mysql {
+        conformance!(@mysql mysql, LoadData; $($name),*);
+        conformance!(@mysql mysql_insert, Insert; $($name),*);
+    };
+    (@mysql $module:ident, $bulk:ident; $($name:ident),*) => {
+        mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::with_mysql(async |db| super::$name(Arc::new(db.open().await)).await)
-                        .await
+                    super::with_mysql(async |db| {
+                        super::$name(Arc::new(db.open_with(BulkMode::$bulk).await)).await
+                    })
+                    .await
                 }
             )*
             use std::sync::Arc;
+            use taillight::storage::mysql::BulkMode;
         }
     };
 }
@@ -88,7 +96,11 @@ impl TestDb {
     }
 
     async fn open(&self) -> MysqlStore {
-        MysqlStore::open(&self.url(), 4).await.unwrap_or_else(|e| {
+        self.open_with(BulkMode::Auto).await
+    }
+
+    async fn open_with(&self, bulk: BulkMode) -> MysqlStore {
+        MysqlStore::open(&self.url(), 4, bulk).await.unwrap_or_else(|e| {
             panic!(
                 "cannot open {} ({e}); is MariaDB running? Set TAILLIGHT_TEST_MYSQL to another server",
                 self.url()
@@ -188,10 +200,10 @@ fn ids_of(records: &[LogRecord]) -> Vec<u64> {
 // ------------------------------------------------------------ conformance
 
 /// Text with quotes, backslashes, LIKE wildcards, SQL, control characters
-/// and non-ASCII comes back byte for byte (the MariaDB writer builds its
-/// bulk INSERTs as text).
+/// and non-ASCII comes back byte for byte (the MariaDB writer sends rows
+/// as text: SQL literals or LOAD DATA's tab-separated lines).
 async fn any_text_round_trips(store: Arc<dyn Store>) {
-    let nasty = "it's \\ \"q\" %_ \t\n\0 ');DROP TABLE logs;-- héllo 日本 🙂";
+    let nasty = "it's \\ \"q\" %_ \t\n\r\0 \\N \\t NULL ');DROP TABLE logs;-- héllo 日本 🙂\\";
     let mut e = entry(
         "svc-ü'\\",
         Level::Warn,
@@ -608,6 +620,46 @@ async fn mysql_redelivered_sources_are_stored_once() {
     .await
 }
 
+/// A value the schema cannot hold fails the whole batch in both ways of
+/// sending rows: LOAD DATA LOCAL would only warn and cut it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_a_value_too_long_fails_the_batch() {
+    for bulk in [BulkMode::LoadData, BulkMode::Insert] {
+        with_mysql(async |db| {
+            let store = db.open_with(bulk).await;
+            let long = "s".repeat(300);
+            let batch = vec![
+                entry("fine", Level::Info, "kept?", &["t"], 1),
+                entry(&long, Level::Info, "too long a service", &[], 2),
+            ];
+            let e = store.insert(batch).await.expect_err("stored a cut value");
+            assert!(
+                matches!(e, StoreError::Refused(_) | StoreError::Database(_)),
+                "{e:?}"
+            );
+            assert_eq!(
+                db.count("logs").await,
+                0,
+                "{bulk:?}: part of the batch stayed"
+            );
+            assert_eq!(db.count("log_tags").await, 0);
+
+            let ok = store
+                .insert(vec![entry("fine", Level::Info, "m", &["t"], 1)])
+                .await;
+            assert_eq!(ok.expect("next batch").len(), 1, "{bulk:?}");
+            let mut tagged = entry(&"x".repeat(10), Level::Info, "m", &[], 3);
+            tagged.entry.tags = vec!["t".repeat(300)];
+            store
+                .insert(vec![tagged])
+                .await
+                .expect_err("stored a cut tag");
+            assert_eq!(db.count("log_tags").await, 1, "{bulk:?}");
+        })
+        .await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_concurrent_writers_commit_in_id_order() {
     with_mysql(async |db| {
@@ -704,7 +756,12 @@ async fn mysql_reopen_continues_ids_and_delete_removes_tags() {
 #[tokio::test]
 async fn mysql_dead_server_fails_open_quickly() {
     let start = Instant::now();
-    let r = MysqlStore::open("mysql://root:hunter2@127.0.0.1:1/taillight_dead", 2).await;
+    let r = MysqlStore::open(
+        "mysql://root:hunter2@127.0.0.1:1/taillight_dead",
+        2,
+        BulkMode::Auto,
+    )
+    .await;
     let msg = match r {
         Err(StoreError::Connection(msg)) => msg,
         other => panic!("expected a connection error, got {:?}", other.err()),
@@ -733,9 +790,12 @@ async fn mysql_silent_server_times_out() {
     });
     let start = Instant::now();
     let url = format!("mysql://root@127.0.0.1:{port}/taillight_silent");
-    let r = tokio::time::timeout(Duration::from_secs(15), MysqlStore::open(&url, 2))
-        .await
-        .expect("open must give up by itself");
+    let r = tokio::time::timeout(
+        Duration::from_secs(15),
+        MysqlStore::open(&url, 2, BulkMode::Auto),
+    )
+    .await
+    .expect("open must give up by itself");
     assert!(matches!(r, Err(StoreError::Connection(_))), "{:?}", r.err());
     assert!(
         start.elapsed() < Duration::from_secs(8),

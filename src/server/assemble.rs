@@ -69,7 +69,9 @@ impl Node {
     pub async fn start(cfg: &ServeArgs, metrics: Arc<Metrics>) -> Result<Node, ServerError> {
         check(cfg)?;
         let store: Arc<dyn Store> = match &cfg.database_url {
-            Some(url) => Arc::new(MysqlStore::open(url, cfg.database_pool).await?),
+            Some(url) => {
+                Arc::new(MysqlStore::open(url, cfg.database_pool, cfg.database_bulk).await?)
+            }
             None => {
                 let dir = cfg.data_dir.clone();
                 let sync = cfg.sqlite_synchronous;

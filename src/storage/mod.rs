@@ -22,6 +22,8 @@ pub enum StoreError {
     Migration(String),
     #[error("data directory: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the database did not store the batch as sent: {0}")]
+    Refused(String),
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
 }

@@ -8,12 +8,16 @@
 //! before it. The lock also makes the redelivery check race-free, since no
 //! other batch can store the same source position between check and insert.
 
+mod bulk;
+mod infile;
 mod url;
 mod write;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use diesel::ConnectionResult;
 use diesel::prelude::*;
 use diesel::result::ConnectionError;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
@@ -28,6 +32,8 @@ use super::schema::{log_tags, logs, service_tags, services};
 use super::{Query, QueryResult, Store, StoreError};
 use crate::proto::LogRecord;
 use crate::queue::QueuedEntry;
+use bulk::Bulk;
+use infile::Infiles;
 use url::DbUrl;
 use write::write_batch;
 
@@ -44,8 +50,23 @@ pub struct MysqlStore {
     /// Connections for reads and writes alike: InnoDB's row locks, not a
     /// single writer connection, keep concurrent batches apart.
     pool: Pool<AsyncMysqlConnection>,
+    /// How batches send their rows, settled when the store opens.
+    bulk: Bulk,
     /// The URL with its password masked, for error messages.
     shown_url: String,
+}
+
+/// How the writer sends a batch's rows to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum BulkMode {
+    /// `load-data` when the server's `local_infile` is on, else `insert`.
+    #[default]
+    Auto,
+    /// `LOAD DATA LOCAL INFILE` from memory: about 1.5 times the rows per
+    /// second of INSERTs. Opening fails if the server does not allow it.
+    LoadData,
+    /// Multi-row INSERT statements.
+    Insert,
 }
 
 impl MysqlStore {
@@ -55,21 +76,26 @@ impl MysqlStore {
     /// `pool_size` connections. Needs a multi-threaded Tokio runtime or a
     /// current-thread one with `spawn_blocking` available (migrations run on a
     /// blocking thread).
-    pub async fn open(url: &str, pool_size: u32) -> Result<MysqlStore, StoreError> {
+    pub async fn open(url: &str, pool_size: u32, mode: BulkMode) -> Result<MysqlStore, StoreError> {
         let target = DbUrl::parse(url).map_err(StoreError::Connection)?;
         let shown = target.shown.clone();
         let failed = |e: ConnectionError| StoreError::Connection(format!("{shown}: {e}"));
+        let files = Arc::new(Infiles::default());
 
         // Connect without a database first: it may not exist yet.
-        let mut server = establish(&target.server).await.map_err(failed)?;
+        let mut server = establish(&target.server, &files).await.map_err(failed)?;
         create_database(&mut server, &target.database).await?;
+        let bulk = choose_bulk(&mut server, mode, files.clone()).await?;
         drop(server);
 
-        let conn = establish(url).await.map_err(failed)?;
+        let conn = establish(url, &files).await.map_err(failed)?;
         migrate(conn).await?;
 
         let mut config = ManagerConfig::default();
-        config.custom_setup = Box::new(|url| establish(url).boxed());
+        config.custom_setup = Box::new(move |url| {
+            let files = files.clone();
+            async move { establish(url, &files).await }.boxed()
+        });
         let manager = AsyncDieselConnectionManager::new_with_config(url, config);
         let pool = Pool::builder()
             .max_size(pool_size.max(1))
@@ -79,6 +105,7 @@ impl MysqlStore {
             .map_err(|e| StoreError::Connection(format!("{shown}: {e}")))?;
         Ok(MysqlStore {
             pool,
+            bulk,
             shown_url: shown,
         })
     }
@@ -91,16 +118,56 @@ impl MysqlStore {
     }
 }
 
-/// `establish` with [`CONNECT_TIMEOUT`]: a host that drops packets would
-/// otherwise keep a TCP connect waiting for minutes.
-async fn establish(url: &str) -> diesel::ConnectionResult<AsyncMysqlConnection> {
-    tokio::time::timeout(CONNECT_TIMEOUT, AsyncMysqlConnection::establish(url))
+/// Connects with [`CONNECT_TIMEOUT`] (a host that drops packets would
+/// otherwise keep a TCP connect waiting for minutes) and with `files` as the
+/// connection's only source of LOAD DATA LOCAL data.
+async fn establish(url: &str, files: &Arc<Infiles>) -> ConnectionResult<AsyncMysqlConnection> {
+    let bad = |e: mysql_async::Error| ConnectionError::BadConnection(e.to_string());
+    let opts = mysql_async::Opts::from_url(url)
+        .map_err(|e| ConnectionError::InvalidConnectionUrl(e.to_string()))?;
+    // As diesel-async's own `establish`: it caches statements itself, and
+    // counts matched rather than changed rows.
+    let opts = mysql_async::OptsBuilder::from_opts(opts)
+        .stmt_cache_size(0)
+        .client_found_rows(true)
+        .local_infile_handler(Some(files.handler()));
+    let connect = async {
+        let conn = mysql_async::Conn::new(opts).await.map_err(bad)?;
+        AsyncMysqlConnection::try_from(conn).await
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, connect)
         .await
         .unwrap_or_else(|_| {
             Err(ConnectionError::BadConnection(format!(
                 "no connection within {CONNECT_TIMEOUT:?}"
             )))
         })
+}
+
+/// Settles `mode` against the server's `local_infile` setting.
+async fn choose_bulk(
+    conn: &mut AsyncMysqlConnection,
+    mode: BulkMode,
+    files: Arc<Infiles>,
+) -> Result<Bulk, StoreError> {
+    if mode == BulkMode::Insert {
+        return Ok(Bulk::Insert);
+    }
+    let allowed: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "@@GLOBAL.local_infile + 0",
+    ))
+    .get_result(conn)
+    .await?;
+    match (allowed != 0, mode) {
+        (true, _) => Ok(Bulk::LoadData(files)),
+        (false, BulkMode::Auto) => {
+            tracing::info!("the server's local_infile is off: batches are sent as INSERTs");
+            Ok(Bulk::Insert)
+        }
+        (false, _) => Err(StoreError::Connection(
+            "--database-bulk load-data needs the server's local_infile on".into(),
+        )),
+    }
 }
 
 /// Creates `name` unless it exists. Checks first, because an account
@@ -170,7 +237,7 @@ impl Store for MysqlStore {
         }
         let mut c = self.conn().await?;
         let (first, stored) = c
-            .transaction(async |c| write_batch(c, entries).await)
+            .transaction(async |c| write_batch(c, &self.bulk, entries).await)
             .await?;
         Ok(stored
             .into_iter()

@@ -1,13 +1,13 @@
-//! Writing one batch: the id counter lock, the redelivery check and the
-//! chunked multi-row INSERTs.
+//! Writing one batch: the id counter lock, the redelivery check, the rows
+//! (sent by [`Bulk`]) and the service and tag listings.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt::Write as _;
 
 use diesel::prelude::*;
-use diesel_async::{AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
 
 use super::KEYS_PER_STATEMENT;
+use super::bulk::{Bulk, LOG_TAGS, LOGS, log_fields, tag_fields};
 use crate::queue::{QueuedEntry, SourcePosition};
 use crate::storage::StoreError;
 use crate::storage::codec::BatchRows;
@@ -25,6 +25,7 @@ const BYTES_PER_INSERT: usize = 3 << 20;
 /// stores the rest. Returns the first id and the entries stored.
 pub(super) async fn write_batch(
     c: &mut AsyncMysqlConnection,
+    bulk: &Bulk,
     entries: Vec<QueuedEntry>,
 ) -> Result<(i64, Vec<QueuedEntry>), StoreError> {
     let first: i64 = id_sequence::table
@@ -43,40 +44,8 @@ pub(super) async fn write_batch(
 
     let rows = BatchRows::new(first, &entries);
     let logs: Vec<_> = rows.logs.iter().zip(&entries).collect();
-    insert_text(
-        c,
-        "INSERT INTO logs (id, service, level, message, tags, attributes, time_us, \
-         received_us, source_partition, source_offset) VALUES ",
-        &logs,
-        |(r, _)| r.message.len() + r.tags.len() + r.attributes.len() + r.service.len(),
-        |sql, (r, q)| {
-            let _ = write!(sql, "{},", r.id);
-            push_text(sql, &r.service);
-            let _ = write!(sql, ",{},", r.level);
-            push_text(sql, &r.message);
-            sql.push(',');
-            push_text(sql, &r.tags);
-            sql.push(',');
-            push_text(sql, &r.attributes);
-            let _ = write!(sql, ",{},{},", r.time_us, r.received_us);
-            let _ = match q.source {
-                Some(s) => write!(sql, "{},{}", s.partition, s.offset),
-                None => write!(sql, "NULL,NULL"),
-            };
-        },
-    )
-    .await?;
-    insert_text(
-        c,
-        "INSERT INTO log_tags (tag, log_id) VALUES ",
-        &rows.tags,
-        |(tag, _)| tag.len(),
-        |sql, (tag, id)| {
-            push_text(sql, tag);
-            let _ = write!(sql, ",{id}");
-        },
-    )
-    .await?;
+    bulk.write(c, LOGS, &logs, log_fields).await?;
+    bulk.write(c, LOG_TAGS, &rows.tags, tag_fields).await?;
     let names: Vec<_> = rows
         .services
         .iter()
@@ -100,45 +69,6 @@ pub(super) async fn write_batch(
     drop(logs);
     drop(rows);
     Ok((first, entries))
-}
-
-/// Inserts `items` with multi-row text statements `head (..), (..)`, in
-/// chunks within the row and size limits; `row` writes one row's values.
-async fn insert_text<T>(
-    c: &mut AsyncMysqlConnection,
-    head: &str,
-    items: &[T],
-    size: impl Fn(&T) -> usize,
-    row: impl Fn(&mut String, &T),
-) -> Result<(), StoreError> {
-    for chunk in size_chunks(items, &size) {
-        // Hex doubles the text; ~100 bytes of numbers and syntax per row.
-        let bytes: usize = chunk.iter().map(&size).sum();
-        let mut sql = String::with_capacity(head.len() + 2 * bytes + 100 * chunk.len());
-        sql.push_str(head);
-        for (i, item) in chunk.iter().enumerate() {
-            sql.push_str(if i == 0 { "(" } else { ",(" });
-            row(&mut sql, item);
-            sql.push(')');
-        }
-        c.batch_execute(&sql).await?;
-    }
-    Ok(())
-}
-
-/// Appends `text` as a hex literal in utf8mb4: the bulk INSERTs are sent
-/// as one text statement (a prepared statement with thousands of
-/// placeholders is prepared anew for every batch, which made the writer
-/// half as fast as a plain client), and a hex literal needs no quoting or
-/// escaping, whatever the server's `sql_mode`.
-fn push_text(sql: &mut String, text: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    sql.push_str("_utf8mb4 X'");
-    for b in text.bytes() {
-        sql.push(HEX[(b >> 4) as usize] as char);
-        sql.push(HEX[(b & 15) as usize] as char);
-    }
-    sql.push('\'');
 }
 
 /// Removes entries whose source position is already stored, and all but the
@@ -189,7 +119,7 @@ async fn drop_redeliveries(
 /// Splits `items` into runs of at most [`ROWS_PER_INSERT`] items and about
 /// [`BYTES_PER_INSERT`] bytes (a single larger item gets a run of its own),
 /// so no statement exceeds the placeholder or packet limit.
-fn size_chunks<T>(items: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+pub(super) fn size_chunks<T>(items: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
     let mut chunks = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, item) in items.iter().enumerate() {
