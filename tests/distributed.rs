@@ -263,6 +263,41 @@ async fn writer_crash_between_commits_stores_each_entry_once() {
     assert_exactly_once(&rows, (0..300).map(|i| format!("m{i}")));
 }
 
+/// While the database refuses batches, the writer rewinds the failed batch
+/// and the one it had read ahead; once it accepts them again every entry is
+/// stored once, and in the order pushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_batches_rewind_and_keep_order() {
+    use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection};
+    let server = TestServer::start_with(Backend::Distributed, |c| c.batch_max = 20).await;
+    let url = server.cfg.database_url.clone().expect("a database");
+    let mut sql = AsyncMysqlConnection::establish(&url)
+        .await
+        .expect("connect");
+    // Every batch fails after its rows are written, and rolls back.
+    sql.batch_execute("RENAME TABLE services TO services_away")
+        .await
+        .expect("rename");
+
+    let svc = unique("refused");
+    let mut c = server.client().await;
+    for k in 0..10 {
+        push_n(&mut c, &svc, k * 20, 20).await;
+    }
+    // Several rounds of failure and rewind (the writer retries every 200 ms).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(stored(&mut c, &filter(&svc)).await.is_empty());
+    sql.batch_execute("RENAME TABLE services_away TO services")
+        .await
+        .expect("rename back");
+
+    let rows = wait_stored(&mut c, &filter(&svc), 200).await;
+    assert_exactly_once(&rows, (0..200).map(|i| format!("m{i}")));
+    let order: Vec<_> = rows.iter().map(|r| r.message.clone()).collect();
+    let pushed: Vec<_> = (0..200).map(|i| format!("m{i}")).collect();
+    assert_eq!(order, pushed, "stored out of push order");
+}
+
 /// kill -9 of a whole node while a PushLogs stream is open: every entry it
 /// acknowledged ends up in MariaDB, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

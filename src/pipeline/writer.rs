@@ -1,6 +1,7 @@
 //! The writer: pulls batches from the queue, stores each in one transaction,
 //! then commits the batch to the queue (acknowledging the pushers or storing
-//! Kafka offsets) and hands the stored records to the publisher.
+//! Kafka offsets) and hands the stored records to the publisher. The next
+//! batch is read while the current one is being stored.
 //!
 //! Publishing (and the service/tag catalogue) runs in its own task, in
 //! commit order, so a Redis round trip never delays the next transaction;
@@ -15,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::bus::{Bus, Catalog};
 use crate::metrics::{Metrics, Stage};
 use crate::proto::LogRecord;
-use crate::queue::Consumer;
+use crate::queue::{Batch, Consumer};
 use crate::storage::Store;
 
 /// Pause after a failed batch, so a broken database is not hammered.
@@ -51,22 +52,50 @@ impl<C: Consumer> Writer<C> {
             self.metrics.clone(),
         ));
         let mut stored_batches = 0u64;
+        // The batch read while the previous one was being stored.
+        let mut ahead: Option<Batch<C::Token>> = None;
         loop {
             let t = Instant::now();
-            let batch = match self.consumer.next_batch(self.max_batch).await {
-                Ok(Some(b)) => b,
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "queue read failed");
-                    self.metrics.queue_errors.fetch_add(1, Relaxed);
-                    tokio::time::sleep(RETRY_PAUSE).await;
-                    continue;
-                }
+            let batch = match ahead.take() {
+                Some(b) => b,
+                None => match self.consumer.next_batch(self.max_batch).await {
+                    Ok(Some(b)) => b,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "queue read failed");
+                        self.metrics.queue_errors.fetch_add(1, Relaxed);
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                        continue;
+                    }
+                },
             };
             // Includes waiting for the first entry when the queue is idle.
             let t = self.metrics.time(Stage::Read, t);
             let n = batch.entries.len() as u64;
-            let stored = self.store.insert(batch.entries).await;
+            // Read (fetch and decode) the next batch while this one is in
+            // the database, so the two overlap instead of taking turns.
+            // Both reads are cancel-safe: if the store finishes first, the
+            // read is dropped before it has taken anything.
+            let storing = self.store.insert(batch.entries);
+            tokio::pin!(storing);
+            let stored = tokio::select! {
+                r = &mut storing => r,
+                next = self.consumer.next_batch(self.max_batch) => {
+                    match next {
+                        Ok(b) => ahead = b,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "queue read failed");
+                            self.metrics.queue_errors.fetch_add(1, Relaxed);
+                        }
+                    }
+                    storing.await
+                }
+            };
+            // What arrived during the store joins the batch read early, as it
+            // would have joined a batch read now.
+            if let Some(next) = ahead.as_mut() {
+                self.consumer.top_up(next, self.max_batch);
+            }
             let t = self.metrics.time(Stage::Store, t);
             match stored {
                 Ok(records) => {
@@ -93,6 +122,12 @@ impl<C: Consumer> Writer<C> {
                 Err(e) => {
                     tracing::error!(error = %e, entries = n, "storing a batch failed");
                     self.metrics.store_errors.fetch_add(1, Relaxed);
+                    // The batch read ahead goes back too, newest first: a
+                    // rewinding queue then resumes at the failed batch, so
+                    // nothing is stored out of order.
+                    if let Some(next) = ahead.take() {
+                        self.consumer.abort(next.token, e.to_string()).await;
+                    }
                     self.consumer.abort(batch.token, e.to_string()).await;
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }

@@ -421,15 +421,25 @@ impl Consumer for KafkaConsumer {
         };
         self.take(&first, &mut entries, &mut token);
         drop(first);
+        let mut batch = Batch { entries, token };
         // Group commit: take what has already arrived, without waiting.
-        while entries.len() < max {
+        self.top_up(&mut batch, max);
+        Ok(Some(batch))
+    }
+
+    fn top_up(&mut self, batch: &mut Batch<KafkaToken>, max: usize) {
+        while batch.entries.len() < max {
             match self.consumer.recv().now_or_never() {
-                Some(Ok(m)) => self.take(&m, &mut entries, &mut token),
-                Some(Err(e)) => return Err(kafka_err(e)),
+                Some(Ok(m)) => self.take(&m, &mut batch.entries, &mut batch.token),
+                // The entries taken so far stay in the batch: dropping them
+                // would let a later commit step over them.
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "queue read failed");
+                    break;
+                }
                 None => break,
             }
         }
-        Ok(Some(Batch { entries, token }))
     }
 
     async fn commit(&mut self, token: KafkaToken) -> Result<(), QueueError> {

@@ -114,31 +114,32 @@ impl Consumer for MemoryConsumer {
                 },
             },
         };
-        let mut total = first.entries.len();
-        let mut subs = vec![first];
+        let mut batch = Batch {
+            entries: Vec::new(),
+            token: Vec::new(),
+        };
+        add(&mut batch, first);
         // Group commit: take whatever else is already waiting, never wait for
         // more. Under load batches grow by themselves; when idle, latency stays low.
-        while total < max {
-            match self.rx.try_recv() {
-                Ok(s) if total + s.entries.len() > max => {
-                    self.next = Some(s);
-                    break;
-                }
-                Ok(s) => {
-                    total += s.entries.len();
-                    subs.push(s);
-                }
-                Err(_) => break,
+        self.top_up(&mut batch, max);
+        Ok(Some(batch))
+    }
+
+    fn top_up(&mut self, batch: &mut Batch<Self::Token>, max: usize) {
+        while batch.entries.len() < max {
+            let next = match self.next.take() {
+                Some(s) => s,
+                None => match self.rx.try_recv() {
+                    Ok(s) => s,
+                    Err(_) => break,
+                },
+            };
+            if batch.entries.len() + next.entries.len() > max {
+                self.next = Some(next);
+                break;
             }
+            add(batch, next);
         }
-        let mut entries = Vec::with_capacity(total);
-        for s in &mut subs {
-            entries.append(&mut s.entries);
-        }
-        Ok(Some(Batch {
-            entries,
-            token: subs,
-        }))
     }
 
     async fn commit(&mut self, token: Self::Token) -> Result<(), QueueError> {
@@ -154,4 +155,11 @@ impl Consumer for MemoryConsumer {
             let _ = s.ack.send(Err(QueueError::StoreFailed(error.clone())));
         }
     }
+}
+
+/// Moves a submission's entries into `batch`, keeping the submission to
+/// acknowledge it.
+fn add(batch: &mut Batch<Vec<Submission>>, mut s: Submission) {
+    batch.entries.append(&mut s.entries);
+    batch.token.push(s);
 }

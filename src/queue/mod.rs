@@ -81,6 +81,10 @@ pub trait Consumer: Send + 'static {
     /// the queue is closed and drained.
     async fn next_batch(&mut self, max: usize) -> Result<Option<Batch<Self::Token>>, QueueError>;
 
+    /// Adds to `batch`, up to about `max` entries, what has already arrived,
+    /// without waiting: a batch read early takes in what came meanwhile.
+    fn top_up(&mut self, batch: &mut Batch<Self::Token>, max: usize);
+
     /// The batch is stored: acknowledge it so it is never delivered again.
     async fn commit(&mut self, token: Self::Token) -> Result<(), QueueError>;
 
