@@ -62,8 +62,7 @@ impl<C: Consumer> Writer<C> {
                     Ok(Some(b)) => b,
                     Ok(None) => break,
                     Err(e) => {
-                        tracing::warn!(error = %e, "queue read failed");
-                        self.metrics.queue_errors.fetch_add(1, Relaxed);
+                        self.read_failed(&e);
                         tokio::time::sleep(RETRY_PAUSE).await;
                         continue;
                     }
@@ -83,20 +82,18 @@ impl<C: Consumer> Writer<C> {
                 next = self.consumer.next_batch(self.max_batch) => {
                     match next {
                         Ok(b) => ahead = b,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "queue read failed");
-                            self.metrics.queue_errors.fetch_add(1, Relaxed);
-                        }
+                        Err(e) => self.read_failed(&e),
                     }
                     storing.await
                 }
             };
+            let t = self.metrics.time(Stage::Store, t);
             // What arrived during the store joins the batch read early, as it
             // would have joined a batch read now.
             if let Some(next) = ahead.as_mut() {
                 self.consumer.top_up(next, self.max_batch);
             }
-            let t = self.metrics.time(Stage::Store, t);
+            let t = self.metrics.time(Stage::Read, t);
             match stored {
                 Ok(records) => {
                     stored_batches += 1;
@@ -137,6 +134,13 @@ impl<C: Consumer> Writer<C> {
         if let Err(e) = publisher.await {
             tracing::error!(error = %e, "publisher task failed");
         }
+    }
+
+    /// A failed queue read: logged and counted; the caller decides whether
+    /// to pause.
+    fn read_failed(&self, e: &crate::queue::QueueError) {
+        tracing::warn!(error = %e, "queue read failed");
+        self.metrics.queue_errors.fetch_add(1, Relaxed);
     }
 }
 

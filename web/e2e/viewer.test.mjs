@@ -685,27 +685,29 @@ e2e('9. scrolled up, new entries show "N new" in #new-badge; clicking it returns
   assert.deepEqual(await firstInView(), topBefore, 'the rows in view moved while scrolled up');
 
   await page.click('#new-badge');
-  await waitFor(async () => {
-    const rows = await domRows(page);
-    const box = await page.evaluate(() => document.querySelector('#log-list').getBoundingClientRect().bottom);
-    const last = rows.find((r) => r.msg === 'new 5');
-    return last && last.top < box;
-  }, Boolean, { what: 'the newest row to be in view after clicking #new-badge' });
+  await waitFor(() => shownAboveListBottom(page, 'new 5'), Boolean, {
+    what: 'the newest row to be in view after clicking #new-badge',
+  });
   await waitFor(() => page.isHidden('#new-badge'), Boolean, { what: '#new-badge to hide after clicking it' });
   // Following the bottom again: the next entry shows without scrolling.
   await pushCli(server, { service: S, level: 'error', messages: ['after badge'] });
-  await waitFor(async () => {
-    const rows = await domRows(page);
-    const box = await page.evaluate(() => document.querySelector('#log-list').getBoundingClientRect().bottom);
-    const r = rows.find((x) => x.msg === 'after badge');
-    return r && r.top < box;
-  }, Boolean, { what: 'a new entry to show at the bottom after returning to live' });
+  await waitFor(() => shownAboveListBottom(page, 'after badge'), Boolean, {
+    what: 'a new entry to show at the bottom after returning to live',
+  });
   assert.ok(await page.isHidden('#new-badge'), '#new-badge shown again while following the bottom');
 });
 
 // ------------------------------------------------------------------ 10
 
 /** A counter from the server's /metrics (sum over its label sets), or 0. */
+/** Whether the row with message `msg` starts above the list's bottom edge. */
+async function shownAboveListBottom(page, msg) {
+  const rows = await domRows(page);
+  const box = await page.evaluate(() => document.querySelector('#log-list').getBoundingClientRect().bottom);
+  const row = rows.find((r) => r.msg === msg);
+  return Boolean(row && row.top < box);
+}
+
 async function metric(server, name) {
   const text = await (await fetch(`${server.url}/metrics`)).text();
   let sum = 0;

@@ -7,6 +7,7 @@
 //! parser for the values altogether.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -157,8 +158,9 @@ struct Warning {
 /// Appends `field` in LOAD DATA's default text format.
 fn push_tsv(out: &mut Vec<u8>, field: &Field) {
     match field {
+        // Writing into a Vec cannot fail.
         Field::Int(n) => {
-            let _ = write!(Writer(out), "{n}");
+            let _ = write!(out, "{n}");
         }
         Field::Null => out.extend_from_slice(b"\\N"),
         Field::Text(text) => {
@@ -173,16 +175,6 @@ fn push_tsv(out: &mut Vec<u8>, field: &Field) {
                 }
             }
         }
-    }
-}
-
-/// `fmt::Write` into a byte buffer, for numbers.
-struct Writer<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for Writer<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
     }
 }
 
