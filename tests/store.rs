@@ -730,6 +730,58 @@ async fn mysql_concurrent_writers_commit_in_id_order() {
     .await
 }
 
+/// Batches handed to the store together commit in the order they were
+/// handed over, whichever finishes first, and fail together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_pipelined_batches_commit_in_order_and_fail_together() {
+    with_mysql(async |db| {
+        let store: Arc<dyn Store> = Arc::new(db.open().await);
+        assert!(store.pipeline_depth() > 1);
+        let big: Vec<_> = (0..3000)
+            .map(|i| entry("s", Level::Info, &format!("big {i}"), &["t"], 1))
+            .collect();
+        let a = tokio::spawn(store.clone().start_insert(big));
+        let b = tokio::spawn(store.clone().start_insert(vec![entry(
+            "s",
+            Level::Info,
+            "small",
+            &[],
+            2,
+        )]));
+        // The small batch waits for the big one started before it.
+        let b = b.await.expect("task").expect("second batch");
+        assert_eq!(ids_of(&b), [3001]);
+        let a = a.await.expect("task").expect("first batch");
+        assert_eq!(ids_of(&a), (1..=3000).collect::<Vec<u64>>());
+        assert_eq!(db.count("logs").await, 3001);
+
+        let long = "s".repeat(300);
+        let bad = vec![entry(&long, Level::Info, "too long a service", &[], 3)];
+        let a = tokio::spawn(store.clone().start_insert(bad));
+        let b = tokio::spawn(store.clone().start_insert(vec![entry(
+            "s",
+            Level::Info,
+            "after",
+            &[],
+            4,
+        )]));
+        a.await.expect("task").expect_err("stored a cut value");
+        let e = b
+            .await
+            .expect("task")
+            .expect_err("stored after a failed batch");
+        assert!(matches!(e, StoreError::EarlierBatchFailed), "{e:?}");
+        assert_eq!(db.count("logs").await, 3001);
+
+        let c = store
+            .insert(vec![entry("s", Level::Info, "again", &[], 5)])
+            .await
+            .expect("next batch");
+        assert_eq!(ids_of(&c), [3002]);
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_reopen_continues_ids_and_delete_removes_tags() {
     with_mysql(async |db| {

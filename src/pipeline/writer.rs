@@ -1,23 +1,26 @@
 //! The writer: pulls batches from the queue, stores each in one transaction,
 //! then commits the batch to the queue (acknowledging the pushers or storing
 //! Kafka offsets) and hands the stored records to the publisher. The next
-//! batch is read while the current one is being stored.
+//! batch is read while the store works, and where the store keeps commit
+//! order (MariaDB) up to its pipeline depth of batches are stored at once.
 //!
 //! Publishing (and the service/tag catalogue) runs in its own task, in
 //! commit order, so a Redis round trip never delays the next transaction;
 //! a bounded channel between the two keeps a slow bus from growing memory.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use tokio::task::{JoinError, JoinHandle};
 
 use crate::bus::{Bus, Catalog};
 use crate::metrics::{Metrics, Stage};
 use crate::proto::LogRecord;
-use crate::queue::{Batch, Consumer};
-use crate::storage::Store;
+use crate::queue::{Batch, Consumer, QueueError};
+use crate::storage::{Store, StoreError};
 
 /// Pause after a failed batch, so a broken database is not hammered.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
@@ -40,6 +43,19 @@ pub struct Writer<C: Consumer> {
     pub abort_after_store: Option<u64>,
 }
 
+/// A batch in the store.
+struct InFlight<T> {
+    token: T,
+    entries: u64,
+    storing: JoinHandle<Result<Vec<LogRecord>, StoreError>>,
+}
+
+/// What the writer waited for.
+enum Event<T> {
+    Stored(Result<Vec<LogRecord>, StoreError>),
+    Read(Result<Option<Batch<T>>, QueueError>),
+}
+
 impl<C: Consumer> Writer<C> {
     /// Runs until the queue is closed and drained, and everything stored
     /// has been published.
@@ -51,82 +67,88 @@ impl<C: Consumer> Writer<C> {
             self.catalog.clone(),
             self.metrics.clone(),
         ));
+        let depth = self.store.pipeline_depth().max(1);
         let mut stored_batches = 0u64;
-        // The batch read while the previous one was being stored.
+        // Batches in the store, oldest first: they commit in this order.
+        let mut in_flight: VecDeque<InFlight<C::Token>> = VecDeque::new();
+        // The batch read while the store had no room for it.
         let mut ahead: Option<Batch<C::Token>> = None;
+        let mut closed = false;
         loop {
             let t = Instant::now();
-            let batch = match ahead.take() {
-                Some(b) => b,
-                None => match self.consumer.next_batch(self.max_batch).await {
-                    Ok(Some(b)) => b,
-                    Ok(None) => break,
-                    Err(e) => {
-                        self.read_failed(&e);
-                        tokio::time::sleep(RETRY_PAUSE).await;
-                        continue;
-                    }
-                },
-            };
-            // Includes waiting for the first entry when the queue is idle.
-            let t = self.metrics.time(Stage::Read, t);
-            let n = batch.entries.len() as u64;
-            // Read (fetch and decode) the next batch while this one is in
-            // the database, so the two overlap instead of taking turns.
-            // Both reads are cancel-safe: if the store finishes first, the
-            // read is dropped before it has taken anything.
-            let storing = self.store.insert(batch.entries);
-            tokio::pin!(storing);
-            let stored = tokio::select! {
-                r = &mut storing => r,
-                next = self.consumer.next_batch(self.max_batch) => {
-                    match next {
-                        Ok(b) => ahead = b,
-                        Err(e) => self.read_failed(&e),
-                    }
-                    storing.await
-                }
-            };
-            let t = self.metrics.time(Stage::Store, t);
-            // What arrived during the store joins the batch read early, as it
-            // would have joined a batch read now.
-            if let Some(next) = ahead.as_mut() {
-                self.consumer.top_up(next, self.max_batch);
+            if in_flight.len() < depth
+                && let Some(mut batch) = ahead.take()
+            {
+                // What arrived since it was read joins it, as it would have
+                // joined a batch read now.
+                self.consumer.top_up(&mut batch, self.max_batch);
+                self.metrics.time(Stage::Read, t);
+                in_flight.push_back(self.start(batch));
+                continue;
             }
-            let t = self.metrics.time(Stage::Read, t);
-            match stored {
-                Ok(records) => {
-                    stored_batches += 1;
-                    if self.abort_after_store == Some(stored_batches) {
-                        tracing::error!("fault injection: aborting between store and queue commit");
-                        std::process::abort();
-                    }
-                    if let Err(e) = self.consumer.commit(batch.token).await {
-                        // Stored but not committed: a redelivery is recognised
-                        // by its source position and not stored twice.
-                        tracing::warn!(error = %e, "queue commit failed");
-                        self.metrics.queue_errors.fetch_add(1, Relaxed);
-                    }
-                    self.metrics.time(Stage::Commit, t);
-                    self.metrics
-                        .entries_stored
-                        .fetch_add(records.len() as u64, Relaxed);
-                    self.metrics.observe_batch(n);
-                    if !records.is_empty() && to_publisher.send(records).await.is_err() {
-                        tracing::error!("the publisher stopped; live tails repair from the store");
-                    }
+            let Some(oldest) = in_flight.front_mut() else {
+                if closed {
+                    break;
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, entries = n, "storing a batch failed");
-                    self.metrics.store_errors.fetch_add(1, Relaxed);
-                    // The batch read ahead goes back too, newest first: a
-                    // rewinding queue then resumes at the failed batch, so
-                    // nothing is stored out of order.
-                    if let Some(next) = ahead.take() {
-                        self.consumer.abort(next.token, e.to_string()).await;
+                // Idle; includes waiting for the first entry.
+                let next = self.consumer.next_batch(self.max_batch).await;
+                self.metrics.time(Stage::Read, t);
+                self.read(next, &mut ahead, &mut closed).await;
+                continue;
+            };
+            // Read the next batch while the store works, so the two overlap
+            // instead of taking turns. The read is cancel-safe: if the store
+            // finishes first, it is dropped before it has taken anything.
+            let event = if ahead.is_none() && !closed {
+                tokio::select! {
+                    r = &mut oldest.storing => Event::Stored(joined(r)),
+                    next = self.consumer.next_batch(self.max_batch) => Event::Read(next),
+                }
+            } else {
+                Event::Stored(joined((&mut oldest.storing).await))
+            };
+            match event {
+                Event::Read(next) => {
+                    self.metrics.time(Stage::Read, t);
+                    self.read(next, &mut ahead, &mut closed).await;
+                }
+                Event::Stored(stored) => {
+                    let t = self.metrics.time(Stage::Store, t);
+                    let Some(done) = in_flight.pop_front() else {
+                        continue;
+                    };
+                    match stored {
+                        Ok(records) => {
+                            stored_batches += 1;
+                            if self.abort_after_store == Some(stored_batches) {
+                                tracing::error!(
+                                    "fault injection: aborting between store and queue commit"
+                                );
+                                std::process::abort();
+                            }
+                            if let Err(e) = self.consumer.commit(done.token).await {
+                                // Stored but not committed: a redelivery is
+                                // recognised by its source position and not
+                                // stored twice.
+                                tracing::warn!(error = %e, "queue commit failed");
+                                self.metrics.queue_errors.fetch_add(1, Relaxed);
+                            }
+                            self.metrics.time(Stage::Commit, t);
+                            self.metrics
+                                .entries_stored
+                                .fetch_add(records.len() as u64, Relaxed);
+                            self.metrics.observe_batch(done.entries);
+                            if !records.is_empty() && to_publisher.send(records).await.is_err() {
+                                tracing::error!(
+                                    "the publisher stopped; live tails repair from the store"
+                                );
+                            }
+                        }
+                        Err(e) => {
+                            self.failed(done, e, &mut in_flight, &mut ahead).await;
+                            tokio::time::sleep(RETRY_PAUSE).await;
+                        }
                     }
-                    self.consumer.abort(batch.token, e.to_string()).await;
-                    tokio::time::sleep(RETRY_PAUSE).await;
                 }
             }
         }
@@ -136,12 +158,70 @@ impl<C: Consumer> Writer<C> {
         }
     }
 
-    /// A failed queue read: logged and counted; the caller decides whether
-    /// to pause.
-    fn read_failed(&self, e: &crate::queue::QueueError) {
-        tracing::warn!(error = %e, "queue read failed");
-        self.metrics.queue_errors.fetch_add(1, Relaxed);
+    /// Hands a batch to the store, behind the batches already there.
+    fn start(&self, batch: Batch<C::Token>) -> InFlight<C::Token> {
+        InFlight {
+            token: batch.token,
+            entries: batch.entries.len() as u64,
+            // Its own task, so building its rows can use another core.
+            storing: tokio::spawn(self.store.clone().start_insert(batch.entries)),
+        }
     }
+
+    /// Takes in the result of a queue read.
+    async fn read(
+        &mut self,
+        next: Result<Option<Batch<C::Token>>, QueueError>,
+        ahead: &mut Option<Batch<C::Token>>,
+        closed: &mut bool,
+    ) {
+        match next {
+            Ok(Some(batch)) => *ahead = Some(batch),
+            Ok(None) => *closed = true,
+            Err(e) => {
+                tracing::warn!(error = %e, "queue read failed");
+                self.metrics.queue_errors.fetch_add(1, Relaxed);
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+        }
+    }
+
+    /// The oldest batch in the store failed. Every later batch fails with it
+    /// (the store commits them only after it), so all go back to the queue,
+    /// newest first: a rewinding queue then resumes at the failed batch, and
+    /// nothing is stored out of order.
+    async fn failed(
+        &mut self,
+        batch: InFlight<C::Token>,
+        e: StoreError,
+        in_flight: &mut VecDeque<InFlight<C::Token>>,
+        ahead: &mut Option<Batch<C::Token>>,
+    ) {
+        tracing::error!(error = %e, entries = batch.entries, "storing a batch failed");
+        self.metrics.store_errors.fetch_add(1, Relaxed);
+        if let Some(next) = ahead.take() {
+            self.consumer.abort(next.token, e.to_string()).await;
+        }
+        while let Some(mut later) = in_flight.pop_back() {
+            if let Ok(records) = joined((&mut later.storing).await) {
+                // Cannot happen with a store that keeps its order; if it
+                // did, the redelivery is recognised by its source position.
+                tracing::error!(
+                    stored = records.len(),
+                    "a batch committed after an earlier one failed"
+                );
+            }
+            self.consumer.abort(later.token, e.to_string()).await;
+        }
+        self.consumer.abort(batch.token, e.to_string()).await;
+    }
+}
+
+/// A store task's result; a panicked task stored nothing.
+fn joined(
+    r: Result<Result<Vec<LogRecord>, StoreError>, JoinError>,
+) -> Result<Vec<LogRecord>, StoreError> {
+    r.unwrap_or_else(|e| Err(StoreError::Refused(format!("the store task failed: {e}"))))
 }
 
 /// Publishes stored batches in commit order and updates the catalogue.

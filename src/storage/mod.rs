@@ -6,7 +6,10 @@ pub mod mysql;
 pub mod schema;
 pub mod sqlite;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 
 use crate::pipeline::filter::Filter;
 use crate::proto::LogRecord;
@@ -26,6 +29,8 @@ pub enum StoreError {
     Refused(String),
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
+    #[error("not stored: a batch started before it failed")]
+    EarlierBatchFailed,
 }
 
 impl From<StoreError> for tonic::Status {
@@ -79,6 +84,25 @@ pub trait Store: Send + Sync + 'static {
     /// ids, in id order. Entries whose source position is already stored
     /// (a redelivery) are not stored again and not returned.
     async fn insert(&self, entries: Vec<QueuedEntry>) -> Result<Vec<LogRecord>, StoreError>;
+
+    /// How many batches the writer may have in [`Store::start_insert`] at
+    /// once. More than one only where the store keeps their commits in the
+    /// order they were started.
+    fn pipeline_depth(&self) -> usize {
+        1
+    }
+
+    /// Starts storing a batch behind every batch started before it: it
+    /// commits after them, and fails with [`StoreError::EarlierBatchFailed`]
+    /// if one of them fails. The order is fixed when this is called, not
+    /// when the future is first polled. The default simply stores the batch
+    /// when polled, which keeps the order only one batch at a time.
+    fn start_insert(
+        self: Arc<Self>,
+        entries: Vec<QueuedEntry>,
+    ) -> BoxFuture<'static, Result<Vec<LogRecord>, StoreError>> {
+        Box::pin(async move { self.insert(entries).await })
+    }
 
     async fn query(&self, query: Query) -> Result<QueryResult, StoreError>;
 

@@ -72,4 +72,13 @@ pub mod mysql {
             next_id -> BigInt,
         }
     }
+
+    diesel::table! {
+        /// One row: until when writers should not guess ids, because
+        /// another writer process is writing too.
+        write_contention (id) {
+            id -> TinyInt,
+            until_us -> BigInt,
+        }
+    }
 }

@@ -1,5 +1,5 @@
-//! Writing one batch: the id counter lock, the redelivery check, the rows
-//! (sent by [`Bulk`]) and the service and tag listings.
+//! Writing one batch: its ids, the redelivery check, the rows (sent by
+//! [`Bulk`]) and the service and tag listings.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -8,8 +8,10 @@ use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
 
 use super::KEYS_PER_STATEMENT;
 use super::bulk::{Bulk, LOG_TAGS, LOGS, log_fields, tag_fields};
+use super::chain::{Outcome, Stage, Turn};
 use crate::queue::{QueuedEntry, SourcePosition};
 use crate::storage::StoreError;
+use crate::storage::StoreError::EarlierBatchFailed;
 use crate::storage::codec::BatchRows;
 use crate::storage::schema::mysql::{id_sequence, sourced_logs};
 use crate::storage::schema::{service_tags, services};
@@ -21,31 +23,95 @@ const ROWS_PER_INSERT: usize = 1000;
 /// server's default 16 MiB `max_allowed_packet`.
 const BYTES_PER_INSERT: usize = 3 << 20;
 
-/// Runs in the batch transaction: locks the id counter, drops redeliveries,
-/// stores the rest. Returns the first id and the entries stored.
+/// How a batch gets its ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ids {
+    /// Lock the id counter first, after the batch before has committed.
+    Locked,
+    /// Guess them from where the batch before ends, load the rows, and
+    /// check the guess under the id lock once the batch before committed.
+    Guessed,
+}
+
+/// Why a batch's transaction was rolled back.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Rollback {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The guessed ids were taken by someone else: try again, locked.
+    #[error("the guessed ids were taken")]
+    WrongGuess,
+}
+
+impl From<diesel::result::Error> for Rollback {
+    fn from(e: diesel::result::Error) -> Self {
+        Rollback::Store(e.into())
+    }
+}
+
+/// Runs in the batch transaction: settles the ids (see [`Ids`]), drops
+/// redeliveries, stores the rest. Redeliveries are removed from `entries`
+/// for good, so a retry does not look for them again. Returns the first id.
 pub(super) async fn write_batch(
     c: &mut AsyncMysqlConnection,
     bulk: &Bulk,
-    entries: Vec<QueuedEntry>,
-) -> Result<(i64, Vec<QueuedEntry>), StoreError> {
-    let first: i64 = id_sequence::table
-        .select(id_sequence::next_id)
-        .for_update()
-        .first(c)
-        .await?;
-    let entries = drop_redeliveries(c, entries).await?;
+    entries: &mut Vec<QueuedEntry>,
+    turn: &mut Turn,
+    ids: Ids,
+) -> Result<i64, Rollback> {
+    let first = match (ids, turn.before.as_mut()) {
+        (Ids::Guessed, Some(before)) => before.placed().await.map_err(|_| EarlierBatchFailed)?,
+        (_, before) => {
+            if let Some(before) = before
+                && before.settled(None).await == Outcome::Failed
+            {
+                return Err(EarlierBatchFailed.into());
+            }
+            lock_next_id(c).await?
+        }
+    };
+    drop_redeliveries(c, entries, &turn.claimed).await?;
     if entries.is_empty() {
-        return Ok((first, entries));
+        // Nothing to store, but success still means every batch before
+        // was stored.
+        let first = match turn.before.as_mut() {
+            Some(before) => match before.settled(None).await {
+                Outcome::Committed { end } => end,
+                _ => return Err(EarlierBatchFailed.into()),
+            },
+            None => first,
+        };
+        turn.link.set(Stage::Placed { end: first });
+        return Ok(first);
     }
-    diesel::update(id_sequence::table)
-        .set(id_sequence::next_id.eq(first + entries.len() as i64))
-        .execute(c)
-        .await?;
+    let end = first + entries.len() as i64;
+    turn.link.set(Stage::Placed { end });
 
-    let rows = BatchRows::new(first, &entries);
-    let logs: Vec<_> = rows.logs.iter().zip(&entries).collect();
+    let rows = BatchRows::new(first, entries);
+    let logs: Vec<_> = rows.logs.iter().zip(entries.iter()).collect();
     bulk.write(c, LOGS, &logs, log_fields).await?;
     bulk.write(c, LOG_TAGS, &rows.tags, tag_fields).await?;
+
+    if ids == Ids::Guessed
+        && let Some(before) = turn.before.as_mut()
+    {
+        match before.settled(Some(first)).await {
+            Outcome::Failed => return Err(EarlierBatchFailed.into()),
+            Outcome::Moved => return Err(Rollback::WrongGuess),
+            Outcome::Committed { .. } => {}
+        }
+        // Another writer process may have committed since.
+        if lock_next_id(c).await? != first {
+            return Err(Rollback::WrongGuess);
+        }
+    }
+    diesel::update(id_sequence::table)
+        .set(id_sequence::next_id.eq(end))
+        .execute(c)
+        .await?;
+    // The listings come last, under the id lock: their rows are shared by
+    // batches, and a batch holding one while it waits for the batch before
+    // could block that batch for good.
     let names: Vec<_> = rows
         .services
         .iter()
@@ -66,23 +132,32 @@ pub(super) async fn write_batch(
             .execute(c)
             .await?;
     }
-    drop(logs);
-    drop(rows);
-    Ok((first, entries))
+    Ok(first)
 }
 
-/// Removes entries whose source position is already stored, and all but the
-/// first of entries sharing one position within the batch. Only correct
-/// while the id counter is locked.
+/// Locks the id counter until the transaction ends; returns the next id.
+async fn lock_next_id(c: &mut AsyncMysqlConnection) -> Result<i64, diesel::result::Error> {
+    id_sequence::table
+        .select(id_sequence::next_id)
+        .for_update()
+        .first(c)
+        .await
+}
+
+/// Removes entries whose source position is already stored or `claimed` by
+/// an earlier open batch, and all but the first of entries sharing one
+/// position within the batch. A redelivery stored by another process after
+/// this transaction's snapshot is caught by the unique source key instead.
 async fn drop_redeliveries(
     c: &mut AsyncMysqlConnection,
-    entries: Vec<QueuedEntry>,
-) -> Result<Vec<QueuedEntry>, StoreError> {
+    entries: &mut Vec<QueuedEntry>,
+    claimed: &HashSet<SourcePosition>,
+) -> Result<(), StoreError> {
     let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
     for s in entries.iter().filter_map(|q| q.source) {
         offsets.entry(s.partition).or_default().push(s.offset);
     }
-    let mut seen = HashSet::new();
+    let mut seen = claimed.clone();
     for (partition, offsets) in offsets {
         // A partition is read in order, so a redelivery can only be at or
         // below the highest offset stored for it: one index lookup settles
@@ -110,10 +185,8 @@ async fn drop_redeliveries(
             );
         }
     }
-    Ok(entries
-        .into_iter()
-        .filter(|q| q.source.is_none_or(|s| seen.insert(s)))
-        .collect())
+    entries.retain(|q| q.source.is_none_or(|s| seen.insert(s)));
+    Ok(())
 }
 
 /// Splits `items` into runs of at most [`ROWS_PER_INSERT`] items and about
