@@ -206,7 +206,8 @@ impl MysqlStore {
     /// by another.
     async fn may_guess(&self) -> bool {
         let now = crate::time::now_micros();
-        if std::sync::atomic::AtomicI64::load(&self.contended_until_us, Relaxed) > now {
+        // Spelled out: diesel's `RunQueryDsl::load` shadows the method.
+        if AtomicI64::load(&self.contended_until_us, Relaxed) > now {
             return false;
         }
         let Ok(mut c) = self.conn().await else {

@@ -72,17 +72,16 @@ impl Before {
         *self.0.borrow()
     }
 
-    /// Waits until the batch before has ids, and returns where they end.
-    pub async fn placed(&mut self) -> Result<i64, Outcome> {
+    /// Waits until the batch before has ids, and returns where they end;
+    /// `None` if it failed.
+    pub async fn placed(&mut self) -> Option<i64> {
         loop {
             match self.stage() {
-                Stage::Placed { end } | Stage::Committed { end } => return Ok(end),
-                Stage::Failed => return Err(Outcome::Failed),
+                Stage::Placed { end } | Stage::Committed { end } => return Some(end),
+                Stage::Failed => return None,
                 Stage::Choosing => {}
             }
-            if self.0.changed().await.is_err() {
-                return Err(Outcome::Failed);
-            }
+            self.0.changed().await.ok()?;
         }
     }
 
@@ -150,7 +149,7 @@ mod tests {
         let mut b = chain.join(&[]);
         let before = b.before.as_mut().expect("a is open");
         a.link.set(Stage::Placed { end: 10 });
-        assert_eq!(before.placed().await, Ok(10));
+        assert_eq!(before.placed().await, Some(10));
         // a retries with other ids: b must not wait for a's commit.
         a.link.set(Stage::Choosing);
         assert_eq!(before.settled(Some(10)).await, Outcome::Moved);

@@ -60,7 +60,7 @@ pub(super) async fn write_batch(
     ids: Ids,
 ) -> Result<i64, Rollback> {
     let first = match (ids, turn.before.as_mut()) {
-        (Ids::Guessed, Some(before)) => before.placed().await.map_err(|_| EarlierBatchFailed)?,
+        (Ids::Guessed, Some(before)) => before.placed().await.ok_or(EarlierBatchFailed)?,
         (_, before) => {
             if let Some(before) = before
                 && before.settled(None).await == Outcome::Failed
