@@ -26,7 +26,7 @@ use crate::storage::{Store, StoreError};
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// Stored batches waiting for the publisher before the writer waits too.
-const PUBLISH_BACKLOG: usize = 32;
+const PUBLISH_BACKLOG: usize = 8;
 
 pub struct Writer<C: Consumer> {
     pub consumer: C,
