@@ -737,17 +737,16 @@ async fn mysql_pipelined_batches_commit_in_order_and_fail_together() {
     with_mysql(async |db| {
         let store: Arc<dyn Store> = Arc::new(db.open().await);
         assert!(store.pipeline_depth() > 1);
+        // Starts a one-entry batch behind those started before.
+        let start_one = |message: &str, n| {
+            let e = entry("s", Level::Info, message, &[], n);
+            tokio::spawn(store.clone().start_insert(vec![e]))
+        };
         let big: Vec<_> = (0..3000)
             .map(|i| entry("s", Level::Info, &format!("big {i}"), &["t"], 1))
             .collect();
         let a = tokio::spawn(store.clone().start_insert(big));
-        let b = tokio::spawn(store.clone().start_insert(vec![entry(
-            "s",
-            Level::Info,
-            "small",
-            &[],
-            2,
-        )]));
+        let b = start_one("small", 2);
         // The small batch waits for the big one started before it.
         let b = b.await.expect("task").expect("second batch");
         assert_eq!(ids_of(&b), [3001]);
@@ -758,13 +757,7 @@ async fn mysql_pipelined_batches_commit_in_order_and_fail_together() {
         let long = "s".repeat(300);
         let bad = vec![entry(&long, Level::Info, "too long a service", &[], 3)];
         let a = tokio::spawn(store.clone().start_insert(bad));
-        let b = tokio::spawn(store.clone().start_insert(vec![entry(
-            "s",
-            Level::Info,
-            "after",
-            &[],
-            4,
-        )]));
+        let b = start_one("after", 4);
         a.await.expect("task").expect_err("stored a cut value");
         let e = b
             .await

@@ -157,7 +157,7 @@ async fn drop_redeliveries(
     for s in entries.iter().filter_map(|q| q.source) {
         offsets.entry(s.partition).or_default().push(s.offset);
     }
-    let mut seen = claimed.clone();
+    let mut seen = HashSet::new();
     for (partition, offsets) in offsets {
         // A partition is read in order, so a redelivery can only be at or
         // below the highest offset stored for it: one index lookup settles
@@ -185,7 +185,10 @@ async fn drop_redeliveries(
             );
         }
     }
-    entries.retain(|q| q.source.is_none_or(|s| seen.insert(s)));
+    entries.retain(|q| {
+        q.source
+            .is_none_or(|s| !claimed.contains(&s) && seen.insert(s))
+    });
     Ok(())
 }
 
