@@ -16,6 +16,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("taillight_descriptor.bin"),
         compiler.encode_file_descriptor_set(),
     )?;
-    tonic_prost_build::configure().compile_fds(compiler.file_descriptor_set())?;
+    tonic_prost_build::configure()
+        // Hand-written (src/proto/records.rs) so a tail batch is encoded
+        // once per node, not once per stream; the wire format is the same.
+        .extern_path(".taillight.v1.Records", "crate::proto::Records")
+        .compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }

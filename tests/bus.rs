@@ -285,10 +285,7 @@ async fn a_large_batch_arrives_completely_in_bounded_messages() {
     while got.len() < big.len() {
         match next_event(&mut events, PROMPT).await {
             BusEvent::Records(batch) => {
-                let size = Records {
-                    records: batch.to_vec(),
-                }
-                .encoded_len();
+                let size = Records::from(batch.to_vec()).encoded_len();
                 assert!(size <= 1 << 20, "a message of {size} bytes");
                 messages += 1;
                 got.extend(batch.iter().cloned());

@@ -247,7 +247,6 @@ fn sse_events(
         Err(e) => vec![data("error", json!({ "message": e.to_string() }))],
         Ok(resp) => match resp.event {
             Some(tail_response::Event::Records(rs)) => rs
-                .records
                 .iter()
                 .map(|r| {
                     let body = serde_json::to_string(&RecordOut::from(r)).unwrap_or_default();

@@ -23,7 +23,8 @@ use super::filter::Filter;
 use crate::bus::BusEvent;
 use crate::metrics::Metrics;
 use crate::proto::{
-    self, Heartbeat, LogRecord, Records, TailResponse, stream_status::State, tail_response::Event,
+    self, EncodedBatch, Heartbeat, LogRecord, Records, Selection, TailResponse,
+    stream_status::State, tail_response::Event,
 };
 use crate::storage::{Order, Query, Store, StoreError};
 use crate::time;
@@ -37,7 +38,8 @@ const MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// What the fan-out hands a stream.
 #[derive(Debug)]
 enum Item {
-    Records(Vec<LogRecord>),
+    /// The stream's share of a published batch, encoded once for all.
+    Records(Selection),
     Skipped(SkipRun),
     /// The bus lost messages or came back from an outage: repair from the store.
     Gap {
@@ -55,11 +57,11 @@ struct SkipRun {
 
 impl SkipRun {
     /// The run covering `records` (in id order); `None` for none.
-    fn of(records: &[LogRecord]) -> Option<SkipRun> {
+    fn of(records: &Selection) -> Option<SkipRun> {
         Some(SkipRun {
             count: records.len() as u64,
-            first: records.first()?.id,
-            last: records.last()?.id,
+            first: records.iter().next()?.id,
+            last: records.iter().next_back()?.id,
         })
     }
 
@@ -255,22 +257,26 @@ impl TailHub {
                 _ => {}
             }
             let metrics = &self.metrics;
+            // Encoded once here, and each stream sends its share of the
+            // bytes: per stream, filtering is all that is left.
+            let encoded = match &event {
+                BusEvent::Records(batch) if !state.subs.is_empty() => {
+                    Some(Arc::new(EncodedBatch::new(batch.clone())))
+                }
+                _ => None,
+            };
             state.subs.retain(|_, sub| {
-                let item = match &event {
-                    BusEvent::Records(batch) => {
-                        let rs: Vec<LogRecord> = batch
-                            .iter()
-                            .filter(|r| sub.filter.matches(r))
-                            .cloned()
-                            .collect();
-                        if rs.is_empty() {
-                            return !sub.tx.is_closed();
+                let item = match (&event, &encoded) {
+                    (BusEvent::Records(_), Some(batch)) => {
+                        match Selection::pick(batch, |r| sub.filter.matches(r)) {
+                            Some(share) => Item::Records(share),
+                            None => return !sub.tx.is_closed(),
                         }
-                        Item::Records(rs)
                     }
-                    BusEvent::Gap => Item::Gap { recovered: false },
-                    BusEvent::Up => Item::Gap { recovered: true },
-                    BusEvent::Down(why) => Item::Down(why.clone()),
+                    (BusEvent::Records(_), None) => return true,
+                    (BusEvent::Gap, _) => Item::Gap { recovered: false },
+                    (BusEvent::Up, _) => Item::Gap { recovered: true },
+                    (BusEvent::Down(why), _) => Item::Down(why.clone()),
                 };
                 sub.offer(item, metrics)
             });
@@ -350,10 +356,9 @@ impl TailHub {
                     }
                 }
                 if caught_up {
-                    let fresh: Vec<LogRecord> =
-                        queued.into_iter().flatten().filter(|r| r.id > last_id).collect();
-                    last_id = fresh.last().map_or(last_id, |r| r.id);
-                    for msg in chunk(fresh) { yield msg; }
+                    for share in queued {
+                        for msg in fresh(share, &mut last_id) { yield msg; }
+                    }
                     break;
                 }
             }
@@ -378,10 +383,8 @@ impl TailHub {
                     }
                 };
                 match item {
-                    Item::Records(rs) => {
-                        let fresh: Vec<LogRecord> = rs.into_iter().filter(|r| r.id > last_id).collect();
-                        last_id = fresh.last().map_or(last_id, |r| r.id);
-                        for msg in chunk(fresh) { yield msg; }
+                    Item::Records(share) => {
+                        for msg in fresh(share, &mut last_id) { yield msg; }
                     }
                     Item::Skipped(run) => {
                         last_id = last_id.max(run.last);
@@ -463,20 +466,32 @@ fn chunk(records: Vec<LogRecord>) -> Vec<TailResponse> {
     for r in records {
         let len = r.encoded_len() + 8;
         if !cur.is_empty() && bytes + len > MAX_MESSAGE_BYTES {
-            out.push(records_msg(std::mem::take(&mut cur)));
+            out.push(records_msg(Records::from(std::mem::take(&mut cur))));
             bytes = 0;
         }
         bytes += len;
         cur.push(r);
     }
     if !cur.is_empty() {
-        out.push(records_msg(cur));
+        out.push(records_msg(Records::from(cur)));
     }
     out
 }
 
-fn records_msg(records: Vec<LogRecord>) -> TailResponse {
+/// The records of `share` after `last_id` (the backfill may have sent the
+/// rest), as messages of bounded size; moves `last_id` past them.
+fn fresh(mut share: Selection, last_id: &mut u64) -> Vec<TailResponse> {
+    share.retain(|r| r.id > *last_id);
+    *last_id = share.iter().next_back().map_or(*last_id, |r| r.id);
+    share
+        .split(MAX_MESSAGE_BYTES)
+        .into_iter()
+        .map(|part| records_msg(Records::shared(part)))
+        .collect()
+}
+
+fn records_msg(records: Records) -> TailResponse {
     TailResponse {
-        event: Some(Event::Records(Records { records })),
+        event: Some(Event::Records(records)),
     }
 }
