@@ -16,7 +16,7 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// system after a second instead of ten, so RSS follows the live heap after
 /// a burst rather than holding its peak through the next one.
 #[unsafe(export_name = "malloc_conf")]
-static MALLOC_CONF: &[u8; 37] = b"dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+static MALLOC_CONF: &[u8; 36] = b"dirty_decay_ms:100,muzzy_decay_ms:0\0";
 
 #[tokio::main]
 async fn main() -> ExitCode {
