@@ -61,9 +61,13 @@ pub struct ServeArgs {
     /// only holds memory (100k took the server to 120 MB under load).
     #[arg(long, env = "TAILLIGHT_QUEUE_CAPACITY", default_value_t = 20_000)]
     pub queue_capacity: usize,
-    /// Most entries the writer commits in one transaction.
-    #[arg(long, env = "TAILLIGHT_BATCH_MAX", default_value_t = 5_000)]
-    pub batch_max: usize,
+    /// Most entries the writer commits in one transaction. By default 5,000
+    /// with SQLite, whose fsync per commit is worth spreading over many
+    /// entries, and 2,500 with Kafka and MariaDB, where smaller batches hold
+    /// less memory and reach live tails sooner at the same throughput (see
+    /// BENCHMARKS.md).
+    #[arg(long, env = "TAILLIGHT_BATCH_MAX")]
+    pub batch_max: Option<usize>,
     /// Record batches buffered per tail stream before it starts skipping.
     #[arg(long, env = "TAILLIGHT_TAIL_BUFFER", default_value_t = 256)]
     pub tail_buffer: usize,
@@ -159,6 +163,16 @@ pub struct KafkaArgs {
 }
 
 impl ServeArgs {
+    /// Most entries per write transaction, given or the mode's default.
+    pub fn batch_max(&self) -> usize {
+        let default = if self.kafka.kafka_brokers.is_some() {
+            2_500
+        } else {
+            5_000
+        };
+        self.batch_max.unwrap_or(default).max(1)
+    }
+
     /// The defaults, with the store in `data_dir`.
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         #[derive(Parser)]
@@ -226,5 +240,11 @@ mod tests {
         let a = ServeArgs::with_data_dir("/tmp/x");
         assert_eq!(a.listen.port(), 50051);
         assert_eq!(a.limits.max_tags, 32);
+        assert_eq!(a.batch_max(), 5_000);
+        let mut k = a.clone();
+        k.kafka.kafka_brokers = Some("127.0.0.1:9092".into());
+        assert_eq!(k.batch_max(), 2_500);
+        k.batch_max = Some(0);
+        assert_eq!(k.batch_max(), 1);
     }
 }

@@ -269,7 +269,7 @@ async fn writer_crash_between_commits_stores_each_entry_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_batches_rewind_and_keep_order() {
     use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection};
-    let server = TestServer::start_with(Backend::Distributed, |c| c.batch_max = 20).await;
+    let server = TestServer::start_with(Backend::Distributed, |c| c.batch_max = Some(20)).await;
     let url = server.cfg.database_url.clone().expect("a database");
     let mut sql = AsyncMysqlConnection::establish(&url)
         .await

@@ -768,7 +768,7 @@ async fn slow_subscriber_gets_skipped_message_and_others_are_unaffected(backend:
     // overflow quickly; a reader that keeps up never comes near the limit.
     let server = TestServer::start_with(backend, |c| {
         c.tail_buffer = 16;
-        c.batch_max = 50;
+        c.batch_max = Some(50);
     })
     .await;
     let svc = unique("slow");

@@ -148,7 +148,7 @@ impl Node {
                 bus: self.bus.clone(),
                 catalog: self.catalog.clone(),
                 metrics,
-                max_batch: cfg.batch_max.max(1),
+                max_batch: cfg.batch_max(),
                 abort_after_store: cfg.fault_abort_after_store,
             }
             .run(),
