@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
-use prost::Message;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
@@ -458,24 +457,10 @@ fn status(down: Option<&str>) -> TailResponse {
     }
 }
 
-/// Splits records into `Records` messages of bounded size.
+/// Records read from the store, as messages of bounded size.
 fn chunk(records: Vec<LogRecord>) -> Vec<TailResponse> {
-    let mut out = Vec::new();
-    let mut cur = Vec::new();
-    let mut bytes = 0;
-    for r in records {
-        let len = r.encoded_len() + 8;
-        if !cur.is_empty() && bytes + len > MAX_MESSAGE_BYTES {
-            out.push(records_msg(Records::from(std::mem::take(&mut cur))));
-            bytes = 0;
-        }
-        bytes += len;
-        cur.push(r);
-    }
-    if !cur.is_empty() {
-        out.push(records_msg(Records::from(cur)));
-    }
-    out
+    let batch = Arc::new(EncodedBatch::new(Arc::new(records)));
+    Selection::pick(&batch, |_| true).map_or_else(Vec::new, messages)
 }
 
 /// The records of `share` after `last_id` (the backfill may have sent the
@@ -483,15 +468,16 @@ fn chunk(records: Vec<LogRecord>) -> Vec<TailResponse> {
 fn fresh(mut share: Selection, last_id: &mut u64) -> Vec<TailResponse> {
     share.retain(|r| r.id > *last_id);
     *last_id = share.iter().next_back().map_or(*last_id, |r| r.id);
+    messages(share)
+}
+
+/// `share` as `Records` messages of at most `MAX_MESSAGE_BYTES` each.
+fn messages(share: Selection) -> Vec<TailResponse> {
     share
         .split(MAX_MESSAGE_BYTES)
         .into_iter()
-        .map(|part| records_msg(Records::shared(part)))
+        .map(|part| TailResponse {
+            event: Some(Event::Records(Records::shared(part))),
+        })
         .collect()
-}
-
-fn records_msg(records: Records) -> TailResponse {
-    TailResponse {
-        event: Some(Event::Records(records)),
-    }
 }

@@ -48,10 +48,6 @@ impl EncodedBatch {
         }
     }
 
-    pub fn records(&self) -> &[LogRecord] {
-        &self.records
-    }
-
     /// Bytes of record `i`'s field.
     fn span(&self, i: usize) -> Range<usize> {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
@@ -115,15 +111,15 @@ impl Selection {
 
     /// Keeps only the records `keep` accepts.
     pub fn retain(&mut self, mut keep: impl FnMut(&LogRecord) -> bool) {
-        let batch = self.batch.clone();
-        self.picked.retain(|&i| keep(&batch.records[i]));
-        self.len = self.picked.iter().map(|&i| batch.span(i).len()).sum();
+        let mut picked = std::mem::take(&mut self.picked);
+        picked.retain(|&i| keep(&self.batch.records[i]));
+        *self = Selection::of(self.batch.clone(), picked);
     }
 
     /// Splits into selections of at most `max` encoded bytes each (a record
     /// larger than that goes alone).
     pub fn split(self, max: usize) -> Vec<Selection> {
-        if self.picked.is_empty() {
+        if self.is_empty() {
             return Vec::new();
         }
         if self.len <= max {
