@@ -23,14 +23,12 @@ use prost::Message;
 
 use self::link::Link;
 use super::{Bus, BusError, BusEvent, Catalog, RecordBatch};
-use crate::proto::LogRecord;
+use crate::proto::{EncodedBatch, LogRecord, Records};
 
 /// Largest message published (unless one record is larger), so a huge batch
 /// neither fills a subscriber's output buffer in Redis at once (it drops the
 /// subscriber at 32 MiB by default) nor holds up the connection for long.
 const MAX_MESSAGE_BYTES: usize = 1 << 20;
-/// Tag and wire type of `Records.records` (field 1, length-delimited).
-const RECORDS_FIELD_KEY: u8 = (1 << 3) | 2;
 
 /// The Redis bus and catalogue of one node.
 pub struct RedisBus {
@@ -135,7 +133,7 @@ impl Bus for RedisBus {
             // An empty `Records` message: subscribers turn it into a `Gap`.
             pipe.publish(&self.channel, &[] as &[u8]).ignore();
         }
-        for message in encode_messages(&records)? {
+        for message in encode_messages(&records) {
             pipe.publish(&self.channel, message).ignore();
         }
         let result = self.query::<()>("publish", &pipe).await;
@@ -214,25 +212,12 @@ impl Catalog for RedisBus {
 }
 
 /// Encodes `records` as `Records` messages of at most [`MAX_MESSAGE_BYTES`]
-/// each (a single larger record travels alone), in order.
-fn encode_messages(records: &[LogRecord]) -> Result<Vec<Vec<u8>>, BusError> {
-    let mut messages = Vec::new();
-    let mut cur = Vec::new();
-    for r in records {
-        let len = r.encoded_len();
-        let field = 1 + prost::length_delimiter_len(len) + len;
-        if !cur.is_empty() && cur.len() + field > MAX_MESSAGE_BYTES {
-            messages.push(std::mem::take(&mut cur));
-        }
-        // A `Records` message is nothing but its repeated field, so records
-        // are written straight to the wire without copying them into one.
-        cur.reserve(field);
-        cur.push(RECORDS_FIELD_KEY);
-        r.encode_length_delimited(&mut cur)
-            .map_err(|e| BusError::Unavailable(format!("encoding records: {e}")))?;
-    }
-    if !cur.is_empty() {
-        messages.push(cur);
-    }
-    Ok(messages)
+/// each (a single larger record travels alone), in order: the split the tail
+/// streams use too.
+fn encode_messages(records: &RecordBatch) -> Vec<Vec<u8>> {
+    Arc::new(EncodedBatch::new(records.clone()))
+        .split(MAX_MESSAGE_BYTES)
+        .into_iter()
+        .map(|part| Records::shared(part).encode_to_vec())
+        .collect()
 }

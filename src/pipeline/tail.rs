@@ -256,26 +256,22 @@ impl TailHub {
                 _ => {}
             }
             let metrics = &self.metrics;
-            // Encoded once here, and each stream sends its share of the
-            // bytes: per stream, filtering is all that is left.
-            let encoded = match &event {
-                BusEvent::Records(batch) if !state.subs.is_empty() => {
-                    Some(Arc::new(EncodedBatch::new(batch.clone())))
-                }
-                _ => None,
-            };
+            // Encoded once, for the first stream, and each stream sends its
+            // share of the bytes: per stream, filtering is all that is left.
+            let mut encoded: Option<Arc<EncodedBatch>> = None;
             state.subs.retain(|_, sub| {
-                let item = match (&event, &encoded) {
-                    (BusEvent::Records(_), Some(batch)) => {
+                let item = match &event {
+                    BusEvent::Records(batch) => {
+                        let batch = encoded
+                            .get_or_insert_with(|| Arc::new(EncodedBatch::new(batch.clone())));
                         match Selection::pick(batch, |r| sub.filter.matches(r)) {
                             Some(share) => Item::Records(share),
                             None => return !sub.tx.is_closed(),
                         }
                     }
-                    (BusEvent::Records(_), None) => return true,
-                    (BusEvent::Gap, _) => Item::Gap { recovered: false },
-                    (BusEvent::Up, _) => Item::Gap { recovered: true },
-                    (BusEvent::Down(why), _) => Item::Down(why.clone()),
+                    BusEvent::Gap => Item::Gap { recovered: false },
+                    BusEvent::Up => Item::Gap { recovered: true },
+                    BusEvent::Down(why) => Item::Down(why.clone()),
                 };
                 sub.offer(item, metrics)
             });
@@ -460,7 +456,11 @@ fn status(down: Option<&str>) -> TailResponse {
 /// Records read from the store, as messages of bounded size.
 fn chunk(records: Vec<LogRecord>) -> Vec<TailResponse> {
     let batch = Arc::new(EncodedBatch::new(Arc::new(records)));
-    Selection::pick(&batch, |_| true).map_or_else(Vec::new, messages)
+    batch
+        .split(MAX_MESSAGE_BYTES)
+        .into_iter()
+        .map(message)
+        .collect()
 }
 
 /// The records of `share` after `last_id` (the backfill may have sent the
@@ -476,8 +476,12 @@ fn messages(share: Selection) -> Vec<TailResponse> {
     share
         .split(MAX_MESSAGE_BYTES)
         .into_iter()
-        .map(|part| TailResponse {
-            event: Some(Event::Records(Records::shared(part))),
-        })
+        .map(message)
         .collect()
+}
+
+fn message(part: Selection) -> TailResponse {
+    TailResponse {
+        event: Some(Event::Records(Records::shared(part))),
+    }
 }

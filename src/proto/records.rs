@@ -48,6 +48,12 @@ impl EncodedBatch {
         }
     }
 
+    /// Every record, as selections of at most `max` encoded bytes each (a
+    /// larger record goes alone): the batch's `Records` messages, in order.
+    pub fn split(self: &Arc<Self>, max: usize) -> Vec<Selection> {
+        Selection::pick(self, |_| true).map_or_else(Vec::new, |all| all.split(max))
+    }
+
     /// Bytes of record `i`'s field.
     fn span(&self, i: usize) -> Range<usize> {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
