@@ -128,14 +128,18 @@ impl Node {
     }
 
     pub async fn client(&self) -> LogServiceClient<Channel> {
-        let ch = Channel::from_shared(self.base.clone())
+        LogServiceClient::new(self.channel().await)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20)
+    }
+
+    /// A new connection to the node.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.base.clone())
             .expect("url")
             .connect()
             .await
-            .expect("connect");
-        LogServiceClient::new(ch)
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20)
+            .expect("connect")
     }
 
     pub async fn metric(&self, name: &str) -> u64 {
