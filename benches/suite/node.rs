@@ -47,6 +47,10 @@ pub struct Node {
     stop_sampler: Arc<AtomicBool>,
 }
 
+/// Largest gRPC message the suite's clients send or accept: above the
+/// server's own limits, so a limit hit is the server's, not the client's.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
 impl Node {
     pub async fn start(mode: Mode, bin: &str) -> Node {
         let tansu = (mode == Mode::Distributed).then(Tansu::start_memory);
@@ -129,8 +133,8 @@ impl Node {
 
     pub async fn client(&self) -> LogServiceClient<Channel> {
         LogServiceClient::new(self.channel().await)
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     /// A new connection to the node.

@@ -196,7 +196,8 @@ mod lite {
 
     /// Opens a Tail of everything, with a heartbeat every second.
     pub async fn tail(channel: Channel) -> tonic::Streaming<TailResponse> {
-        let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(64 << 20);
+        let mut grpc = tonic::client::Grpc::new(channel)
+            .max_decoding_message_size(crate::node::MAX_MESSAGE_BYTES);
         grpc.ready().await.expect("channel ready");
         let request = TailRequest {
             heartbeat_interval: Some(prost_types::Duration {

@@ -321,8 +321,9 @@ impl KafkaConsumer {
             // Some brokers (tansu among them) hold a fetch for its whole
             // max wait even when data arrives meanwhile; 500 ms by default,
             // that was the floor of live-tail latency. 5 ms rather than 10
-            // took a third off tail p50 at low rates (33 -> 23 ms) for about
-            // 0.006 cores more while idle, and no loss of throughput.
+            // took about 10 ms off tail p50 at low rates in short runs (33 ->
+            // 23 ms), though not beyond the spread of a recorded run, for
+            // about 0.006 cores more while idle and no loss of throughput.
             .set("fetch.wait.max.ms", "5")
             // The prefetch buffer (64 MiB and 100k messages by default)
             // needs to hold only a few batches ahead of the writer: 4 MiB is
