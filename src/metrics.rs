@@ -8,6 +8,12 @@ use std::time::Instant;
 /// Upper bounds of the batch-size histogram buckets.
 const BATCH_BUCKETS: [u64; 8] = [1, 10, 100, 500, 1000, 2000, 5000, 10000];
 
+/// Upper bounds, in milliseconds, of the entry-delay histogram buckets: from
+/// a live tail's budget of a few ms up to a writer that is minutes behind.
+const DELAY_BUCKETS_MS: [u64; 15] = [
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 120_000,
+];
+
 #[derive(Default)]
 pub struct Metrics {
     /// Entries acknowledged to clients.
@@ -32,6 +38,41 @@ pub struct Metrics {
     /// Microseconds the writer spent in each stage, so an operator (and the
     /// benchmark) can see where a slow pipeline spends its time.
     writer_us: [AtomicU64; Stage::ALL.len()],
+    /// How long after receipt entries reached each point of the pipeline: the
+    /// one figure that says how fresh the store and the live tails are, and,
+    /// point by point, where a slow entry waited.
+    delays: [Delays; Point::ALL.len()],
+}
+
+/// Points of the pipeline an entry's delay is measured to, from the time the
+/// receiving node stamped on it (so across nodes it includes clock skew).
+#[derive(Debug, Clone, Copy)]
+pub enum Point {
+    /// The writer took it from the queue and started storing it.
+    Read = 0,
+    /// Its store transaction committed: queries can see it.
+    Stored = 1,
+    /// It was handed to the bus for live tails.
+    Published = 2,
+}
+
+impl Point {
+    const ALL: [Point; 3] = [Point::Read, Point::Stored, Point::Published];
+
+    fn name(self) -> &'static str {
+        match self {
+            Point::Read => "read",
+            Point::Stored => "stored",
+            Point::Published => "published",
+        }
+    }
+}
+
+/// One delay histogram; buckets hold their own counts, cumulated on render.
+#[derive(Default)]
+struct Delays {
+    buckets: [AtomicU64; DELAY_BUCKETS_MS.len() + 1],
+    sum_us: AtomicU64,
 }
 
 /// The writer's stages, timed separately.
@@ -78,6 +119,27 @@ impl Metrics {
                 self.batch_buckets[i].fetch_add(1, Relaxed);
             }
         }
+    }
+
+    /// Records that entries received at `received_us` (microseconds since the
+    /// epoch) reached `point` now. Counted locally first: a batch costs one
+    /// atomic add per bucket it touches, not one per entry.
+    pub fn observe_delays(&self, point: Point, received_us: impl IntoIterator<Item = i64>) {
+        let now = crate::time::now_micros();
+        let mut counts = [0u64; DELAY_BUCKETS_MS.len() + 1];
+        let mut sum = 0u64;
+        for r in received_us {
+            let us = now.saturating_sub(r).max(0) as u64;
+            sum += us;
+            counts[DELAY_BUCKETS_MS.partition_point(|le| le * 1000 < us)] += 1;
+        }
+        let h = &self.delays[point as usize];
+        for (b, n) in h.buckets.iter().zip(counts) {
+            if n > 0 {
+                b.fetch_add(n, Relaxed);
+            }
+        }
+        h.sum_us.fetch_add(sum, Relaxed);
     }
 
     /// The text exposition; `queue_depth` is sampled by the caller.
@@ -172,6 +234,73 @@ impl Metrics {
                 self.writer_us[stage as usize].load(Relaxed) as f64 / 1e6
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP taillight_entry_delay_seconds Time from an entry's receipt to a point of the pipeline: read by the writer, stored, published to live tails.\n# TYPE taillight_entry_delay_seconds histogram"
+        );
+        for point in Point::ALL {
+            let h = &self.delays[point as usize];
+            let name = point.name();
+            let mut cumulative = 0;
+            for (i, b) in h.buckets.iter().enumerate() {
+                cumulative += b.load(Relaxed);
+                let le = DELAY_BUCKETS_MS
+                    .get(i)
+                    .map_or("+Inf".to_string(), |ms| format!("{}", *ms as f64 / 1e3));
+                let _ = writeln!(
+                    out,
+                    "taillight_entry_delay_seconds_bucket{{point=\"{name}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "taillight_entry_delay_seconds_sum{{point=\"{name}\"}} {:.6}\ntaillight_entry_delay_seconds_count{{point=\"{name}\"}} {cumulative}",
+                h.sum_us.load(Relaxed) as f64 / 1e6
+            );
+        }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line<'a>(text: &'a str, name: &str) -> &'a str {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+    }
+
+    #[test]
+    fn delays_land_in_cumulative_buckets_per_point() {
+        let m = Metrics::default();
+        let now = crate::time::now_micros();
+        // 3 ms and 3 s old when read; 3 s old when stored.
+        m.observe_delays(Point::Read, [now - 3_000, now - 3_000_000]);
+        m.observe_delays(Point::Stored, [now - 3_000_000]);
+        let text = m.render(0);
+        let bucket = |point: &str, le: &str| {
+            line(
+                &text,
+                &format!("taillight_entry_delay_seconds_bucket{{point=\"{point}\",le=\"{le}\"}}"),
+            )
+        };
+        assert_eq!(bucket("read", "0.002"), "0");
+        assert_eq!(bucket("read", "0.005"), "1");
+        assert_eq!(bucket("read", "2"), "1");
+        assert_eq!(bucket("read", "5"), "2");
+        assert_eq!(bucket("read", "+Inf"), "2");
+        assert_eq!(bucket("stored", "2"), "0");
+        assert_eq!(bucket("stored", "+Inf"), "1");
+        assert_eq!(bucket("published", "+Inf"), "0");
+        assert_eq!(
+            line(&text, "taillight_entry_delay_seconds_count{point=\"read\"}"),
+            "2"
+        );
+        let sum: f64 = line(&text, "taillight_entry_delay_seconds_sum{point=\"stored\"}")
+            .parse()
+            .expect("sum");
+        assert!((3.0..3.5).contains(&sum), "{sum}");
     }
 }

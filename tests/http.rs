@@ -940,6 +940,25 @@ async fn metrics_health_and_readiness(backend: Backend) {
         "{after}"
     );
     assert!(metric(&after, "taillight_batch_size_sum") >= 3.0, "{after}");
+    // Each entry's delay from receipt is counted when the writer read it and
+    // when it was stored; the buckets are cumulative and end at the count.
+    for point in ["read", "stored"] {
+        let count = metric(
+            &after,
+            &format!("taillight_entry_delay_seconds_count{{point=\"{point}\"}}"),
+        );
+        assert!(count >= 3.0, "{point}: {after}");
+        let inf = metric(
+            &after,
+            &format!("taillight_entry_delay_seconds_bucket{{point=\"{point}\",le=\"+Inf\"}}"),
+        );
+        assert_eq!(inf, count, "{point}: {after}");
+        let fast = metric(
+            &after,
+            &format!("taillight_entry_delay_seconds_bucket{{point=\"{point}\",le=\"0.001\"}}"),
+        );
+        assert!(fast <= count, "{point}: {after}");
+    }
 
     // A rejected entry counts as an invalid_entry error.
     let (status, _) = post_logs(

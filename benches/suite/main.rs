@@ -297,6 +297,10 @@ async fn one_run(s: &Settings, mode: Mode, run: usize) -> Run {
             r.set(format!("{k}.p99_ms"), t.p99_ms);
             r.set(format!("{k}.max_ms"), t.max_ms);
             r.set(format!("{k}.delivered"), t.delivered);
+            for (point, [p50, p99]) in tail::POINTS.iter().zip(t.server_ms) {
+                r.set(format!("{k}.server.{point}.p50_ms"), p50);
+                r.set(format!("{k}.server.{point}.p99_ms"), p99);
+            }
             r.set(
                 format!("{k}.server_cores"),
                 t.cores_per_10k * t.rate / 10_000.0,

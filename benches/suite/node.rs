@@ -166,6 +166,33 @@ impl Node {
         })
     }
 
+    /// The server's entry-delay histogram at each of `points`: cumulative
+    /// (upper bound in ms, entries) pairs, the last bound infinite.
+    pub async fn delays(&self, points: &[&str]) -> Vec<Vec<(f64, f64)>> {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics");
+        points
+            .iter()
+            .map(|p| {
+                let prefix = format!("taillight_entry_delay_seconds_bucket{{point=\"{p}\",le=\"");
+                text.lines()
+                    .filter_map(|l| {
+                        let (le, n) = l.strip_prefix(&prefix)?.split_once("\"} ")?;
+                        let le = match le {
+                            "+Inf" => f64::INFINITY,
+                            s => s.parse::<f64>().ok()? * 1e3,
+                        };
+                        Some((le, n.trim().parse().ok()?))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Waits until `n` entries have been stored in all; returns when that
     /// happened.
     pub async fn wait_stored(&self, n: u64, timeout: Duration) -> std::time::Instant {

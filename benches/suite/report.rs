@@ -237,6 +237,15 @@ fn tail_rows() -> Vec<(String, String, &'static str)> {
                 format!("{what}: delivered"),
                 "fraction",
             ));
+            // Where the server's share went; the JSON also has the time to
+            // stored, a publish round trip short of published.
+            for (point, q) in [("read", "p99"), ("published", "p50"), ("published", "p99")] {
+                out.push((
+                    format!("{k}.server.{point}.{q}_ms"),
+                    format!("{what}: server, receipt to {point}: {q}"),
+                    "ms",
+                ));
+            }
         }
     }
     out

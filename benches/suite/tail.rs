@@ -28,7 +28,15 @@ pub struct TailRun {
     pub peak_rss: u64,
     /// Server CPU cores busy per 10k entries/s.
     pub cores_per_10k: f64,
+    /// Where the server's share of the latency went: p50 and p99 of the time
+    /// from receipt to each of [`POINTS`], from the server's own histogram
+    /// (so estimated within its buckets).
+    pub server_ms: [[f64; 2]; POINTS.len()],
 }
+
+/// The pipeline points the server reports entry delays to: read by the
+/// writer, stored, published to live tails.
+pub const POINTS: [&str; 3] = ["read", "stored", "published"];
 
 /// One subscriber's account.
 #[derive(Default)]
@@ -109,6 +117,7 @@ pub async fn run(node: &Node, marker: &str, rate: f64, subscribers: usize, secs:
     }
 
     node.reset_peak_rss();
+    let delays0 = node.delays(&POINTS).await;
     let cpu0 = node.cpu_seconds();
     let (sent, elapsed) = pace(node, marker, rate, secs).await;
     let _ = total_tx.send(Some(sent));
@@ -134,6 +143,14 @@ pub async fn run(node: &Node, marker: &str, rate: f64, subscribers: usize, secs:
         all.extend(acc.latencies_us);
     }
     let cpu = node.cpu_seconds() - cpu0;
+    let delays = node.delays(&POINTS).await;
+    let server_ms = std::array::from_fn(|i| {
+        let runs = histogram_delta(&delays[i], &delays0[i]);
+        [
+            histogram_quantile(&runs, 0.5),
+            histogram_quantile(&runs, 0.99),
+        ]
+    });
     all.sort_unstable();
     let pct = |p: f64| crate::report::percentile(&all, p) / 1000.0;
     let achieved = sent as f64 / elapsed;
@@ -145,7 +162,46 @@ pub async fn run(node: &Node, marker: &str, rate: f64, subscribers: usize, secs:
         delivered: delivered as f64 / (sent * subscribers as u64).max(1) as f64,
         peak_rss: node.peak_rss(),
         cores_per_10k: cpu / elapsed / (achieved / 10_000.0),
+        server_ms,
     }
+}
+
+/// What a cumulative histogram counted between two readings.
+fn histogram_delta(after: &[(f64, f64)], before: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    after
+        .iter()
+        .map(|&(le, n)| {
+            let was = before.iter().find(|b| b.0 == le).map_or(0.0, |b| b.1);
+            (le, n - was)
+        })
+        .collect()
+}
+
+/// The `q` quantile of a cumulative histogram, interpolated linearly within
+/// its bucket as Prometheus's `histogram_quantile` does; the highest finite
+/// bound when it falls in the last bucket, NaN when it is empty.
+fn histogram_quantile(cumulative: &[(f64, f64)], q: f64) -> f64 {
+    let total = cumulative.last().map_or(0.0, |b| b.1);
+    if total <= 0.0 {
+        return f64::NAN;
+    }
+    let rank = q * total;
+    let mut below = (0.0, 0.0);
+    for &(le, n) in cumulative {
+        if n >= rank {
+            if le.is_infinite() {
+                return below.0;
+            }
+            let share = if n > below.1 {
+                (rank - below.1) / (n - below.1)
+            } else {
+                1.0
+            };
+            return below.0 + (le - below.0) * share;
+        }
+        below = (le, n);
+    }
+    below.0
 }
 
 /// The parts of a Tail response the benchmark reads. The subscribers run on

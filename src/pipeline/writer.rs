@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
 
 use crate::bus::{Bus, Catalog};
-use crate::metrics::{Metrics, Stage};
+use crate::metrics::{Metrics, Point, Stage};
 use crate::proto::LogRecord;
 use crate::queue::{Batch, Consumer, QueueError};
 use crate::storage::{Store, StoreError};
@@ -138,6 +138,8 @@ impl<C: Consumer> Writer<C> {
                                 .entries_stored
                                 .fetch_add(records.len() as u64, Relaxed);
                             self.metrics.observe_batch(done.entries);
+                            self.metrics
+                                .observe_delays(Point::Stored, records.iter().map(received_us));
                             if !records.is_empty() && to_publisher.send(records).await.is_err() {
                                 tracing::error!(
                                     "the publisher stopped; live tails repair from the store"
@@ -160,6 +162,8 @@ impl<C: Consumer> Writer<C> {
 
     /// Hands a batch to the store, behind the batches already there.
     fn start(&self, batch: Batch<C::Token>) -> InFlight<C::Token> {
+        self.metrics
+            .observe_delays(Point::Read, batch.entries.iter().map(|q| q.received_us));
         InFlight {
             token: batch.token,
             entries: batch.entries.len() as u64,
@@ -224,6 +228,11 @@ fn joined(
     r.unwrap_or_else(|e| Err(StoreError::Refused(format!("the store task failed: {e}"))))
 }
 
+/// When the receiving node stamped a stored record.
+fn received_us(r: &LogRecord) -> i64 {
+    r.received_time.as_ref().map_or(0, crate::time::to_micros)
+}
+
 /// Publishes stored batches in commit order and updates the catalogue.
 async fn publish(
     mut backlog: mpsc::Receiver<Vec<LogRecord>>,
@@ -239,10 +248,14 @@ async fn publish(
             // The store stays the source of truth for listings.
             tracing::debug!(error = %e, "catalogue update failed");
         }
-        if let Err(e) = bus.publish(Arc::new(records)).await {
-            // Tails repair the hole from the store.
-            tracing::warn!(error = %e, "publish failed");
-            metrics.bus_errors.fetch_add(1, Relaxed);
+        let records = Arc::new(records);
+        match bus.publish(records.clone()).await {
+            Ok(()) => metrics.observe_delays(Point::Published, records.iter().map(received_us)),
+            Err(e) => {
+                // Tails repair the hole from the store.
+                tracing::warn!(error = %e, "publish failed");
+                metrics.bus_errors.fetch_add(1, Relaxed);
+            }
         }
         metrics.time(Stage::Publish, t);
     }
