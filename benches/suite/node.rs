@@ -150,14 +150,19 @@ impl Node {
         metric_at(&self.base, name).await
     }
 
-    /// The writer's busy seconds per stage (read, store, commit, publish).
-    pub async fn writer_seconds(&self) -> [f64; 4] {
-        let text = reqwest::get(format!("{}/metrics", self.base))
+    /// The server's `/metrics` exposition.
+    async fn metrics_text(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.base))
             .await
             .expect("GET /metrics")
             .text()
             .await
-            .expect("metrics");
+            .expect("metrics")
+    }
+
+    /// The writer's busy seconds per stage (read, store, commit, publish).
+    pub async fn writer_seconds(&self) -> [f64; 4] {
+        let text = self.metrics_text().await;
         ["read", "store", "commit", "publish"].map(|stage| {
             let name = format!("taillight_writer_seconds_total{{stage=\"{stage}\"}} ");
             text.lines()
@@ -169,12 +174,7 @@ impl Node {
     /// The server's entry-delay histogram at each of `points`: cumulative
     /// (upper bound in ms, entries) pairs, the last bound infinite.
     pub async fn delays(&self, points: &[&str]) -> Vec<Vec<(f64, f64)>> {
-        let text = reqwest::get(format!("{}/metrics", self.base))
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("metrics");
+        let text = self.metrics_text().await;
         points
             .iter()
             .map(|p| {
