@@ -10,8 +10,6 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use diesel::connection::SimpleConnection;
-use diesel::prelude::*;
 use prost::Message as _;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
@@ -19,7 +17,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use taillight::proto::LogEntry;
 use taillight::queue::{QueuedEntry, SourcePosition};
 use taillight::storage::codec::{BatchRows, LogRow};
-use taillight::storage::schema::{log_tags, logs};
 
 use crate::workload;
 
@@ -145,20 +142,19 @@ pub fn mariadb(db: &str, entries: &[LogEntry], scratch: &Path) -> (f64, f64) {
 }
 
 /// SQLite entries/s for the same rows and schema, in transactions of 5000
-/// entries of 1000-row INSERTs, WAL and synchronous=FULL as taillight runs.
+/// entries, WAL and synchronous=FULL as taillight runs: one prepared
+/// single-row INSERT per row and table, stepped through SQLite's C API, the
+/// fastest way measured here (1000-row INSERTs through diesel took 60-65% of
+/// its time, 100-row prepared INSERTs 75%; see BENCHMARKS.md).
 pub fn sqlite(entries: &[LogEntry], dir: &Path) -> f64 {
-    // taillight's own migrations make the schema; then a plain connection.
-    drop(
-        taillight::storage::sqlite::SqliteStore::open(
-            dir,
-            taillight::storage::sqlite::Synchronous::Full,
-        )
-        .expect("create schema"),
-    );
-    let mut c = SqliteConnection::establish(&dir.join("taillight.db").to_string_lossy())
-        .expect("open sqlite");
-    c.batch_execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
-        .expect("pragmas");
+    use taillight::storage::sqlite::{SqliteStore, Synchronous, bulk::BulkWriter};
+    // taillight's own migrations make the schema; then a connection of its own.
+    drop(SqliteStore::open(dir, Synchronous::Full).expect("create schema"));
+    let mut w = BulkWriter::open(
+        &dir.join("taillight.db"),
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
+    )
+    .expect("open sqlite");
     let q = queued(entries);
     let batches: Vec<BatchRows<'_>> = q
         .chunks(5000)
@@ -167,23 +163,7 @@ pub fn sqlite(entries: &[LogEntry], dir: &Path) -> f64 {
         .collect();
     let t = Instant::now();
     for b in &batches {
-        c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
-            for chunk in b.logs.chunks(1000) {
-                diesel::insert_into(logs::table).values(chunk).execute(c)?;
-            }
-            let tags: Vec<_> = b
-                .tags
-                .iter()
-                .map(|(tag, id)| (log_tags::tag.eq(*tag), log_tags::log_id.eq(*id)))
-                .collect();
-            for chunk in tags.chunks(1000) {
-                diesel::insert_into(log_tags::table)
-                    .values(chunk)
-                    .execute(c)?;
-            }
-            Ok(())
-        })
-        .expect("sqlite insert");
+        w.insert(b).expect("sqlite insert");
     }
     entries.len() as f64 / t.elapsed().as_secs_f64()
 }

@@ -19,6 +19,9 @@ use crate::queue::QueuedEntry;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
+    /// From the embedded writer's own SQLite connection (see `sqlite::bulk`).
+    #[error("database error: {0}")]
+    Sqlite(String),
     #[error("database connection: {0}")]
     Connection(String),
     #[error("migrations failed: {0}")]

@@ -1,8 +1,10 @@
 //! The embedded store: SQLite through diesel, in WAL mode.
 //!
-//! One connection writes (the writer task is the only caller of `insert`, and
-//! it assigns ids in commit order); a small pool reads, so history queries and
-//! tail backfills never wait behind a write batch.
+//! One writer (the writer task is the only caller of `insert`, and it assigns
+//! ids in commit order) with two connections behind one mutex: diesel's for
+//! migrations and retention, and [`bulk`]'s prepared statements for batches.
+//! A small pool reads, so history queries and tail backfills never wait
+//! behind a write batch.
 
 use std::fs::File;
 use std::path::Path;
@@ -21,11 +23,9 @@ use super::{Query, QueryResult, Store, StoreError};
 use crate::proto::LogRecord;
 use crate::queue::QueuedEntry;
 
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub mod bulk;
 
-/// Rows per INSERT statement: 8 columns each stays under SQLite's limit of
-/// 32766 bound parameters.
-const ROWS_PER_INSERT: usize = 1000;
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 pub struct SqliteStore {
     /// Connections for queries.
@@ -38,7 +38,11 @@ pub struct SqliteStore {
 }
 
 struct WriterConn {
+    /// diesel's writing connection: migrations and retention's deletes.
     conn: SqliteConnection,
+    /// The connection that inserts batches, without diesel's overhead.
+    bulk: bulk::BulkWriter,
+    /// The id the next entry gets.
     next_id: i64,
 }
 
@@ -82,14 +86,16 @@ impl SqliteStore {
             Synchronous::Full => "FULL",
             Synchronous::Normal => "NORMAL",
         };
-        conn.batch_execute(&format!(
+        let pragmas = format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;"
-        ))?;
+        );
+        conn.batch_execute(&pragmas)?;
         conn.run_pending_migrations(MIGRATIONS)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
         let max: Option<i64> = logs::table
             .select(diesel::dsl::max(logs::id))
             .first(&mut conn)?;
+        let bulk = bulk::BulkWriter::open(&path, &pragmas)?;
 
         let readers = Pool::builder()
             .max_size(4)
@@ -100,6 +106,7 @@ impl SqliteStore {
             readers,
             writer: Arc::new(Mutex::new(WriterConn {
                 conn,
+                bulk,
                 next_id: max.unwrap_or(0) + 1,
             })),
             _lock: lock,
@@ -129,41 +136,7 @@ fn insert_blocking(
 ) -> Result<Vec<LogRecord>, StoreError> {
     let first = w.next_id;
     let rows = BatchRows::new(first, &entries);
-    w.conn
-        .immediate_transaction::<_, diesel::result::Error, _>(|c| {
-            for chunk in rows.logs.chunks(ROWS_PER_INSERT) {
-                diesel::insert_into(logs::table).values(chunk).execute(c)?;
-            }
-            let tag_rows: Vec<_> = rows
-                .tags
-                .iter()
-                .map(|(tag, id)| (log_tags::tag.eq(*tag), log_tags::log_id.eq(*id)))
-                .collect();
-            for chunk in tag_rows.chunks(ROWS_PER_INSERT * 4) {
-                diesel::insert_into(log_tags::table)
-                    .values(chunk)
-                    .execute(c)?;
-            }
-            let names: Vec<_> = rows
-                .services
-                .iter()
-                .map(|s| services::name.eq(*s))
-                .collect();
-            diesel::insert_or_ignore_into(services::table)
-                .values(&names)
-                .execute(c)?;
-            let pairs: Vec<_> = rows
-                .service_tags
-                .iter()
-                .map(|(s, t)| (service_tags::service.eq(*s), service_tags::tag.eq(*t)))
-                .collect();
-            for chunk in pairs.chunks(ROWS_PER_INSERT) {
-                diesel::insert_or_ignore_into(service_tags::table)
-                    .values(chunk)
-                    .execute(c)?;
-            }
-            Ok(())
-        })?;
+    w.bulk.insert(&rows)?;
     w.next_id = first + rows.logs.len() as i64;
     drop(rows);
     Ok(entries
