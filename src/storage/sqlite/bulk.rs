@@ -4,8 +4,8 @@
 //! diesel prepares a multi-row INSERT anew for every chunk (it caches only
 //! statements whose SQL never changes) and spends about a microsecond of
 //! its own around each execution of a cached single-row one. With SQLite's
-//! own work near 5 µs per entry, diesel's inserts ran at 60-65% of what
-//! the same rows take through prepared statements (see BENCHMARKS.md).
+//! own work near 5 µs per entry, diesel's inserts reached 60-65% of the
+//! rate the same rows reach through prepared statements (see BENCHMARKS.md).
 //! Everything else (migrations, queries, retention) stays with diesel; the
 //! store's writer mutex keeps this connection and diesel's writer apart.
 
@@ -15,8 +15,8 @@ use std::ptr::{self, NonNull};
 
 use libsqlite3_sys as ffi;
 
-use super::super::StoreError;
-use super::super::codec::BatchRows;
+use crate::storage::StoreError;
+use crate::storage::codec::BatchRows;
 
 const INSERT_LOG: &CStr = c"INSERT INTO logs \
     (id, service, level, message, tags, attributes, time_us, received_us) \
