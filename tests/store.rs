@@ -775,6 +775,42 @@ async fn mysql_pipelined_batches_commit_in_order_and_fail_together() {
     .await
 }
 
+/// Row counts of a SQLite store, read behind its back.
+mod sqlite_rows {
+    use diesel::prelude::*;
+
+    pub fn count(dir: &std::path::Path, table: &str) -> i64 {
+        let url = dir.join("taillight.db");
+        let mut c = SqliteConnection::establish(&url.to_string_lossy()).expect("open");
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+            "(SELECT COUNT(*) FROM {table})"
+        )))
+        .get_result(&mut c)
+        .expect("count")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_delete_removes_tags() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_owned();
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, Synchronous::Normal))
+        .await
+        .expect("open task")
+        .expect("open SQLite");
+    store
+        .insert(vec![
+            entry("s", Level::Info, "m", &["t", "u"], 1),
+            entry("s", Level::Info, "m", &["t"], 2),
+        ])
+        .await
+        .expect("insert");
+    assert_eq!(sqlite_rows::count(dir.path(), "log_tags"), 3);
+    assert_eq!(store.delete_before(2, 10).await.expect("delete"), 1);
+    assert_eq!(sqlite_rows::count(dir.path(), "log_tags"), 1);
+    assert_eq!(sqlite_rows::count(dir.path(), "logs"), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_reopen_continues_ids_and_delete_removes_tags() {
     with_mysql(async |db| {

@@ -2,7 +2,7 @@
 //! by every SQL backend so they agree with each other and with the tail
 //! [`Filter`](crate::pipeline::filter::Filter).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use diesel::{Insertable, Queryable, Selectable};
 
@@ -98,6 +98,22 @@ impl<'a> BatchRows<'a> {
         }
         b
     }
+}
+
+/// The `log_tags` keys of stored records, grouped by tag: what deleting the
+/// records must delete with them. `records` are (id, `tags` column) pairs.
+/// Retention finds tags this way, by primary key, so that `log_tags` needs no
+/// index by id, which cost every insert (see BENCHMARKS.md).
+pub fn tag_keys(records: &[(i64, String)]) -> Result<BTreeMap<String, Vec<i64>>, StoreError> {
+    let mut by_tag: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for (id, tags) in records {
+        let tags: Vec<String> = serde_json::from_str(tags)
+            .map_err(|e| StoreError::Corrupt(format!("tags of id {id}: {e}")))?;
+        for tag in tags {
+            by_tag.entry(tag).or_default().push(*id);
+        }
+    }
+    Ok(by_tag)
 }
 
 /// The record an entry became once stored with `id`: what `insert` returns,

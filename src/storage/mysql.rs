@@ -32,7 +32,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::codec::{LogRow, history_queries, query_result, stored_record};
+use super::codec::{LogRow, history_queries, query_result, stored_record, tag_keys};
 use super::schema::mysql::write_contention;
 use super::schema::{log_tags, logs, service_tags, services};
 use super::{Query, QueryResult, Store, StoreError};
@@ -423,18 +423,27 @@ impl Store for MysqlStore {
     async fn delete_before(&self, cutoff_us: i64, limit: u32) -> Result<u64, StoreError> {
         let mut c = self.conn().await?;
         c.transaction(async |c| {
-            let ids: Vec<i64> = logs::table
+            let expired: Vec<(i64, String)> = logs::table
                 .filter(logs::time_us.lt(cutoff_us))
                 .order(logs::time_us.asc())
                 .limit(i64::from(limit))
-                .select(logs::id)
+                .select((logs::id, logs::tags))
                 .load(c)
                 .await?;
-            let mut deleted = 0;
-            for chunk in ids.chunks(KEYS_PER_STATEMENT) {
-                diesel::delete(log_tags::table.filter(log_tags::log_id.eq_any(chunk)))
+            for (tag, ids) in tag_keys(&expired)? {
+                for chunk in ids.chunks(KEYS_PER_STATEMENT) {
+                    diesel::delete(
+                        log_tags::table
+                            .filter(log_tags::tag.eq(&tag))
+                            .filter(log_tags::log_id.eq_any(chunk)),
+                    )
                     .execute(c)
                     .await?;
+                }
+            }
+            let ids: Vec<i64> = expired.iter().map(|(id, _)| *id).collect();
+            let mut deleted = 0;
+            for chunk in ids.chunks(KEYS_PER_STATEMENT) {
                 deleted += diesel::delete(logs::table.filter(logs::id.eq_any(chunk)))
                     .execute(c)
                     .await? as u64;

@@ -17,7 +17,7 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use super::codec::{BatchRows, LogRow, history_queries, query_result, stored_record};
+use super::codec::{BatchRows, LogRow, history_queries, query_result, stored_record, tag_keys};
 use super::schema::{log_tags, logs, service_tags, services};
 use super::{Query, QueryResult, Store, StoreError};
 use crate::proto::LogRecord;
@@ -193,13 +193,21 @@ impl Store for SqliteStore {
                 .lock()
                 .map_err(|_| StoreError::Connection("writer connection poisoned".into()))?;
             w.conn.immediate_transaction::<_, StoreError, _>(|c| {
-                let ids: Vec<i64> = logs::table
+                let expired: Vec<(i64, String)> = logs::table
                     .filter(logs::time_us.lt(cutoff_us))
                     .order(logs::time_us.asc())
                     .limit(i64::from(limit))
-                    .select(logs::id)
+                    .select((logs::id, logs::tags))
                     .load(c)?;
-                diesel::delete(log_tags::table.filter(log_tags::log_id.eq_any(&ids))).execute(c)?;
+                for (tag, ids) in tag_keys(&expired)? {
+                    diesel::delete(
+                        log_tags::table
+                            .filter(log_tags::tag.eq(&tag))
+                            .filter(log_tags::log_id.eq_any(&ids)),
+                    )
+                    .execute(c)?;
+                }
+                let ids: Vec<i64> = expired.iter().map(|(id, _)| *id).collect();
                 Ok(diesel::delete(logs::table.filter(logs::id.eq_any(&ids))).execute(c)? as u64)
             })
         })
