@@ -73,12 +73,15 @@ conformance!(
 
 async fn with_sqlite<F: Future<Output = ()>>(test: impl FnOnce(Arc<dyn Store>) -> F) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().to_owned();
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, Synchronous::Normal))
+    test(Arc::new(open_sqlite(dir.path()).await)).await;
+}
+
+async fn open_sqlite(dir: &std::path::Path) -> SqliteStore {
+    let path = dir.to_owned();
+    tokio::task::spawn_blocking(move || SqliteStore::open(&path, Synchronous::Normal))
         .await
         .expect("open task")
-        .expect("open SQLite");
-    test(Arc::new(store)).await;
+        .expect("open SQLite")
 }
 
 /// A MariaDB database of one test's own.
@@ -793,11 +796,7 @@ mod sqlite_rows {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_delete_removes_tags() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().to_owned();
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, Synchronous::Normal))
-        .await
-        .expect("open task")
-        .expect("open SQLite");
+    let store = open_sqlite(dir.path()).await;
     store
         .insert(vec![
             entry("s", Level::Info, "m", &["t", "u"], 1),
