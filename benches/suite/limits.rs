@@ -1,23 +1,30 @@
 //! The machine's limits for the same rows, measured in the same run:
 //! MariaDB's raw insert rate (LOAD DATA, and 1000-row INSERTs from one
 //! connection of the C client), SQLite's batched insert rate with the same
-//! durability, the broker's produce and consume rates, Redis' PUBLISH rate.
+//! durability, the broker's produce and consume rates, Redis' PUBLISH rate,
+//! and how fast the same Tail messages reach 50 local receivers by plain TCP.
 //! Every rate is in entries (or messages) per second.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::{BufMut as _, Bytes, BytesMut};
 use prost::Message as _;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use taillight::proto::LogEntry;
+use taillight::proto::tail_response::Event;
+use taillight::proto::{LogEntry, LogRecord, TailResponse};
 use taillight::queue::{QueuedEntry, SourcePosition};
 use taillight::storage::codec::{BatchRows, LogRow};
 
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::tail::lite;
 use crate::workload;
 
 /// Entries as the writer sees them, with a Kafka position each.
@@ -258,4 +265,116 @@ pub fn redis_publish(len: usize, n: u64, tag: &str) -> f64 {
         .and_then(|l| l.rsplit(' ').nth(1))
         .and_then(|x| x.parse().ok())
         .unwrap_or_else(|| panic!("unexpected redis-benchmark output: {text}"))
+}
+
+/// Records per message in the fan-out limit: about what one commit batch
+/// carries at the tail runs' rates.
+const FANOUT_BATCH: usize = 500;
+
+/// The most entries/s a live tail can carry to `receivers` local clients:
+/// one process writes the same encoded `TailResponse` messages, gRPC-framed,
+/// to each of them over loopback TCP from one shared buffer, and each
+/// decodes them as the suite's subscribers do. Nothing else is between the
+/// bytes and the sockets (no HTTP/2, no copy per stream, no pipeline), so a
+/// Tail with that many subscribers on these cores cannot go faster.
+pub async fn fanout(entries: &[LogEntry], marker: &str, receivers: usize) -> f64 {
+    let mut id = 0u64;
+    let frames: Arc<Vec<Bytes>> = Arc::new(
+        entries
+            .chunks(FANOUT_BATCH)
+            .map(|chunk| {
+                let records: Vec<LogRecord> = chunk
+                    .iter()
+                    .map(|e| {
+                        id += 1;
+                        LogRecord {
+                            id,
+                            ..workload::envelope(e)
+                        }
+                    })
+                    .collect();
+                let msg = TailResponse {
+                    event: Some(Event::Records(records.into())),
+                };
+                let len = msg.encoded_len();
+                let mut buf = BytesMut::with_capacity(5 + len);
+                buf.put_u8(0);
+                buf.put_u32(len as u32);
+                msg.encode(&mut buf).expect("encode");
+                buf.freeze()
+            })
+            .collect(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    // The sender has its own runtime and threads, as the server is its own
+    // process beside the suite's.
+    let sender = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_io()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            listener.set_nonblocking(true).expect("nonblocking");
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let mut socks = Vec::new();
+            for _ in 0..receivers {
+                let (sock, _) = listener.accept().await.expect("accept");
+                sock.set_nodelay(true).expect("nodelay");
+                socks.push(sock);
+            }
+            let _ = started_tx.send(Instant::now());
+            let writers: Vec<_> = socks
+                .into_iter()
+                .map(|mut sock| {
+                    let frames = frames.clone();
+                    tokio::spawn(async move {
+                        for f in frames.iter() {
+                            sock.write_all(f).await.expect("write");
+                        }
+                    })
+                })
+                .collect();
+            for w in writers {
+                w.await.expect("writer");
+            }
+        });
+    });
+    let mut readers = Vec::new();
+    for _ in 0..receivers {
+        let sock = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let marker = marker.to_string();
+        readers.push(tokio::spawn(async move {
+            let mut sock = tokio::io::BufReader::with_capacity(64 * 1024, sock);
+            let (mut n, mut last) = (0u64, 0u64);
+            let mut header = [0u8; 5];
+            while sock.read_exact(&mut header).await.is_ok() {
+                let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+                let mut body = vec![0; len as usize];
+                sock.read_exact(&mut body).await.expect("message");
+                let msg = lite::TailResponse::decode(&body[..]).expect("decode");
+                let Some(lite::Event::Records(rs)) = msg.event else {
+                    panic!("fan-out carries only records");
+                };
+                for r in rs.records {
+                    assert!(r.id > last, "fan-out records out of order");
+                    last = r.id;
+                    n += u64::from(workload::seq_of(&marker, &r.message).is_some());
+                }
+            }
+            n
+        }));
+    }
+    let start = started_rx.await.expect("sender started");
+    for r in readers {
+        assert_eq!(
+            r.await.expect("receiver"),
+            entries.len() as u64,
+            "fan-out delivered"
+        );
+    }
+    let secs = start.elapsed().as_secs_f64();
+    sender.join().expect("sender");
+    entries.len() as f64 / secs
 }

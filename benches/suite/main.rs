@@ -237,6 +237,11 @@ async fn one_run(s: &Settings, mode: Mode, run: usize) -> Run {
             r.set("limit.redis_publish", publish);
         }
     }
+    // The ceiling for the largest tail run's fan-out; both modes measure it
+    // so each mode's tail rates are shown against its own runs.
+    let receivers = s.subscribers.iter().copied().max().unwrap_or(1);
+    let fanout = limits::fanout(&limit_entries, &format!("r{run}-raw"), receivers).await;
+    r.set(format!("limit.fanout_{receivers}sub"), fanout);
     drop(limit_entries);
 
     let m = |p: &str| format!("r{run}-{p}");

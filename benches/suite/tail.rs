@@ -209,7 +209,7 @@ fn histogram_quantile(cumulative: &[(f64, f64)], q: f64) -> f64 {
 /// and attribute of every record measured mostly themselves; prost skips the
 /// fields not named here, so the server's work is unchanged and the clients'
 /// is a fraction of it. Tags match `logs.proto`.
-mod lite {
+pub mod lite {
     use taillight::proto::{Skipped, StreamStatus, TailRequest};
     use tonic::transport::Channel;
 
