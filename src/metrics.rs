@@ -29,6 +29,9 @@ pub struct Metrics {
     batch_buckets: [AtomicU64; BATCH_BUCKETS.len()],
     /// Entries the writer has yet to read from its Kafka partitions.
     pub writer_lag: AtomicU64,
+    /// Kafka partitions assigned to this writer now: shows whether every
+    /// writer of a group got a share, and when a rebalance left one idle.
+    pub writer_partitions: AtomicU64,
     /// Live tail streams open now.
     pub tail_subscribers: AtomicU64,
     /// Records dropped from slow tail subscribers (each was told).
@@ -177,6 +180,12 @@ impl Metrics {
             "Entries on the writer's Kafka partitions not yet read.",
             "gauge",
             self.writer_lag.load(Relaxed),
+        );
+        counter(
+            "taillight_writer_partitions",
+            "Kafka partitions assigned to this writer.",
+            "gauge",
+            self.writer_partitions.load(Relaxed),
         );
         counter(
             "taillight_tail_subscribers",

@@ -351,7 +351,8 @@ impl KafkaConsumer {
     }
 
     /// Publishes the writer's lag (entries between its position and the end
-    /// of its partitions) into `metrics` every few seconds until `stop`.
+    /// of its partitions) and how many partitions it has into `metrics`
+    /// every few seconds until `stop`.
     pub fn monitor_lag(&self, metrics: Arc<crate::metrics::Metrics>, stop: CancellationToken) {
         let consumer = self.consumer.clone();
         tokio::spawn(async move {
@@ -359,6 +360,11 @@ impl KafkaConsumer {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                }
+                if let Ok(assigned) = consumer.assignment() {
+                    metrics
+                        .writer_partitions
+                        .store(assigned.count() as u64, Relaxed);
                 }
                 let c = consumer.clone();
                 if let Ok(Some(lag)) = tokio::task::spawn_blocking(move || lag(&c)).await {
