@@ -361,14 +361,17 @@ impl KafkaConsumer {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 }
-                if let Ok(assigned) = consumer.assignment() {
-                    metrics
-                        .writer_partitions
-                        .store(assigned.count() as u64, Relaxed);
-                }
                 let c = consumer.clone();
-                if let Ok(Some(lag)) = tokio::task::spawn_blocking(move || lag(&c)).await {
-                    metrics.writer_lag.store(lag, Relaxed);
+                // One reading of the assignment serves both gauges.
+                let read = tokio::task::spawn_blocking(move || {
+                    let assignment = c.assignment().ok()?;
+                    Some((assignment.count(), lag(&c, &assignment)))
+                });
+                if let Ok(Some((partitions, lag))) = read.await {
+                    metrics.writer_partitions.store(partitions as u64, Relaxed);
+                    if let Some(lag) = lag {
+                        metrics.writer_lag.store(lag, Relaxed);
+                    }
                 }
             }
         });
@@ -403,9 +406,9 @@ impl KafkaConsumer {
     }
 }
 
-/// Entries behind the end of the topic on the consumer's partitions.
-fn lag(consumer: &StreamConsumer) -> Option<u64> {
-    let assignment = consumer.assignment().ok()?;
+/// Entries behind the end of the topic on the consumer's partitions,
+/// `assignment`.
+fn lag(consumer: &StreamConsumer, assignment: &TopicPartitionList) -> Option<u64> {
     let position = consumer.position().ok()?;
     let mut lag = 0u64;
     for el in assignment.elements() {
