@@ -13,6 +13,7 @@
 mod bulk;
 mod chain;
 mod infile;
+mod known;
 mod url;
 mod write;
 
@@ -41,6 +42,7 @@ use crate::queue::QueuedEntry;
 use bulk::Bulk;
 use chain::{Chain, Stage, Turn};
 use infile::Infiles;
+use known::Known;
 use url::DbUrl;
 use write::{Ids, Rollback, write_batch};
 
@@ -62,6 +64,12 @@ const PIPELINE_DEPTH: usize = 2;
 /// writing at the same time.
 const CONTENTION_QUIET: Duration = Duration::from_secs(10);
 
+/// How often a process that saw no other writer reads `write_contention`
+/// again: well within [`CONTENTION_QUIET`], so a writer that asked it to
+/// stop guessing is heard within a second, while a batch does not pay a
+/// round trip for the question.
+const CONTENTION_RECHECK: Duration = Duration::from_secs(1);
+
 /// How often a batch that lost a deadlock is tried again before it fails.
 const DEADLOCK_RETRIES: u32 = 5;
 
@@ -78,6 +86,11 @@ pub struct MysqlStore {
     /// Until when (µs) this process does not guess ids: it saw another
     /// writer process write at the same time.
     contended_until_us: AtomicI64,
+    /// When (µs) `write_contention` was last read and said no other writer
+    /// was seen: read at most every [`CONTENTION_RECHECK`], not per batch.
+    uncontended_at_us: AtomicI64,
+    /// Listing rows known to be stored, so batches skip inserting them.
+    known: Known,
 }
 
 /// How the writer sends a batch's rows to the server.
@@ -133,6 +146,8 @@ impl MysqlStore {
             shown_url: shown,
             chain: Chain::default(),
             contended_until_us: AtomicI64::new(0),
+            uncontended_at_us: AtomicI64::new(i64::MIN),
+            known: Known::default(),
         })
     }
 
@@ -154,14 +169,15 @@ impl MysqlStore {
             let attempt = async {
                 let mut c = self.conn().await?;
                 c.transaction(async |c| {
-                    write_batch(c, &self.bulk, &mut entries, &mut turn, ids).await
+                    write_batch(c, &self.bulk, &mut entries, &mut turn, ids, &self.known).await
                 })
                 .await
             };
             let failure = match attempt.await {
-                Ok(first) => {
+                Ok((first, listed)) => {
                     let end = first + entries.len() as i64;
                     turn.link.set(Stage::Committed { end });
+                    self.known.remember(listed);
                     return Ok(entries
                         .into_iter()
                         .enumerate()
@@ -210,6 +226,10 @@ impl MysqlStore {
         if AtomicI64::load(&self.contended_until_us, Relaxed) > now {
             return false;
         }
+        let checked = AtomicI64::load(&self.uncontended_at_us, Relaxed);
+        if now.saturating_sub(checked) < CONTENTION_RECHECK.as_micros() as i64 {
+            return true;
+        }
         let Ok(mut c) = self.conn().await else {
             return false;
         };
@@ -217,7 +237,17 @@ impl MysqlStore {
             .select(write_contention::until_us)
             .first(&mut c)
             .await;
-        until.is_ok_and(|until| until <= now)
+        match until {
+            Ok(until) if until <= now => {
+                self.uncontended_at_us.store(now, Relaxed);
+                true
+            }
+            Ok(until) => {
+                self.contended_until_us.fetch_max(until, Relaxed);
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     /// Records that another writer process writes at the same time; with

@@ -9,6 +9,7 @@ use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
 use super::KEYS_PER_STATEMENT;
 use super::bulk::{Bulk, LOG_TAGS, LOGS, log_fields, tag_fields};
 use super::chain::{Outcome, Stage, Turn};
+use super::known::{Known, Unlisted};
 use crate::queue::{QueuedEntry, SourcePosition};
 use crate::storage::StoreError;
 use crate::storage::StoreError::EarlierBatchFailed;
@@ -58,7 +59,8 @@ pub(super) async fn write_batch(
     entries: &mut Vec<QueuedEntry>,
     turn: &mut Turn,
     ids: Ids,
-) -> Result<i64, Rollback> {
+    known: &Known,
+) -> Result<(i64, Unlisted), Rollback> {
     let first = match (ids, turn.before.as_mut()) {
         (Ids::Guessed, Some(before)) => before.placed().await.ok_or(EarlierBatchFailed)?,
         (_, before) => {
@@ -82,7 +84,7 @@ pub(super) async fn write_batch(
             None => first,
         };
         turn.link.set(Stage::Placed { end: first });
-        return Ok(first);
+        return Ok((first, Unlisted::default()));
     }
     let end = first + entries.len() as i64;
     turn.link.set(Stage::Placed { end });
@@ -100,39 +102,43 @@ pub(super) async fn write_batch(
             Outcome::Moved => return Err(Rollback::WrongGuess),
             Outcome::Committed { .. } => {}
         }
-        // Another writer process may have committed since.
-        if lock_next_id(c).await? != first {
-            return Err(Rollback::WrongGuess);
-        }
     }
-    diesel::update(id_sequence::table)
+    // Takes the id lock (a locked batch holds it already) and moves the
+    // counter past this batch in one statement. A guess is checked by the
+    // condition: another writer process may have committed since.
+    let moved = diesel::update(id_sequence::table.filter(id_sequence::next_id.eq(first)))
         .set(id_sequence::next_id.eq(end))
         .execute(c)
         .await?;
+    if moved != 1 {
+        return Err(Rollback::WrongGuess);
+    }
     // The listings come last, under the id lock: their rows are shared by
     // batches, and a batch holding one while it waits for the batch before
     // could block that batch for good.
-    let names: Vec<_> = rows
-        .services
-        .iter()
-        .map(|s| services::name.eq(*s))
-        .collect();
-    diesel::insert_or_ignore_into(services::table)
-        .values(names)
-        .execute(c)
-        .await?;
-    let pairs: Vec<_> = rows.service_tags.iter().collect();
-    for chunk in size_chunks(&pairs, |(s, t)| s.len() + t.len()) {
+    let unlisted = known.unlisted(&rows.services, &rows.service_tags);
+    if !unlisted.services.is_empty() {
+        let names: Vec<_> = unlisted
+            .services
+            .iter()
+            .map(|s| services::name.eq(s))
+            .collect();
+        diesel::insert_or_ignore_into(services::table)
+            .values(names)
+            .execute(c)
+            .await?;
+    }
+    for chunk in size_chunks(&unlisted.pairs, |(s, t)| s.len() + t.len()) {
         let values: Vec<_> = chunk
             .iter()
-            .map(|(s, t)| (service_tags::service.eq(*s), service_tags::tag.eq(*t)))
+            .map(|(s, t)| (service_tags::service.eq(s), service_tags::tag.eq(t)))
             .collect();
         diesel::insert_or_ignore_into(service_tags::table)
             .values(values)
             .execute(c)
             .await?;
     }
-    Ok(first)
+    Ok((first, unlisted))
 }
 
 /// Locks the id counter until the transaction ends; returns the next id.
@@ -157,16 +163,27 @@ async fn drop_redeliveries(
     for s in entries.iter().filter_map(|q| q.source) {
         offsets.entry(s.partition).or_default().push(s.offset);
     }
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    // A partition is read in order, so a redelivery can only be at or below
+    // the highest offset stored for it: one statement, an index lookup per
+    // partition, settles the usual case, a batch of only new entries.
+    let partitions: Vec<i32> = offsets.keys().copied().collect();
+    let highest: BTreeMap<Option<i32>, Option<i64>> = sourced_logs::table
+        .filter(sourced_logs::source_partition.eq_any(&partitions))
+        .group_by(sourced_logs::source_partition)
+        .select((
+            sourced_logs::source_partition,
+            diesel::dsl::max(sourced_logs::source_offset),
+        ))
+        .load(c)
+        .await?
+        .into_iter()
+        .collect();
     let mut seen = HashSet::new();
     for (partition, offsets) in offsets {
-        // A partition is read in order, so a redelivery can only be at or
-        // below the highest offset stored for it: one index lookup settles
-        // the usual case, a batch of only new entries.
-        let highest: Option<i64> = sourced_logs::table
-            .filter(sourced_logs::source_partition.eq(partition))
-            .select(diesel::dsl::max(sourced_logs::source_offset))
-            .first(c)
-            .await?;
+        let highest = highest.get(&Some(partition)).copied().flatten();
         if highest.is_none_or(|h| offsets.iter().all(|o| *o > h)) {
             continue;
         }
