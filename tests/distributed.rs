@@ -64,8 +64,7 @@ async fn wait_stored(
     f: &LogFilter,
     want: usize,
 ) -> Vec<LogRecord> {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
+    within_deadline(Duration::from_millis(100), async || {
         let got = stored(c, f).await;
         assert!(
             got.len() <= want,
@@ -73,17 +72,31 @@ async fn wait_stored(
             got.len()
         );
         if got.len() == want {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            let again = stored(c, f).await;
-            assert_eq!(again.len(), want, "records kept arriving");
-            return again;
+            Ok(())
+        } else {
+            Err(format!("only {} of {want} stored", got.len()))
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {want} stored",
-            got.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let again = stored(c, f).await;
+    assert_eq!(again.len(), want, "records kept arriving");
+    again
+}
+
+/// Tries `attempt` every `pause` until it succeeds; after [`DEADLINE`] the
+/// test fails with what its last try said.
+async fn within_deadline<T>(
+    pause: Duration,
+    mut attempt: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match attempt().await {
+            Ok(done) => return done,
+            Err(why) => assert!(Instant::now() < deadline, "{why}"),
+        }
+        tokio::time::sleep(pause).await;
     }
 }
 
@@ -338,41 +351,37 @@ async fn kill_9_during_push_keeps_every_acknowledged_entry() {
     let mut c = server.client().await;
     // At least the acknowledged ones; the unacknowledged stream may or may
     // not have reached the broker, but nothing is stored twice.
-    let deadline = Instant::now() + DEADLINE;
-    loop {
+    within_deadline(Duration::from_millis(200), async || {
         let rows = stored(&mut c, &filter(&svc)).await;
         let messages: BTreeSet<String> = rows.iter().map(|r| r.message.clone()).collect();
         assert_eq!(messages.len(), rows.len(), "a message was stored twice");
         if acked.iter().all(|m| messages.contains(m)) {
-            break;
+            Ok(())
+        } else {
+            Err("acknowledged entries missing after restart".to_string())
         }
-        assert!(
-            Instant::now() < deadline,
-            "acknowledged entries missing after restart"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
 }
 
 /// Waits until the group has given each of `writers` some of the topic's
 /// partitions and all of them are taken.
 async fn wait_shared(ingest: &TestServer, writers: &[&Proc]) {
     let want = ingest.cfg.kafka.kafka_partitions as u64;
-    let deadline = Instant::now() + DEADLINE;
-    loop {
+    within_deadline(Duration::from_millis(200), async || {
         let mut counts = Vec::new();
         for w in writers {
             counts.push(common::metric_at(&w.url(), "taillight_writer_partitions").await);
         }
         if counts.iter().all(|&n| n > 0) && counts.iter().sum::<u64>() == want {
-            return;
+            Ok(())
+        } else {
+            Err(format!(
+                "the group never shared the {want} partitions: {counts:?}"
+            ))
         }
-        assert!(
-            Instant::now() < deadline,
-            "the group never shared the {want} partitions: {counts:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
 }
 
 /// A writer that joins while entries flow takes some partitions over from
@@ -486,19 +495,14 @@ async fn broker_outage_fails_fast_and_recovers() {
     assert!(started.elapsed() < Duration::from_secs(1));
 
     let _broker = Tansu::start_sqlite(port, db.path());
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let r = c
-            .push_log(PushLogRequest {
-                entry: Some(entry(&svc, Level::Info, "after outage", &[])),
-            })
-            .await;
-        if r.is_ok() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "pushes never recovered: {r:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    within_deadline(Duration::from_millis(250), async || {
+        c.push_log(PushLogRequest {
+            entry: Some(entry(&svc, Level::Info, "after outage", &[])),
+        })
+        .await
+        .map_err(|e| format!("pushes never recovered: {e:?}"))
+    })
+    .await;
     let rows = wait_stored(&mut c, &filter(&svc), 11).await;
     assert_eq!(
         rows.last().map(|r| r.message.as_str()),
