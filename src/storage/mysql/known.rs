@@ -26,10 +26,15 @@ struct Memory {
     services: HashSet<String>,
     /// service -> its tags.
     tags: HashMap<String, HashSet<String>>,
-    /// Names and pairs held, for [`MOST`].
-    len: usize,
     /// When the memory was last emptied; `None` before the first batch.
     since: Option<Instant>,
+}
+
+impl Memory {
+    /// Names and pairs held.
+    fn len(&self) -> usize {
+        self.services.len() + self.tags.values().map(HashSet::len).sum::<usize>()
+    }
 }
 
 /// A batch's listing rows not known to be stored: what it must insert, and
@@ -45,7 +50,7 @@ impl Known {
     pub fn unlisted(&self, services: &BTreeSet<&str>, pairs: &BTreeSet<(&str, &str)>) -> Unlisted {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let stale = m.since.is_none_or(|t| t.elapsed() > FORGET_AFTER);
-        if stale || m.len > MOST {
+        if stale || m.len() > MOST {
             *m = Memory {
                 since: Some(Instant::now()),
                 ..Memory::default()
@@ -71,7 +76,6 @@ impl Known {
             return;
         }
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        m.len += stored.services.len() + stored.pairs.len();
         m.services.extend(stored.services);
         for (s, t) in stored.pairs {
             m.tags.entry(s).or_default().insert(t);
