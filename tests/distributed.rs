@@ -313,6 +313,28 @@ async fn failing_batches_rewind_and_keep_order() {
     assert_eq!(order, pushed, "stored out of push order");
 }
 
+/// A node moved to a new topic keeps its database. The new topic's offsets
+/// start at 0 again, at positions where the old topic's entries are stored:
+/// its entries are new all the same, and each is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_topic_on_the_same_database_loses_nothing() {
+    let old = TestServer::start(Backend::Distributed).await;
+    let svc = unique("retopic");
+    let mut c = old.client().await;
+    push_n(&mut c, &svc, 0, 100).await;
+    wait_stored(&mut c, &filter(&svc), 100).await;
+
+    let (mut cfg, scratch) = old.stop().await;
+    let renamed = unique("retopic");
+    cfg.kafka.kafka_topic = format!("{renamed}.logs");
+    cfg.kafka.kafka_group = format!("{renamed}.writers");
+    let new = TestServer::launch(Backend::Distributed, cfg, scratch).await;
+    let mut c = new.client().await;
+    push_n(&mut c, &svc, 100, 100).await;
+    let rows = wait_stored(&mut c, &filter(&svc), 200).await;
+    assert_exactly_once(&rows, (0..200).map(|i| format!("m{i}")));
+}
+
 /// kill -9 of a whole node while a PushLogs stream is open: every entry it
 /// acknowledged ends up in MariaDB, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -623,6 +623,45 @@ async fn mysql_redelivered_sources_are_stored_once() {
     .await
 }
 
+/// A new topic numbers its offsets from 0 again (the topic setting changed,
+/// or a broker that lost its data created it again). Its entries at stored
+/// positions were received at other times: they are stored, and their own
+/// redeliveries are still dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_a_new_topic_at_stored_positions_is_stored() {
+    with_mysql(async |db| {
+        let store = db.open().await;
+        let old = store
+            .insert((0..4).map(|o| sourced(0, o)).collect())
+            .await
+            .expect("the old topic");
+        assert_eq!(old.len(), 4);
+        let new = |offset: i64| {
+            let mut e = sourced(0, offset);
+            e.entry.message = format!("new {offset}");
+            e.received_us += 60_000_000;
+            e
+        };
+        let b = store
+            .insert(vec![new(0), new(1), new(1)])
+            .await
+            .expect("the new topic");
+        let messages: Vec<_> = b.iter().map(|r| r.message.as_str()).collect();
+        assert_eq!(messages, ["new 0", "new 1"]);
+
+        // Redeliveries from either topic, seen by another process.
+        let other = db.open().await;
+        let c = other
+            .insert(vec![sourced(0, 2), new(0), new(2), sourced(0, 3), new(1)])
+            .await
+            .expect("redeliveries");
+        let messages: Vec<_> = c.iter().map(|r| r.message.as_str()).collect();
+        assert_eq!(messages, ["new 2"]);
+        assert_eq!(db.count("logs").await, 7);
+    })
+    .await
+}
+
 /// A value the schema cannot hold fails the whole batch in both ways of
 /// sending rows: LOAD DATA LOCAL would only warn and cut it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

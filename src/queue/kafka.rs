@@ -4,8 +4,8 @@
 //! stay ordered, and acknowledge a push once the broker acknowledged every
 //! entry of it (idempotent producer, acks=all). Writer nodes consume in a
 //! consumer group and commit offsets only after the store committed the
-//! batch; the (partition, offset) of each entry makes a redelivery
-//! recognisable, so the store keeps it once.
+//! batch; the (partition, offset) and receipt time of each entry make a
+//! redelivery recognisable, so the store keeps it once.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};

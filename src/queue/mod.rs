@@ -43,7 +43,8 @@ pub struct QueuedEntry {
     /// When the server received it, in microseconds since the epoch.
     pub received_us: i64,
     /// Where the entry sits in a durable log (Kafka partition and offset), so
-    /// a redelivery can be recognised and stored once. `None` in memory.
+    /// a redelivery can be recognised and stored once: with `received_us`,
+    /// since a new topic numbers its offsets from 0 again. `None` in memory.
     pub source: Option<SourcePosition>,
 }
 

@@ -84,8 +84,9 @@ pub struct QueryResult {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores a batch in one transaction and returns the records with their
-    /// ids, in id order. Entries whose source position is already stored
-    /// (a redelivery) are not stored again and not returned.
+    /// ids, in id order. Entries stored before from the same source position
+    /// with the same receipt time (a redelivery) are not stored again and
+    /// not returned.
     async fn insert(&self, entries: Vec<QueuedEntry>) -> Result<Vec<LogRecord>, StoreError>;
 
     /// How many batches the writer may have in [`Store::start_insert`] at

@@ -13,7 +13,8 @@ use std::sync::Mutex;
 
 use tokio::sync::watch;
 
-use crate::queue::{QueuedEntry, SourcePosition};
+use super::write::Delivery;
+use crate::queue::QueuedEntry;
 
 /// Where a batch stands, as the batch after it sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,24 +107,24 @@ impl Before {
 }
 
 /// A batch's turn: the batch before it, if that was still open when it
-/// joined, and the source positions that earlier open batches are storing.
+/// joined, and the deliveries that earlier open batches are storing.
 pub(super) struct Turn {
     pub link: Link,
     pub before: Option<Before>,
     /// Redeliveries of entries in batches not committed yet: left out here,
     /// since those batches store them (or fail, and this one with them).
-    pub claimed: HashSet<SourcePosition>,
+    pub claimed: HashSet<Delivery>,
 }
 
 /// The batches started and not yet settled, oldest first.
 #[derive(Default)]
-pub(super) struct Chain(Mutex<VecDeque<(watch::Receiver<Stage>, Vec<SourcePosition>)>>);
+pub(super) struct Chain(Mutex<VecDeque<(watch::Receiver<Stage>, Vec<Delivery>)>>);
 
 impl Chain {
     /// Puts a batch of `entries` at the end of the chain.
     pub fn join(&self, entries: &[QueuedEntry]) -> Turn {
         let (tx, rx) = watch::channel(Stage::Choosing);
-        let sources: Vec<_> = entries.iter().filter_map(|q| q.source).collect();
+        let sources: Vec<_> = entries.iter().filter_map(Delivery::of).collect();
         // A poisoned lock only means a panic elsewhere; the queue is intact.
         let mut open = self.0.lock().unwrap_or_else(|p| p.into_inner());
         open.retain(|(rx, _)| !matches!(*rx.borrow(), Stage::Committed { .. } | Stage::Failed));

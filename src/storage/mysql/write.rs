@@ -150,14 +150,34 @@ async fn lock_next_id(c: &mut AsyncMysqlConnection) -> Result<i64, diesel::resul
         .await
 }
 
-/// Removes entries whose source position is already stored or `claimed` by
-/// an earlier open batch, and all but the first of entries sharing one
-/// position within the batch. A redelivery stored by another process after
-/// this transaction's snapshot is caught by the unique source key instead.
+/// What tells a redelivery from another entry at the same source position.
+/// A redelivery is the same Kafka message, so it carries the same receipt
+/// time. A new topic (the topic setting changed, or a broker that lost its
+/// data created it again) starts its offsets at 0 again, and its entries at
+/// positions already stored were received at other times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Delivery {
+    position: SourcePosition,
+    received_us: i64,
+}
+
+impl Delivery {
+    pub fn of(q: &QueuedEntry) -> Option<Self> {
+        q.source.map(|position| Delivery {
+            position,
+            received_us: q.received_us,
+        })
+    }
+}
+
+/// Removes entries already stored or `claimed` by an earlier open batch, and
+/// all but the first of the same delivery within the batch (see
+/// [`Delivery`]). A redelivery stored by another process after this
+/// transaction's snapshot is caught by the unique source key instead.
 async fn drop_redeliveries(
     c: &mut AsyncMysqlConnection,
     entries: &mut Vec<QueuedEntry>,
-    claimed: &HashSet<SourcePosition>,
+    claimed: &HashSet<Delivery>,
 ) -> Result<(), StoreError> {
     let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
     for s in entries.iter().filter_map(|q| q.source) {
@@ -188,24 +208,24 @@ async fn drop_redeliveries(
             continue;
         }
         for chunk in offsets.chunks(KEYS_PER_STATEMENT) {
-            let stored: Vec<Option<i64>> = sourced_logs::table
+            let stored: Vec<(Option<i64>, i64)> = sourced_logs::table
                 .filter(sourced_logs::source_partition.eq(partition))
                 .filter(sourced_logs::source_offset.eq_any(chunk))
-                .select(sourced_logs::source_offset)
+                .select((sourced_logs::source_offset, sourced_logs::received_us))
                 .load(c)
                 .await?;
-            seen.extend(
-                stored
-                    .into_iter()
-                    .flatten()
-                    .map(|offset| SourcePosition { partition, offset }),
-            );
+            seen.extend(stored.into_iter().filter_map(|(offset, received_us)| {
+                Some(Delivery {
+                    position: SourcePosition {
+                        partition,
+                        offset: offset?,
+                    },
+                    received_us,
+                })
+            }));
         }
     }
-    entries.retain(|q| {
-        q.source
-            .is_none_or(|s| !claimed.contains(&s) && seen.insert(s))
-    });
+    entries.retain(|q| Delivery::of(q).is_none_or(|d| !claimed.contains(&d) && seen.insert(d)));
     Ok(())
 }
 
