@@ -3,10 +3,11 @@
 //! connection of the C client), SQLite's batched insert rate with the same
 //! durability, the broker's produce and consume rates, Redis' PUBLISH rate,
 //! and how fast the same Tail messages reach 50 local receivers by plain TCP.
-//! Every rate is in entries (or messages) per second.
+//! Every rate is in entries (or messages) per second. One limit is a
+//! latency: how long MariaDB alone takes to commit entries arriving at a
+//! tail run's rate.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -72,13 +73,60 @@ fn fields(r: &LogRow, e: &QueuedEntry, quote: fn(&str) -> String) -> [String; 10
     ]
 }
 
+/// Makes empty copies of taillight's MariaDB tables for the raw limits.
+const RESET_RAW: &str = "DROP TABLE IF EXISTS raw_logs, raw_log_tags; \
+    CREATE TABLE raw_logs LIKE logs; CREATE TABLE raw_log_tags LIKE log_tags;";
+
+/// Each entry's `raw_logs` VALUES tuple and its `raw_log_tags` tuples,
+/// written out before anything is timed.
+fn insert_tuples(entries: &[LogEntry]) -> Vec<(String, Vec<String>)> {
+    let q = queued(entries);
+    let rows = BatchRows::new(1, &q);
+    let mut tags_by_id: HashMap<i64, Vec<String>> = HashMap::new();
+    for (tag, id) in &rows.tags {
+        tags_by_id
+            .entry(*id)
+            .or_default()
+            .push(format!("({},{id})", sql_str(tag)));
+    }
+    rows.logs
+        .iter()
+        .zip(&q)
+        .map(|(r, e)| {
+            (
+                format!("({})", fields(r, e, sql_str).join(",")),
+                tags_by_id.remove(&r.id).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// The INSERTs that store `rows` (from [`insert_tuples`]): 1000 `logs`
+/// rows per statement, each followed by one for their tags.
+fn insert_statements(rows: &[(String, Vec<String>)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for chunk in rows.chunks(1000) {
+        let logs: Vec<&str> = chunk.iter().map(|(l, _)| l.as_str()).collect();
+        out.push(format!("INSERT INTO raw_logs VALUES {}", logs.join(",")));
+        let tags: Vec<&str> = chunk
+            .iter()
+            .flat_map(|(_, t)| t.iter().map(String::as_str))
+            .collect();
+        if !tags.is_empty() {
+            out.push(format!(
+                "INSERT INTO raw_log_tags VALUES {}",
+                tags.join(",")
+            ));
+        }
+    }
+    out
+}
+
 /// MariaDB rows/s for the same schema: `(LOAD DATA, 1000-row INSERTs)`,
 /// each counted in entries (a `logs` row and its `log_tags` rows).
 pub fn mariadb(db: &str, entries: &[LogEntry], scratch: &Path) -> (f64, f64) {
     let q = queued(entries);
     let rows = BatchRows::new(1, &q);
-    let reset = "DROP TABLE IF EXISTS raw_logs, raw_log_tags; \
-                 CREATE TABLE raw_logs LIKE logs; CREATE TABLE raw_log_tags LIKE log_tags;";
 
     // LOAD DATA: one file per table.
     let logs_file = scratch.join("logs.tsv");
@@ -93,7 +141,7 @@ pub fn mariadb(db: &str, entries: &[LogEntry], scratch: &Path) -> (f64, f64) {
             writeln!(t, "{}\t{id}", tsv(tag)).expect("write");
         }
     }
-    crate::sql::mariadb(db, reset);
+    crate::sql::mariadb(db, RESET_RAW);
     let load = format!(
         "LOAD DATA LOCAL INFILE '{}' INTO TABLE raw_logs; LOAD DATA LOCAL INFILE '{}' INTO TABLE raw_log_tags;",
         logs_file.display(),
@@ -109,35 +157,15 @@ pub fn mariadb(db: &str, entries: &[LogEntry], scratch: &Path) -> (f64, f64) {
     let insert_file = scratch.join("inserts.sql");
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&insert_file).expect("sql"));
-        let mut tags_by_id: HashMap<i64, Vec<&str>> = HashMap::new();
-        for (tag, id) in &rows.tags {
-            tags_by_id.entry(*id).or_default().push(tag);
-        }
-        for (chunk, qs) in rows.logs.chunks(1000).zip(q.chunks(1000)) {
-            let mut stmt = String::from("BEGIN;\nINSERT INTO raw_logs VALUES ");
-            let mut tag_stmt = String::from("INSERT INTO raw_log_tags VALUES ");
-            let mut any_tag = false;
-            for (i, (r, e)) in chunk.iter().zip(qs).enumerate() {
-                if i > 0 {
-                    stmt.push(',');
-                }
-                let _ = write!(stmt, "({})", fields(r, e, sql_str).join(","));
-                for tag in tags_by_id.get(&r.id).into_iter().flatten() {
-                    if any_tag {
-                        tag_stmt.push(',');
-                    }
-                    any_tag = true;
-                    let _ = write!(tag_stmt, "({},{})", sql_str(tag), r.id);
-                }
-            }
-            writeln!(f, "{stmt};").expect("write");
-            if any_tag {
-                writeln!(f, "{tag_stmt};").expect("write");
+        for chunk in insert_tuples(entries).chunks(1000) {
+            writeln!(f, "BEGIN;").expect("write");
+            for stmt in insert_statements(chunk) {
+                writeln!(f, "{stmt};").expect("write");
             }
             writeln!(f, "COMMIT;").expect("write");
         }
     }
-    crate::sql::mariadb(db, reset);
+    crate::sql::mariadb(db, RESET_RAW);
     let t = Instant::now();
     crate::sql::mariadb_file(db, &insert_file, &[]);
     let insert_rate = entries.len() as f64 / t.elapsed().as_secs_f64();
@@ -146,6 +174,68 @@ pub fn mariadb(db: &str, entries: &[LogEntry], scratch: &Path) -> (f64, f64) {
         let _ = std::fs::remove_file(f);
     }
     (load_rate, insert_rate)
+}
+
+/// What MariaDB alone can give a live tail at `rate` entries/s: `(p50,
+/// p99)` ms from an entry's arrival to the commit that stores it. Entries
+/// arrive as the tail runs push them, those due at each 10 ms tick at
+/// once; one connection commits everything that has arrived (at most
+/// `max_batch` entries, as taillight's writer) in one transaction of the
+/// INSERTs above, then takes what arrived meanwhile. Nothing is in front of
+/// it (no broker, no ids, no redelivery check) and nothing after it (no
+/// publish, no fan-out). taillight's writer has all of those, and overlaps
+/// two transactions on two connections, which this does not.
+pub async fn mariadb_commit_latency(
+    url: &str,
+    db: &str,
+    entries: &[LogEntry],
+    rate: f64,
+    max_batch: usize,
+) -> (f64, f64) {
+    use mysql_async::prelude::Queryable as _;
+    let rows = insert_tuples(entries);
+    let n = rows.len();
+    crate::sql::mariadb(db, RESET_RAW);
+    let mut conn = mysql_async::Conn::from_url(url).await.expect("connect");
+    let tick = crate::tail::TICK.as_secs_f64();
+    // As the pacer: at tick k, the entries due by k ticks have arrived.
+    let arrived_by = |secs: f64| ((rate * (secs / tick).floor() * tick) as usize).min(n);
+    let arrival = |i: usize| ((i + 1) as f64 / (rate * tick)).ceil() * tick;
+    let mut latencies_us: Vec<u32> = Vec::with_capacity(n);
+    let start = Instant::now();
+    let mut done = 0;
+    while done < n {
+        let now = start.elapsed().as_secs_f64();
+        let due = arrived_by(now);
+        if due <= done {
+            let next = ((now / tick).floor() + 1.0) * tick;
+            tokio::time::sleep_until((start + Duration::from_secs_f64(next)).into()).await;
+            continue;
+        }
+        let end = due.min(done + max_batch);
+        conn.query_drop("BEGIN").await.expect("begin");
+        for stmt in insert_statements(&rows[done..end]) {
+            conn.query_drop(stmt).await.expect("insert");
+        }
+        conn.query_drop("COMMIT").await.expect("commit");
+        let committed = start.elapsed().as_secs_f64();
+        latencies_us.extend(
+            (done..end)
+                .map(|i| ((committed - arrival(i)).max(0.0) * 1e6).min(u32::MAX as f64) as u32),
+        );
+        done = end;
+    }
+    let _ = conn.disconnect().await;
+    let stored = crate::sql::mariadb(db, "SELECT COUNT(*) FROM raw_logs");
+    assert_eq!(
+        stored.trim(),
+        n.to_string(),
+        "raw commit latency: rows stored"
+    );
+    crate::sql::mariadb(db, "DROP TABLE IF EXISTS raw_logs, raw_log_tags");
+    latencies_us.sort_unstable();
+    let pct = |p: f64| crate::report::percentile(&latencies_us, p) / 1000.0;
+    (pct(0.5), pct(0.99))
 }
 
 /// SQLite entries/s for the same rows and schema, in transactions of 5000

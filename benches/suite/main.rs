@@ -289,15 +289,20 @@ async fn one_run(s: &Settings, mode: Mode, run: usize) -> Run {
         }
     }
     for f in report::TAIL_FRACTIONS {
+        let rate = max * f as f64 / 100.0;
+        if let (Some(url), Some(db)) = (&node.cfg.database_url, node.database())
+            && f <= 50
+        {
+            // At 90% one connection falls behind, and the latency measures
+            // only how far.
+            let es = ingest::entries(&m(&format!("c{f}")), (rate * s.tail_secs) as u64);
+            let (p50, p99) =
+                limits::mariadb_commit_latency(url, &db, &es, rate, node.cfg.batch_max()).await;
+            r.set(format!("limit.mariadb_commit.{f}pct.p50_ms"), p50);
+            r.set(format!("limit.mariadb_commit.{f}pct.p99_ms"), p99);
+        }
         for &subs in &s.subscribers {
-            let t = tail::run(
-                &node,
-                &m(&format!("t{f}x{subs}")),
-                max * f as f64 / 100.0,
-                subs,
-                s.tail_secs,
-            )
-            .await;
+            let t = tail::run(&node, &m(&format!("t{f}x{subs}")), rate, subs, s.tail_secs).await;
             let k = format!("tail.{f}pct.{subs}sub");
             r.set(format!("{k}.rate"), t.rate);
             r.set(format!("{k}.p50_ms"), t.p50_ms);

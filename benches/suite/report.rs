@@ -227,23 +227,49 @@ const ROWS: &[Row] = &[
 /// Tail rows are generated: rate fraction x subscribers x statistic.
 pub const TAIL_FRACTIONS: [u32; 3] = [10, 50, 90];
 
-fn tail_rows() -> Vec<(String, String, &'static str, Option<&'static str>)> {
+fn tail_rows() -> Vec<(String, String, &'static str, Option<String>)> {
     let mut out = Vec::new();
     for f in TAIL_FRACTIONS {
+        // MariaDB alone at the same rate (Kafka mode, up to half the
+        // maximum): what the simplest writer waits for its commits.
+        let floor = |q: &str| format!("limit.mariadb_commit.{f}pct.{q}_ms");
+        for q in ["p50", "p99"] {
+            out.push((
+                floor(q),
+                format!(
+                    "limit: MariaDB alone at the rate of the tail at {f}% of max, \
+                     arrival to commit: {q}"
+                ),
+                "ms",
+                None,
+            ));
+        }
         for s in ["1", "50"] {
             let k = format!("tail.{f}pct.{s}sub");
             let what = format!("tail at {f}% of max, {s} subscriber(s)");
             // Fifty subscribers' rate beside what plain TCP can carry to
-            // fifty receivers on the same cores.
-            let ceiling = (s == "50").then_some("limit.fanout_50sub");
+            // fifty receivers on the same cores; one subscriber's latency
+            // beside MariaDB's own.
+            let ceiling = (s == "50").then(|| "limit.fanout_50sub".to_string());
+            let own = |q: &str| (s == "1").then(|| floor(q));
             out.push((
                 format!("{k}.rate"),
                 format!("{what}: rate"),
                 "entries/s",
                 ceiling,
             ));
-            out.push((format!("{k}.p50_ms"), format!("{what}: p50"), "ms", None));
-            out.push((format!("{k}.p99_ms"), format!("{what}: p99"), "ms", None));
+            out.push((
+                format!("{k}.p50_ms"),
+                format!("{what}: p50"),
+                "ms",
+                own("p50"),
+            ));
+            out.push((
+                format!("{k}.p99_ms"),
+                format!("{what}: p99"),
+                "ms",
+                own("p99"),
+            ));
             out.push((format!("{k}.max_ms"), format!("{what}: max"), "ms", None));
             out.push((
                 format!("{k}.delivered"),
@@ -324,17 +350,24 @@ pub fn summarise(runs: &[Run]) -> Vec<Summary> {
         let mine: Vec<&Run> = runs.iter().filter(|r| r.mode == mode).collect();
         let rows = ROWS
             .iter()
-            .map(|r| (r.key.to_string(), r.label.to_string(), r.unit, r.vs))
+            .map(|r| {
+                (
+                    r.key.to_string(),
+                    r.label.to_string(),
+                    r.unit,
+                    r.vs.map(String::from),
+                )
+            })
             .chain(
                 tail.iter()
-                    .map(|(k, l, u, v)| (k.clone(), l.clone(), *u, *v)),
+                    .map(|(k, l, u, v)| (k.clone(), l.clone(), *u, v.clone())),
             );
         let mut mode_rows = Vec::new();
         for (key, label, unit, limit) in rows {
             let Some(s) = spread(mine.iter().filter_map(|r| r.get(&key)).collect()) else {
                 continue;
             };
-            let fraction = limit.and_then(|l| {
+            let fraction = limit.as_deref().and_then(|l| {
                 spread(
                     mine.iter()
                         .filter_map(|r| Some(r.get(&key)? / r.get(l)?))
@@ -349,7 +382,7 @@ pub fn summarise(runs: &[Run]) -> Vec<Summary> {
                 min: s[0],
                 median: s[1],
                 max: s[2],
-                vs: fraction.and(limit).map(String::from),
+                vs: fraction.and(limit),
                 fraction,
             });
         }
@@ -523,6 +556,14 @@ pub fn markdown(
         );
         for s in summary.iter().filter(|s| s.mode == mode) {
             let fr = match (&s.vs, s.fraction) {
+                // A latency beside the least it could be: how many times it.
+                (Some(l), Some(f)) if s.unit == "ms" => format!(
+                    "{:.1}x / {:.1}x / {:.1}x `{}`",
+                    f[0],
+                    f[1],
+                    f[2],
+                    l.trim_start_matches("limit.")
+                ),
                 (Some(l), Some(f)) => format!(
                     "{:.0}% / {:.0}% / {:.0}% of `{}`",
                     f[0] * 100.0,

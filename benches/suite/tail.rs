@@ -51,7 +51,7 @@ struct Account {
 /// the limit at high rates.
 const PUSH_STREAMS: usize = 4;
 /// The pacer's tick.
-const TICK: Duration = Duration::from_millis(10);
+pub const TICK: Duration = Duration::from_millis(10);
 
 pub async fn run(node: &Node, marker: &str, rate: f64, subscribers: usize, secs: f64) -> TailRun {
     let (total_tx, total_rx) = watch::channel(None::<u64>);
