@@ -73,15 +73,17 @@ fn fields(r: &LogRow, e: &QueuedEntry, quote: fn(&str) -> String) -> [String; 10
     ]
 }
 
+/// Removes the raw limits' copies of taillight's MariaDB tables.
+const DROP_RAW: &str = "DROP TABLE IF EXISTS raw_logs, raw_log_tags";
+
 /// Makes empty copies of taillight's MariaDB tables for the raw limits.
 const RESET_RAW: &str = "DROP TABLE IF EXISTS raw_logs, raw_log_tags; \
     CREATE TABLE raw_logs LIKE logs; CREATE TABLE raw_log_tags LIKE log_tags;";
 
-/// Each entry's `raw_logs` VALUES tuple and its `raw_log_tags` tuples,
-/// written out before anything is timed.
-fn insert_tuples(entries: &[LogEntry]) -> Vec<(String, Vec<String>)> {
-    let q = queued(entries);
-    let rows = BatchRows::new(1, &q);
+/// Each row's `raw_logs` VALUES tuple and its `raw_log_tags` tuples (`q`
+/// are the entries `rows` were made of), written out before anything is
+/// timed.
+fn insert_tuples(rows: &BatchRows<'_>, q: &[QueuedEntry]) -> Vec<(String, Vec<String>)> {
     let mut tags_by_id: HashMap<i64, Vec<String>> = HashMap::new();
     for (tag, id) in &rows.tags {
         tags_by_id
@@ -91,7 +93,7 @@ fn insert_tuples(entries: &[LogEntry]) -> Vec<(String, Vec<String>)> {
     }
     rows.logs
         .iter()
-        .zip(&q)
+        .zip(q)
         .map(|(r, e)| {
             (
                 format!("({})", fields(r, e, sql_str).join(",")),
@@ -157,7 +159,7 @@ pub fn mariadb(db: &str, entries: &[LogEntry], scratch: &Path) -> (f64, f64) {
     let insert_file = scratch.join("inserts.sql");
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&insert_file).expect("sql"));
-        for chunk in insert_tuples(entries).chunks(1000) {
+        for chunk in insert_tuples(&rows, &q).chunks(1000) {
             writeln!(f, "BEGIN;").expect("write");
             for stmt in insert_statements(chunk) {
                 writeln!(f, "{stmt};").expect("write");
@@ -169,7 +171,7 @@ pub fn mariadb(db: &str, entries: &[LogEntry], scratch: &Path) -> (f64, f64) {
     let t = Instant::now();
     crate::sql::mariadb_file(db, &insert_file, &[]);
     let insert_rate = entries.len() as f64 / t.elapsed().as_secs_f64();
-    crate::sql::mariadb(db, "DROP TABLE IF EXISTS raw_logs, raw_log_tags");
+    crate::sql::mariadb(db, DROP_RAW);
     for f in [logs_file, tags_file, load_file, insert_file] {
         let _ = std::fs::remove_file(f);
     }
@@ -193,7 +195,8 @@ pub async fn mariadb_commit_latency(
     max_batch: usize,
 ) -> (f64, f64) {
     use mysql_async::prelude::Queryable as _;
-    let rows = insert_tuples(entries);
+    let q = queued(entries);
+    let rows = insert_tuples(&BatchRows::new(1, &q), &q);
     let n = rows.len();
     crate::sql::mariadb(db, RESET_RAW);
     let mut conn = mysql_async::Conn::from_url(url).await.expect("connect");
@@ -232,7 +235,7 @@ pub async fn mariadb_commit_latency(
         n.to_string(),
         "raw commit latency: rows stored"
     );
-    crate::sql::mariadb(db, "DROP TABLE IF EXISTS raw_logs, raw_log_tags");
+    crate::sql::mariadb(db, DROP_RAW);
     latencies_us.sort_unstable();
     let pct = |p: f64| crate::report::percentile(&latencies_us, p) / 1000.0;
     (pct(0.5), pct(0.99))

@@ -288,10 +288,17 @@ async fn one_run(s: &Settings, mode: Mode, run: usize) -> Run {
             r.set(format!("ingest.stream.writer_{stage}"), share);
         }
     }
+    let rate_at = |f: u32| max * f as f64 / 100.0;
     for f in report::TAIL_FRACTIONS {
-        let rate = max * f as f64 / 100.0;
         for &subs in &s.subscribers {
-            let t = tail::run(&node, &m(&format!("t{f}x{subs}")), rate, subs, s.tail_secs).await;
+            let t = tail::run(
+                &node,
+                &m(&format!("t{f}x{subs}")),
+                rate_at(f),
+                subs,
+                s.tail_secs,
+            )
+            .await;
             let k = format!("tail.{f}pct.{subs}sub");
             r.set(format!("{k}.rate"), t.rate);
             r.set(format!("{k}.p50_ms"), t.p50_ms);
@@ -308,13 +315,13 @@ async fn one_run(s: &Settings, mode: Mode, run: usize) -> Run {
             );
         }
     }
-    // MariaDB by itself at the tail runs' rates, after them: 240k rows
-    // written and dropped just before a tail run doubled its latency. At
-    // 90% one connection falls behind, and the latency measures only how
-    // far.
+    // MariaDB by itself at the tail runs' rates, after them, so that its
+    // rows (240k at half the maximum), written and dropped, cannot be part
+    // of what a tail run measures. At 90% one connection falls behind, and
+    // the latency measures only how far.
     if let (Some(url), Some(db)) = (&node.cfg.database_url, node.database()) {
         for f in report::TAIL_FRACTIONS.into_iter().filter(|f| *f <= 50) {
-            let rate = max * f as f64 / 100.0;
+            let rate = rate_at(f);
             let es = ingest::entries(&m(&format!("c{f}")), (rate * s.tail_secs) as u64);
             let (p50, p99) =
                 limits::mariadb_commit_latency(url, &db, &es, rate, node.cfg.batch_max()).await;
