@@ -755,6 +755,9 @@ e2e('10. a tail that falls behind shows .gap-marker; button.load-gap fills it, e
   const all = await queryAll(server, { service: S });
   assert.equal(all.length, 5002);
   await waitFor(() => lastId(page), (v) => v === all[all.length - 1].id, { timeout: 30000, what: 'the stream to deliver the entry pushed after the burst' });
+  // Nothing skipped silently: every entry is either held or counted by a marker.
+  const held = await page.evaluate(() => ({ rows: window.__taillight.rows(), missing: window.__taillight.missing() }));
+  assert.equal(held.rows + held.missing, all.length, `rows held (${held.rows}) plus rows the markers count (${held.missing})`);
 
   // Load every gap, then the list holds every entry exactly once. The marker
   // sits just above the entry pushed after the burst, at the live bottom.

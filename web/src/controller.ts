@@ -78,6 +78,13 @@ export class Controller {
     return this.store.recordCount;
   }
 
+  /** Records the tail reported skipped and not loaded yet: what the gap markers count. */
+  missing(): number {
+    let n = 0n;
+    for (const it of this.store.items) if (isGap(it)) n += it.count;
+    return Number(n);
+  }
+
   lastId(): number {
     return Number(this.store.lastRecordId());
   }

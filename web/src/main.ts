@@ -13,7 +13,7 @@ import { Toolbar } from "./ui/toolbar";
 declare global {
   interface Window {
     /** Hooks for the end-to-end tests and the benchmark. */
-    __taillight: { rows: () => number; lastId: () => number };
+    __taillight: { rows: () => number; missing: () => number; lastId: () => number };
   }
 }
 
@@ -37,6 +37,7 @@ controller = new Controller(view, document.getElementById("log-list") as HTMLEle
 
 window.__taillight = {
   rows: () => controller.rows(),
+  missing: () => controller.missing(),
   lastId: () => controller.lastId(),
 };
 

@@ -116,11 +116,14 @@ export class RowStore {
     }
   }
 
-  /** A skip reported by the tail; merged into a marker it directly follows. */
+  /**
+   * A skip reported by the tail; merged into a marker it directly follows
+   * (only ever forward: a marker must cover exactly first..=last).
+   */
   addGap(first: bigint, last: bigint, count: bigint): Gap {
     const n = this.items.length;
     const tail = this.items[n - 1];
-    if (tail && isGap(tail) && !tail.loading && tail.last + 1n >= first) {
+    if (tail && isGap(tail) && !tail.loading && first > tail.last && first <= tail.last + 1n) {
       const merged: Gap = { kind: "gap", first: tail.first, last, count: tail.count + count, loading: false };
       this.items[n - 1] = merged;
       return merged;
