@@ -32,6 +32,10 @@ pub struct Metrics {
     /// Kafka partitions assigned to this writer now: shows whether every
     /// writer of a group got a share, and when a rebalance left one idle.
     pub writer_partitions: AtomicU64,
+    /// Partitions of the topic whose entries wait while their committed
+    /// offset stands still: a writer stuck, or a partition the group left
+    /// without an owner.
+    pub writer_stalled_partitions: AtomicU64,
     /// Live tail streams open now.
     pub tail_subscribers: AtomicU64,
     /// Records dropped from slow tail subscribers (each was told).
@@ -186,6 +190,12 @@ impl Metrics {
             "Kafka partitions assigned to this writer.",
             "gauge",
             self.writer_partitions.load(Relaxed),
+        );
+        counter(
+            "taillight_writer_stalled_partitions",
+            "Kafka partitions with entries waiting and a committed offset that has not moved for a while.",
+            "gauge",
+            self.writer_stalled_partitions.load(Relaxed),
         );
         counter(
             "taillight_tail_subscribers",

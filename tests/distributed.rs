@@ -467,6 +467,91 @@ async fn two_writers_share_the_work() {
     assert!(s1 > 0 && s2 > 0, "both writers stored some: {s1} and {s2}");
 }
 
+/// A member of the writers' group that holds partitions and never commits
+/// (a writer hung on its store, still in the group): its partitions are
+/// reported stalled by the healthy writer, and when the member leaves, the
+/// writer takes them over and every entry is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_a_stuck_member_holds_are_reported_then_taken_over() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+
+    let ingest = TestServer::start_with(Backend::Distributed, |c| c.role = Role::Ingest).await;
+    let w1 = Proc::spawn(&serve_args(&ingest.cfg, "writer"));
+    wait_shared(&ingest, &[&w1]).await;
+    let k = &ingest.cfg.kafka;
+    let stuck: BaseConsumer = ClientConfig::new()
+        .set(
+            "bootstrap.servers",
+            k.kafka_brokers.as_deref().expect("brokers"),
+        )
+        .set("group.id", &k.kafka_group)
+        .set("enable.auto.commit", "false")
+        // Longer than the writers': a busy machine must not make the group
+        // drop this member before it has stalled.
+        .set("session.timeout.ms", "15000")
+        .create()
+        .expect("raw consumer");
+    stuck.subscribe(&[&k.kafka_topic]).expect("subscribe");
+    // Polled to stay in the group, never committing what it reads.
+    let (stop, owned) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let member = std::thread::spawn({
+        let (stop, owned) = (stop.clone(), owned.clone());
+        move || {
+            while !stop.load(Relaxed) {
+                let _ = stuck.poll(Duration::from_millis(50));
+                owned.store(stuck.assignment().map_or(0, |a| a.count()), Relaxed);
+            }
+        }
+    });
+    within_deadline(Duration::from_millis(100), async || {
+        match owned.load(Relaxed) {
+            0 => Err("the raw member never got a partition".to_string()),
+            _ => Ok(()),
+        }
+    })
+    .await;
+    let prefix = unique("stuck");
+    let mut c = ingest.client().await;
+    let services: Vec<String> = (0..12).map(|i| format!("{prefix}-{i}")).collect();
+    for (k, svc) in services.iter().enumerate() {
+        push_n(&mut c, svc, k * 10, 10).await;
+    }
+    within_deadline(
+        Duration::from_millis(500),
+        async || match common::metric_at(&w1.url(), "taillight_writer_stalled_partitions").await {
+            0 => Err(format!(
+                "the writer never reported a stalled partition (the raw member holds {}, the writer {})",
+                owned.load(Relaxed),
+                common::metric_at(&w1.url(), "taillight_writer_partitions").await
+            )),
+            _ => Ok(()),
+        },
+    )
+    .await;
+    stop.store(true, Relaxed);
+    member.join().expect("raw member");
+    let f = LogFilter {
+        services,
+        ..Default::default()
+    };
+    let rows = wait_stored(&mut c, &f, 120).await;
+    assert_exactly_once(&rows, (0..120).map(|i| format!("m{i}")));
+    within_deadline(
+        Duration::from_millis(500),
+        async || match common::metric_at(&w1.url(), "taillight_writer_stalled_partitions").await {
+            0 => Ok(()),
+            n => Err(format!("{n} partitions still reported stalled")),
+        },
+    )
+    .await;
+}
+
 /// With the broker gone a push fails fast with a clear error; when it is
 /// back, pushes succeed again without restarting taillight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

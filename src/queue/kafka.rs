@@ -9,8 +9,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::FutureExt;
@@ -18,13 +18,14 @@ use prost::Message as _;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _, PurgeConfig};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
+use super::stall::{PartitionState, StallWatch};
 use super::{Batch, Consumer, Durable, Producer, QueueError, QueuedEntry, SourcePosition};
 use crate::proto::LogRecord;
 use crate::time;
@@ -298,7 +299,16 @@ impl Producer for KafkaProducer {
 pub struct KafkaConsumer {
     /// Shared with the lag monitor.
     consumer: Arc<StreamConsumer>,
+    /// A client of the same group that never joins it: the monitor asks the
+    /// broker about the whole topic through it. Asked through the member,
+    /// those questions (metadata, the group's offsets) kept tansu from
+    /// sharing the partitions with a second writer.
+    watcher: Arc<BaseConsumer>,
     topic: String,
+    /// How long a partition's committed offset may stand still with entries
+    /// behind it before the monitor calls it stalled: a few sessions, so a
+    /// writer that died has been replaced by then.
+    stall_after: Duration,
     /// Ends `next_batch` so the writer can finish.
     shutdown: CancellationToken,
 }
@@ -346,36 +356,74 @@ impl KafkaConsumer {
             .create()
             .map_err(kafka_err)?;
         consumer.subscribe(&[&s.topic]).map_err(kafka_err)?;
+        let watcher: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &s.brokers)
+            .set("group.id", &s.group)
+            .set("enable.auto.commit", "false")
+            .set("socket.timeout.ms", "5000")
+            .create()
+            .map_err(kafka_err)?;
         Ok(KafkaConsumer {
             consumer: Arc::new(consumer),
+            watcher: Arc::new(watcher),
             topic: s.topic.clone(),
+            stall_after: (3 * s.session_timeout).max(Duration::from_secs(10)),
             shutdown,
         })
     }
 
     /// Publishes the writer's lag (entries between its position and the end
-    /// of its partitions) and how many partitions it has into `metrics`
-    /// every few seconds until `stop`.
+    /// of its partitions), how many partitions it has and how many of the
+    /// topic's are stalled into `metrics` every few seconds until `stop`;
+    /// rejoins the group when a partition no writer is taking needs a new
+    /// owner (see [`StallWatch`]).
     pub fn monitor_lag(&self, metrics: Arc<crate::metrics::Metrics>, stop: CancellationToken) {
         let consumer = self.consumer.clone();
+        let watcher = self.watcher.clone();
+        let topic = self.topic.clone();
+        let watch = Arc::new(Mutex::new(StallWatch::new(self.stall_after)));
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 }
-                let c = consumer.clone();
-                // One reading of the assignment serves both gauges.
-                let read = tokio::task::spawn_blocking(move || {
-                    let assignment = c.assignment().ok()?;
-                    Some((assignment.count(), lag(&c, &assignment)))
-                });
-                if let Ok(Some((partitions, lag))) = read.await {
-                    metrics.writer_partitions.store(partitions as u64, Relaxed);
-                    if let Some(lag) = lag {
+                let (c, w, t) = (consumer.clone(), watcher.clone(), topic.clone());
+                let (metrics, watch) = (metrics.clone(), watch.clone());
+                // Blocking calls to the broker: one look at the topic serves
+                // every gauge and the stall watch.
+                let _ = tokio::task::spawn_blocking(move || {
+                    let Ok(assignment) = c.assignment() else { return };
+                    metrics.writer_partitions.store(assignment.count() as u64, Relaxed);
+                    let Some(parts) = topic_state(&w, &t, &assignment) else { return };
+                    if let Some(lag) = lag(&c, &t, &parts) {
                         metrics.writer_lag.store(lag, Relaxed);
                     }
-                }
+                    let verdict = watch
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .observe(Instant::now(), &parts);
+                    metrics
+                        .writer_stalled_partitions
+                        .store(verdict.stalled.len() as u64, Relaxed);
+                    if verdict.rejoin {
+                        tracing::warn!(
+                            partitions = ?verdict.stalled,
+                            "entries wait on partitions no writer is taking; rejoining the group so they are assigned again"
+                        );
+                        // Leaving and joining again: a subscription to the
+                        // same topic alone is not a change the group sees.
+                        c.unsubscribe();
+                        if let Err(e) = c.subscribe(&[&t]) {
+                            tracing::error!(error = %e, "could not rejoin the writers' group");
+                        }
+                    } else if verdict.changed && !verdict.stalled.is_empty() {
+                        tracing::warn!(partitions = ?verdict.stalled, "entries wait on partitions whose offsets do not move");
+                    } else if verdict.changed {
+                        tracing::info!("no partition is stalled any more");
+                    }
+                })
+                .await;
             }
         });
     }
@@ -409,22 +457,62 @@ impl KafkaConsumer {
     }
 }
 
-/// Entries behind the end of the topic on the consumer's partitions,
-/// `assignment`.
-fn lag(consumer: &StreamConsumer, assignment: &TopicPartitionList) -> Option<u64> {
-    let position = consumer.position().ok()?;
-    let mut lag = 0u64;
-    for el in assignment.elements() {
-        let (low, high) = consumer
-            .fetch_watermarks(el.topic(), el.partition(), Duration::from_millis(500))
-            .ok()?;
-        let pos = position
-            .find_partition(el.topic(), el.partition())
-            .and_then(|p| p.offset().to_raw())
-            .filter(|o| *o >= 0)
-            .unwrap_or(low);
-        lag += (high - pos).max(0) as u64;
+/// Every partition of `topic`: its committed offset, its end, and whether it
+/// is in `assignment`. `None` when the broker did not answer.
+fn topic_state(
+    c: &BaseConsumer,
+    topic: &str,
+    assignment: &TopicPartitionList,
+) -> Option<Vec<PartitionState>> {
+    let timeout = Duration::from_millis(1500);
+    let metadata = c.fetch_metadata(Some(topic), timeout).ok()?;
+    let ids: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)?
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
+    let mut all = TopicPartitionList::new();
+    for &p in &ids {
+        all.add_partition(topic, p);
     }
+    let committed = c.committed_offsets(all, timeout).ok()?;
+    ids.into_iter()
+        .map(|p| {
+            let (low, high) = c
+                .fetch_watermarks(topic, p, Duration::from_millis(500))
+                .ok()?;
+            Some(PartitionState {
+                partition: p,
+                committed: offset_of(&committed, topic, p).unwrap_or(low),
+                end: high,
+                mine: assignment.find_partition(topic, p).is_some(),
+            })
+        })
+        .collect()
+}
+
+/// A partition's offset in `list`, if it has a real one.
+fn offset_of(list: &TopicPartitionList, topic: &str, partition: i32) -> Option<i64> {
+    list.find_partition(topic, partition)
+        .and_then(|p| p.offset().to_raw())
+        .filter(|o| *o >= 0)
+}
+
+/// Entries behind the end of the topic on this consumer's partitions: from
+/// its position, or the committed offset before it has one.
+fn lag(consumer: &StreamConsumer, topic: &str, parts: &[PartitionState]) -> Option<u64> {
+    let position = consumer.position().ok()?;
+    let lag = parts
+        .iter()
+        .filter(|p| p.mine)
+        .map(|p| {
+            let pos = offset_of(&position, topic, p.partition).unwrap_or(p.committed);
+            (p.end - pos).max(0) as u64
+        })
+        .sum();
     Some(lag)
 }
 

@@ -8,6 +8,7 @@
 
 pub mod kafka;
 pub mod memory;
+mod stall;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
