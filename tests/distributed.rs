@@ -468,9 +468,9 @@ async fn two_writers_share_the_work() {
 }
 
 /// A member of the writers' group that holds partitions and never commits
-/// (a writer hung on its store, still in the group): its partitions are
-/// reported stalled by the healthy writer, and when the member leaves, the
-/// writer takes them over and every entry is stored once.
+/// (a writer hung on its store, still in the group): the healthy writer
+/// reports its partitions stalled (it does not rejoin: they have an owner),
+/// and when the member leaves, takes them over and stores every entry once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_a_stuck_member_holds_are_reported_then_taken_over() {
     use rdkafka::config::ClientConfig;

@@ -7,7 +7,7 @@
 //! batch; the (partition, offset) and receipt time of each entry make a
 //! redelivery recognisable, so the store keeps it once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -305,6 +305,8 @@ pub struct KafkaConsumer {
     /// sharing the partitions with a second writer.
     watcher: Arc<BaseConsumer>,
     topic: String,
+    /// The writers' group, described by the monitor to see who holds what.
+    group: String,
     /// How long a partition's committed offset may stand still with entries
     /// behind it before the monitor calls it stalled: a few sessions, so a
     /// writer that died has been replaced by then.
@@ -367,6 +369,7 @@ impl KafkaConsumer {
             consumer: Arc::new(consumer),
             watcher: Arc::new(watcher),
             topic: s.topic.clone(),
+            group: s.group.clone(),
             stall_after: (3 * s.session_timeout).max(Duration::from_secs(10)),
             shutdown,
         })
@@ -381,6 +384,7 @@ impl KafkaConsumer {
         let consumer = self.consumer.clone();
         let watcher = self.watcher.clone();
         let topic = self.topic.clone();
+        let group = self.group.clone();
         let watch = Arc::new(Mutex::new(StallWatch::new(self.stall_after)));
         tokio::spawn(async move {
             loop {
@@ -388,28 +392,33 @@ impl KafkaConsumer {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 }
-                let (c, w, t) = (consumer.clone(), watcher.clone(), topic.clone());
+                let (c, w, t, g) = (
+                    consumer.clone(),
+                    watcher.clone(),
+                    topic.clone(),
+                    group.clone(),
+                );
                 let (metrics, watch) = (metrics.clone(), watch.clone());
                 // Blocking calls to the broker: one look at the topic serves
                 // every gauge and the stall watch.
                 let _ = tokio::task::spawn_blocking(move || {
                     let Ok(assignment) = c.assignment() else { return };
                     metrics.writer_partitions.store(assignment.count() as u64, Relaxed);
-                    let Some(parts) = topic_state(&w, &t, &assignment) else { return };
-                    if let Some(lag) = lag(&c, &t, &parts) {
+                    let Some(state) = topic_state(&w, &t, &g, &assignment) else { return };
+                    if let Some(lag) = lag(&c, &t, &state.parts) {
                         metrics.writer_lag.store(lag, Relaxed);
                     }
                     let verdict = watch
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .observe(Instant::now(), &parts);
+                        .observe(Instant::now(), &state.parts, state.starved);
                     metrics
                         .writer_stalled_partitions
                         .store(verdict.stalled.len() as u64, Relaxed);
                     if verdict.rejoin {
                         tracing::warn!(
                             partitions = ?verdict.stalled,
-                            "entries wait on partitions no writer is taking; rejoining the group so they are assigned again"
+                            "entries wait on a partition no writer holds, or the group gave this writer none; rejoining it so the partitions are assigned again"
                         );
                         // Leaving and joining again: a subscription to the
                         // same topic alone is not a change the group sees.
@@ -418,7 +427,7 @@ impl KafkaConsumer {
                             tracing::error!(error = %e, "could not rejoin the writers' group");
                         }
                     } else if verdict.changed && !verdict.stalled.is_empty() {
-                        tracing::warn!(partitions = ?verdict.stalled, "entries wait on partitions whose offsets do not move");
+                        tracing::warn!(partitions = ?verdict.stalled, "entries wait on partitions whose committed offsets do not move");
                     } else if verdict.changed {
                         tracing::info!("no partition is stalled any more");
                     }
@@ -457,13 +466,23 @@ impl KafkaConsumer {
     }
 }
 
-/// Every partition of `topic`: its committed offset, its end, and whether it
-/// is in `assignment`. `None` when the broker did not answer.
+/// One look at the topic and the group.
+struct TopicState {
+    parts: Vec<PartitionState>,
+    /// The group is stable, has no more members than partitions, and gave
+    /// this writer none.
+    starved: bool,
+}
+
+/// Every partition of `topic`: its committed offset, its end, whether it is
+/// in `assignment` and whether any member of `group` holds it. `None` when
+/// the broker did not answer.
 fn topic_state(
     c: &BaseConsumer,
     topic: &str,
+    group: &str,
     assignment: &TopicPartitionList,
-) -> Option<Vec<PartitionState>> {
+) -> Option<TopicState> {
     let timeout = Duration::from_millis(1500);
     let metadata = c.fetch_metadata(Some(topic), timeout).ok()?;
     let ids: Vec<i32> = metadata
@@ -479,8 +498,14 @@ fn topic_state(
         all.add_partition(topic, p);
     }
     let committed = c.committed_offsets(all, timeout).ok()?;
-    ids.into_iter()
-        .map(|p| {
+    let group = describe_group(c, topic, group, timeout);
+    let held = group.as_ref().and_then(|g| g.held.as_ref());
+    // A member left with nothing while there are partitions enough for
+    // everyone: no assignor does that; the broker got the rebalance wrong.
+    let starved = group.as_ref().is_some_and(|g| g.members <= ids.len()) && assignment.count() == 0;
+    let parts: Option<Vec<PartitionState>> = ids
+        .iter()
+        .map(|&p| {
             let (low, high) = c
                 .fetch_watermarks(topic, p, Duration::from_millis(500))
                 .ok()?;
@@ -489,9 +514,74 @@ fn topic_state(
                 committed: offset_of(&committed, topic, p).unwrap_or(low),
                 end: high,
                 mine: assignment.find_partition(topic, p).is_some(),
+                owned: held.map(|h| h.contains(&p)),
             })
         })
-        .collect()
+        .collect();
+    Some(TopicState {
+        parts: parts?,
+        starved,
+    })
+}
+
+/// What the broker says of `group`, when it is stable (during a rebalance
+/// every partition is briefly without an owner, so nothing is concluded).
+struct GroupView {
+    members: usize,
+    /// The partitions of the topic its members hold; `None` when the broker
+    /// does not say (tansu 0.6.0 describes members without assignments).
+    held: Option<BTreeSet<i32>>,
+}
+
+fn describe_group(
+    c: &BaseConsumer,
+    topic: &str,
+    group: &str,
+    timeout: Duration,
+) -> Option<GroupView> {
+    let list = c.fetch_group_list(Some(group), timeout).ok()?;
+    let info = list.groups().iter().find(|g| g.name() == group)?;
+    if info.state() != "Stable" {
+        return None;
+    }
+    let held = info
+        .members()
+        .iter()
+        .try_fold(BTreeSet::new(), |mut held, m| {
+            held.extend(assigned_partitions(m.assignment()?, topic)?);
+            Some(held)
+        });
+    Some(GroupView {
+        members: info.members().len(),
+        held,
+    })
+}
+
+/// The partitions of `topic` in a member's assignment as the consumer
+/// protocol encodes it: a version (i16), then topics (i32 count), each a
+/// name (i16 length, bytes) and partitions (i32 count, i32 each); user data
+/// follows and is not needed.
+fn assigned_partitions(mut b: &[u8], topic: &str) -> Option<Vec<i32>> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = b.split_at_checked(n)?;
+        *b = rest;
+        Some(head)
+    }
+    let i16_of = |b: &mut &[u8]| take(b, 2)?.try_into().ok().map(i16::from_be_bytes);
+    let i32_of = |b: &mut &[u8]| take(b, 4)?.try_into().ok().map(i32::from_be_bytes);
+    i16_of(&mut b)?;
+    let mut out = Vec::new();
+    for _ in 0..i32_of(&mut b)? {
+        let len = usize::try_from(i16_of(&mut b)?).ok()?;
+        let name = take(&mut b, len)?;
+        for _ in 0..i32_of(&mut b)? {
+            let p = i32_of(&mut b)?;
+            if name == topic.as_bytes() {
+                out.push(p);
+            }
+        }
+    }
+    Some(out)
 }
 
 /// A partition's offset in `list`, if it has a real one.
@@ -577,5 +667,29 @@ impl Consumer for KafkaConsumer {
                 tracing::error!(partition, error = %e, "could not rewind; the group will redeliver after a rebalance");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::assigned_partitions;
+
+    #[test]
+    fn a_members_assignment_is_read_as_the_consumer_protocol_encodes_it() {
+        let mut b = vec![0, 1]; // version
+        b.extend(2i32.to_be_bytes()); // two topics
+        for (name, parts) in [("other", &[7i32][..]), ("logs", &[0, 3][..])] {
+            b.extend((name.len() as i16).to_be_bytes());
+            b.extend(name.as_bytes());
+            b.extend((parts.len() as i32).to_be_bytes());
+            for p in parts {
+                b.extend(p.to_be_bytes());
+            }
+        }
+        b.extend(0i32.to_be_bytes()); // no user data
+        assert_eq!(assigned_partitions(&b, "logs"), Some(vec![0, 3]));
+        assert_eq!(assigned_partitions(&b, "none"), Some(vec![]));
+        // Cut short anywhere: unknown, never a guess.
+        assert_eq!(assigned_partitions(&b[..b.len() - 10], "logs"), None);
     }
 }
