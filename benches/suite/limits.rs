@@ -77,8 +77,14 @@ fn fields(r: &LogRow, e: &QueuedEntry, quote: fn(&str) -> String) -> [String; 10
 const DROP_RAW: &str = "DROP TABLE IF EXISTS raw_logs, raw_log_tags";
 
 /// Makes empty copies of taillight's MariaDB tables for the raw limits.
-const RESET_RAW: &str = "DROP TABLE IF EXISTS raw_logs, raw_log_tags; \
-    CREATE TABLE raw_logs LIKE logs; CREATE TABLE raw_log_tags LIKE log_tags;";
+fn reset_raw(db: &str) {
+    crate::sql::mariadb(
+        db,
+        &format!(
+            "{DROP_RAW}; CREATE TABLE raw_logs LIKE logs; CREATE TABLE raw_log_tags LIKE log_tags;"
+        ),
+    );
+}
 
 /// Each row's `raw_logs` VALUES tuple and its `raw_log_tags` tuples (`q`
 /// are the entries `rows` were made of), written out before anything is
@@ -143,7 +149,7 @@ pub fn mariadb(db: &str, entries: &[LogEntry], scratch: &Path) -> (f64, f64) {
             writeln!(t, "{}\t{id}", tsv(tag)).expect("write");
         }
     }
-    crate::sql::mariadb(db, RESET_RAW);
+    reset_raw(db);
     let load = format!(
         "LOAD DATA LOCAL INFILE '{}' INTO TABLE raw_logs; LOAD DATA LOCAL INFILE '{}' INTO TABLE raw_log_tags;",
         logs_file.display(),
@@ -167,7 +173,7 @@ pub fn mariadb(db: &str, entries: &[LogEntry], scratch: &Path) -> (f64, f64) {
             writeln!(f, "COMMIT;").expect("write");
         }
     }
-    crate::sql::mariadb(db, RESET_RAW);
+    reset_raw(db);
     let t = Instant::now();
     crate::sql::mariadb_file(db, &insert_file, &[]);
     let insert_rate = entries.len() as f64 / t.elapsed().as_secs_f64();
@@ -198,7 +204,7 @@ pub async fn mariadb_commit_latency(
     let q = queued(entries);
     let rows = insert_tuples(&BatchRows::new(1, &q), &q);
     let n = rows.len();
-    crate::sql::mariadb(db, RESET_RAW);
+    reset_raw(db);
     let mut conn = mysql_async::Conn::from_url(url).await.expect("connect");
     let tick = crate::tail::TICK.as_secs_f64();
     // As the pacer: at tick k, the entries due by k ticks have arrived.

@@ -381,58 +381,23 @@ impl KafkaConsumer {
     /// rejoins the group when a partition no writer is taking needs a new
     /// owner (see [`StallWatch`]).
     pub fn monitor_lag(&self, metrics: Arc<crate::metrics::Metrics>, stop: CancellationToken) {
-        let consumer = self.consumer.clone();
-        let watcher = self.watcher.clone();
-        let topic = self.topic.clone();
-        let group = self.group.clone();
-        let watch = Arc::new(Mutex::new(StallWatch::new(self.stall_after)));
+        let monitor = Arc::new(Monitor {
+            consumer: self.consumer.clone(),
+            watcher: self.watcher.clone(),
+            topic: self.topic.clone(),
+            group: self.group.clone(),
+            watch: Mutex::new(StallWatch::new(self.stall_after)),
+            metrics,
+        });
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 }
-                let (c, w, t, g) = (
-                    consumer.clone(),
-                    watcher.clone(),
-                    topic.clone(),
-                    group.clone(),
-                );
-                let (metrics, watch) = (metrics.clone(), watch.clone());
-                // Blocking calls to the broker: one look at the topic serves
-                // every gauge and the stall watch.
-                let _ = tokio::task::spawn_blocking(move || {
-                    let Ok(assignment) = c.assignment() else { return };
-                    metrics.writer_partitions.store(assignment.count() as u64, Relaxed);
-                    let Some(state) = topic_state(&w, &t, &g, &assignment) else { return };
-                    if let Some(lag) = lag(&c, &t, &state.parts) {
-                        metrics.writer_lag.store(lag, Relaxed);
-                    }
-                    let verdict = watch
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .observe(Instant::now(), &state.parts, state.starved);
-                    metrics
-                        .writer_stalled_partitions
-                        .store(verdict.stalled.len() as u64, Relaxed);
-                    if verdict.rejoin {
-                        tracing::warn!(
-                            partitions = ?verdict.stalled,
-                            "entries wait on a partition no writer holds, or the group gave this writer none; rejoining it so the partitions are assigned again"
-                        );
-                        // Leaving and joining again: a subscription to the
-                        // same topic alone is not a change the group sees.
-                        c.unsubscribe();
-                        if let Err(e) = c.subscribe(&[&t]) {
-                            tracing::error!(error = %e, "could not rejoin the writers' group");
-                        }
-                    } else if verdict.changed && !verdict.stalled.is_empty() {
-                        tracing::warn!(partitions = ?verdict.stalled, "entries wait on partitions whose committed offsets do not move");
-                    } else if verdict.changed {
-                        tracing::info!("no partition is stalled any more");
-                    }
-                })
-                .await;
+                // Blocking calls to the broker.
+                let m = monitor.clone();
+                let _ = tokio::task::spawn_blocking(move || m.look()).await;
             }
         });
     }
@@ -462,6 +427,61 @@ impl KafkaConsumer {
                 offset = pos.offset,
                 "undecodable message skipped"
             ),
+        }
+    }
+}
+
+/// What the writer's monitor works with, shared with each of its looks.
+struct Monitor {
+    consumer: Arc<StreamConsumer>,
+    watcher: Arc<BaseConsumer>,
+    topic: String,
+    group: String,
+    /// Behind a lock only because each look runs on a blocking thread.
+    watch: Mutex<StallWatch>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Monitor {
+    /// One look at the topic, which serves every gauge and the stall watch.
+    fn look(&self) {
+        let (c, t) = (&self.consumer, &self.topic);
+        let Ok(assignment) = c.assignment() else {
+            return;
+        };
+        let metrics = &self.metrics;
+        metrics
+            .writer_partitions
+            .store(assignment.count() as u64, Relaxed);
+        let Some(state) = topic_state(&self.watcher, t, &self.group, &assignment) else {
+            return;
+        };
+        if let Some(lag) = lag(c, t, &state.parts) {
+            metrics.writer_lag.store(lag, Relaxed);
+        }
+        let verdict = self
+            .watch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .observe(Instant::now(), &state.parts, state.starved);
+        metrics
+            .writer_stalled_partitions
+            .store(verdict.stalled.len() as u64, Relaxed);
+        if verdict.rejoin {
+            tracing::warn!(
+                partitions = ?verdict.stalled,
+                "entries wait on a partition no writer holds, or the group gave this writer none; rejoining it so the partitions are assigned again"
+            );
+            // Leaving and joining again: a subscription to the same topic
+            // alone is not a change the group sees.
+            c.unsubscribe();
+            if let Err(e) = c.subscribe(&[t]) {
+                tracing::error!(error = %e, "could not rejoin the writers' group");
+            }
+        } else if verdict.changed && !verdict.stalled.is_empty() {
+            tracing::warn!(partitions = ?verdict.stalled, "entries wait on partitions whose committed offsets do not move");
+        } else if verdict.changed {
+            tracing::info!("no partition is stalled any more");
         }
     }
 }

@@ -123,7 +123,7 @@ export class RowStore {
   addGap(first: bigint, last: bigint, count: bigint): Gap {
     const n = this.items.length;
     const tail = this.items[n - 1];
-    if (tail && isGap(tail) && !tail.loading && first > tail.last && first <= tail.last + 1n) {
+    if (tail && isGap(tail) && !tail.loading && first === tail.last + 1n) {
       const merged: Gap = { kind: "gap", first: tail.first, last, count: tail.count + count, loading: false };
       this.items[n - 1] = merged;
       return merged;
