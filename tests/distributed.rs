@@ -509,10 +509,19 @@ async fn partitions_a_stuck_member_holds_are_reported_then_taken_over() {
             }
         }
     });
+    // Until the writer has given up what the raw member took, it may still
+    // read those partitions (the member learns of its assignment first), and
+    // entries pushed then are stored, not stalled.
+    let partitions = ingest.cfg.kafka.kafka_partitions as u64;
     within_deadline(Duration::from_millis(100), async || {
-        match owned.load(Relaxed) {
-            0 => Err("the raw member never got a partition".to_string()),
-            _ => Ok(()),
+        let raw = owned.load(Relaxed) as u64;
+        let writer = common::metric_at(&w1.url(), "taillight_writer_partitions").await;
+        if raw > 0 && raw + writer == partitions {
+            Ok(())
+        } else {
+            Err(format!(
+                "the raw member and the writer never split the {partitions} partitions: {raw} and {writer}"
+            ))
         }
     })
     .await;
