@@ -53,7 +53,8 @@ struct Settings {
     /// Timed repetitions of each query per run.
     query_iters: usize,
     /// TAILLIGHT_BENCH_OUT: where the JSON and markdown go. Not written into
-    /// them: it is no result, and it would name a path of the machine.
+    /// them: it is no result, and it would name a path of the machine. A
+    /// full run with it set leaves BENCHMARKS.md alone (a trial run).
     #[serde(skip)]
     out: PathBuf,
 }
@@ -104,7 +105,11 @@ impl Settings {
     }
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_taillight");
+/// The server measured: TAILLIGHT_BENCH_BIN, or the one built with the suite.
+/// Another binary is for A/B runs of a change against the same suite.
+fn bin() -> String {
+    std::env::var("TAILLIGHT_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_taillight").into())
+}
 const MB: f64 = 1024.0 * 1024.0;
 
 fn main() {
@@ -157,8 +162,12 @@ fn main() {
     let md = report::markdown(&summary, &targets, &header);
     std::fs::write(s.out.join("latest.md"), &md).expect("write markdown");
     eprintln!("\n{md}\nwritten to {}", s.out.display());
-    if full {
+    if full && std::env::var_os("TAILLIGHT_BENCH_OUT").is_none() {
         update_benchmarks_md(&md);
+    } else if full {
+        // Results sent elsewhere are a trial (one side of an A/B, a short
+        // diagnostic run): the recorded results stay as they are.
+        eprintln!("TAILLIGHT_BENCH_OUT is set: BENCHMARKS.md left as it is");
     } else {
         // The smoke run checked counts as it went; its files must parse.
         let back: serde_json::Value =
@@ -204,7 +213,7 @@ async fn run_all(s: &Settings) -> Vec<Run> {
 async fn one_run(s: &Settings, mode: Mode, run: usize) -> Run {
     eprintln!("\n== {} run {run}", mode.name());
     let mut r = Run::new(mode, run);
-    let node = Node::start(mode, BIN).await;
+    let node = Node::start(mode, &bin()).await;
     let scratch = tempfile::tempdir().expect("temp dir");
     // Shared with the blocking limit measurements rather than copied.
     let limit_entries = std::sync::Arc::new(ingest::entries(&format!("r{run}-raw"), s.entries));
@@ -334,7 +343,7 @@ async fn one_run(s: &Settings, mode: Mode, run: usize) -> Run {
     // A fresh server: memory the allocator kept from the runs above would
     // otherwise count against this one.
     node.stop();
-    let node = Node::start(mode, BIN).await;
+    let node = Node::start(mode, &bin()).await;
     r.set("steady.idle_rss_mb", node.rss() as f64 / MB);
     let steady_rate = 50_000f64.min(max * 0.9);
     let t = tail::run(&node, &m("steady"), steady_rate, 1, s.steady_secs).await;
@@ -352,7 +361,7 @@ async fn query_runs(s: &Settings, mode: Mode, runs: &mut [Run]) {
         mode.name(),
         s.query_entries
     );
-    let node = Node::start(mode, BIN).await;
+    let node = Node::start(mode, &bin()).await;
     let fill = query::fill(&node, "q", s.query_entries).await;
     let middle = query::middle(&node).await;
     for r in runs.iter_mut().filter(|r| r.mode == mode) {
@@ -417,10 +426,15 @@ fn machine(s: &Settings) -> BTreeMap<String, String> {
     h.insert("mariadb".into(), command_line("mariadb", &["--version"]));
     h.insert("redis".into(), command_line("redis-server", &["--version"]));
     h.insert("broker".into(), command_line("tansu", &["--version"]));
+    let measured = if std::env::var_os("TAILLIGHT_BENCH_BIN").is_some() {
+        "the binary TAILLIGHT_BENCH_BIN named; suite at ".to_string()
+    } else {
+        String::new()
+    };
     h.insert(
         "taillight".into(),
         format!(
-            "{} ({} build)",
+            "{measured}{} ({} build)",
             command_line(
                 "git",
                 &[
