@@ -42,7 +42,9 @@ struct Settings {
     entries: u64,
     /// TAILLIGHT_BENCH_UNARY_ENTRIES: entries sent by unary PushLog.
     unary_entries: u64,
-    /// TAILLIGHT_BENCH_TAIL_SECS: seconds of each steady tail run.
+    /// TAILLIGHT_BENCH_TAIL_SECS: seconds of each steady tail run. Their
+    /// rates are fractions of the measured PushLogs maximum, or of
+    /// TAILLIGHT_BENCH_TAIL_MAX entries/s when set (read in `one_run`).
     tail_secs: f64,
     /// Subscribers of the tail runs.
     subscribers: Vec<usize>,
@@ -286,8 +288,9 @@ async fn one_run(s: &Settings, mode: Mode, run: usize) -> Run {
         if name != "stream" {
             continue;
         }
-        // The streamed run is the maximum the tail runs are scaled to.
-        max = x.e2e;
+        // The streamed run is the maximum the tail runs are scaled to, or
+        // TAILLIGHT_BENCH_TAIL_MAX: the same rates for both sides of an A/B.
+        max = env_or("TAILLIGHT_BENCH_TAIL_MAX", x.e2e);
         r.set("ingest.stream.cores_per_10k", x.cores_per_10k);
         r.set("ingest.stream.peak_rss_mb", x.peak_rss as f64 / MB);
         for (stage, share) in ["read", "store", "commit", "publish"]
