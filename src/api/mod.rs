@@ -5,6 +5,7 @@
 pub mod error;
 pub mod gateway;
 pub mod grpc;
+pub mod grpc_tail;
 pub mod json;
 pub mod ops;
 pub mod query;

@@ -149,23 +149,22 @@ impl Selection {
         out
     }
 
-    fn write(&self, buf: &mut impl BufMut) {
-        // Neighbouring records are one copy: an unfiltered stream's whole
-        // share is a single slice.
-        let mut run: Option<Range<usize>> = None;
-        for &i in &self.picked {
-            let span = self.batch.span(i);
-            match &mut run {
-                Some(r) if r.end == span.start => r.end = span.end,
-                _ => {
-                    if let Some(r) = run.replace(span) {
-                        buf.put_slice(&self.batch.bytes[r]);
-                    }
-                }
+    /// Byte ranges of the batch holding the picked fields, neighbouring
+    /// records joined: an unfiltered stream's whole share is one range.
+    fn runs(&self) -> impl Iterator<Item = Range<usize>> + '_ {
+        let mut picked = self.picked.iter().map(|&i| self.batch.span(i)).peekable();
+        std::iter::from_fn(move || {
+            let mut run = picked.next()?;
+            while let Some(next) = picked.next_if(|s| s.start == run.end) {
+                run.end = next.end;
             }
-        }
-        if let Some(r) = run {
-            buf.put_slice(&self.batch.bytes[r]);
+            Some(run)
+        })
+    }
+
+    fn write(&self, buf: &mut impl BufMut) {
+        for run in self.runs() {
+            buf.put_slice(&self.batch.bytes[run]);
         }
     }
 }
@@ -194,6 +193,28 @@ impl Records {
         self.records
             .iter()
             .chain(self.shared.iter().flat_map(Selection::iter))
+    }
+}
+
+impl Records {
+    /// The message's fields (what `encode_raw` writes) as chunks to send:
+    /// owned records and shared runs shorter than `min_slice` are written
+    /// into `buf`; a longer shared run ends `buf`'s chunk and goes as a slice
+    /// of the batch's bytes, so a large share reaches the socket without
+    /// being copied once per stream.
+    pub fn encode_chunks(&self, buf: &mut BytesMut, min_slice: usize, out: &mut Vec<Bytes>) {
+        message::encode_repeated(RECORDS_FIELD, &self.records, buf);
+        let Some(s) = &self.shared else { return };
+        for run in s.runs() {
+            if run.len() < min_slice {
+                buf.put_slice(&s.batch.bytes[run]);
+                continue;
+            }
+            if !buf.is_empty() {
+                out.push(buf.split().freeze());
+            }
+            out.push(s.batch.bytes.slice(run));
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use super::ServerError;
 use crate::api::grpc::LogApi;
 use crate::api::ops::{self, OpsState};
-use crate::api::{AppState, gateway, seed};
+use crate::api::{AppState, gateway, grpc_tail, seed};
 use crate::config::ServeArgs;
 use crate::metrics::Metrics;
 use crate::proto::FILE_DESCRIPTOR_SET;
@@ -58,6 +58,8 @@ pub fn api(
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .into_axum_router()
+        // Before the generated route for the same path; see grpc_tail.
+        .merge(grpc_tail::router(state.clone()))
         .layer(tonic_web::GrpcWebLayer::new());
 
     let ops = ops_only(&state.metrics, Some(state.producer.clone()), &state.ready);
