@@ -28,6 +28,7 @@ backend_tests!(
     tail_last_k_then_live,
     tail_filters_match_query,
     tail_heartbeat_on_quiet_stream,
+    tail_refuses_a_bad_request_naming_the_field,
     slow_subscriber_gets_skipped_message_and_others_are_unaffected,
     tail_ends_on_shutdown,
     restart_keeps_every_acknowledged_entry,
@@ -761,6 +762,59 @@ async fn tail_heartbeat_on_quiet_stream(backend: Backend) {
     let events = read_until(&mut stream, |e| matches!(e, Event::Heartbeat(_))).await;
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(matches!(events.last(), Some(Event::Heartbeat(h)) if h.time.is_some()));
+}
+
+/// Tail is framed by hand (src/api/grpc_tail.rs): its errors must still
+/// arrive as a gRPC status with field violations, before any message.
+async fn tail_refuses_a_bad_request_naming_the_field(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut c = server.client().await;
+    let bad = [
+        (
+            TailRequest {
+                last: 1_000_000,
+                ..Default::default()
+            },
+            "last",
+            "10000",
+        ),
+        (
+            TailRequest {
+                filter: Some(LogFilter {
+                    levels: vec![42],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "filter.levels[0]",
+            "42",
+        ),
+    ];
+    for (req, field, needle) in bad {
+        let status = c.tail(req).await.expect_err("must be refused");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        let v = &status
+            .get_details_bad_request()
+            .expect("details")
+            .field_violations[0];
+        assert_eq!(v.field, field);
+        assert!(
+            v.description.contains(needle),
+            "{field}: {:?}",
+            v.description
+        );
+    }
+    // Nothing was harmed: a good tail on the same connection goes live.
+    let mut stream = c
+        .tail(TailRequest::default())
+        .await
+        .expect("tail")
+        .into_inner();
+    let events = read_until(&mut stream, |e| matches!(e, Event::Status(_))).await;
+    assert!(
+        matches!(events.last(), Some(Event::Status(s)) if s.state == State::Live as i32),
+        "{events:?}"
+    );
 }
 
 async fn slow_subscriber_gets_skipped_message_and_others_are_unaffected(backend: Backend) {

@@ -275,9 +275,15 @@ pub fn sqlite(entries: &[LogEntry], dir: &Path) -> f64 {
 }
 
 /// The broker's rates for the same payloads as taillight's producer sends,
-/// with its settings (idempotent, acks=all, lz4): `(produce, consume)`, the
+/// with its settings (idempotent, acks=all, lz4, the server's `linger`):
+/// `(produce, consume)`, the
 /// consume rate from the first message to the last in a fresh group.
-pub async fn broker(brokers: &str, entries: &[LogEntry], tag: &str) -> (f64, f64) {
+pub async fn broker(
+    brokers: &str,
+    linger: Duration,
+    entries: &[LogEntry],
+    tag: &str,
+) -> (f64, f64) {
     let topic = format!("raw.{tag}");
     taillight::queue::kafka::ensure_topic(&taillight::queue::kafka::KafkaSettings {
         brokers: brokers.to_string(),
@@ -286,6 +292,7 @@ pub async fn broker(brokers: &str, entries: &[LogEntry], tag: &str) -> (f64, f64
         group: String::new(),
         session_timeout: Duration::from_secs(6),
         delivery_timeout: Duration::from_secs(30),
+        linger: Duration::ZERO,
     })
     .await
     .expect("create topic");
@@ -293,7 +300,7 @@ pub async fn broker(brokers: &str, entries: &[LogEntry], tag: &str) -> (f64, f64
         .iter()
         .map(|e| (e.service.clone(), workload::envelope(e).encode_to_vec()))
         .collect();
-    let producer: FutureProducer = taillight::queue::kafka::producer_config(brokers)
+    let producer: FutureProducer = taillight::queue::kafka::producer_config(brokers, linger)
         .create()
         .expect("producer");
     let t = Instant::now();

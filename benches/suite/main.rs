@@ -240,7 +240,8 @@ async fn one_run(s: &Settings, mode: Mode, run: usize) -> Run {
             r.set("limit.mariadb_insert_1000", insert);
             let brokers = node.cfg.kafka.kafka_brokers.clone().expect("brokers");
             let tag = common::unique_name("bench");
-            let (produce, consume) = limits::broker(&brokers, &limit_entries, &tag).await;
+            let (produce, consume) =
+                limits::broker(&brokers, node.cfg.kafka.kafka_linger, &limit_entries, &tag).await;
             r.set("limit.broker_produce", produce);
             r.set("limit.broker_consume", consume);
             let n = if s.full { 2_000_000 } else { 20_000 };

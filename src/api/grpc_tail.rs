@@ -41,8 +41,6 @@ pub const PATH: &str = "/taillight.v1.LogService/Tail";
 /// Shared runs shorter than this are copied into the message's own chunk:
 /// a separate DATA frame costs more than copying a few records.
 const MIN_SLICE: usize = 4096;
-/// Largest request body read: a `TailRequest` is a filter and a few numbers.
-const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// Field number of `TailResponse.records`.
 const RECORDS_FIELD: u32 = 1;
 
@@ -69,14 +67,15 @@ async fn tail(State(state): State<Arc<AppState>>, req: Request) -> Response {
 
 /// Reads and checks the request; the stream of response messages.
 async fn start(state: &Arc<AppState>, req: Request) -> Result<Messages, Status> {
-    let body = Limited::new(req.into_body(), MAX_REQUEST_BYTES)
+    // The limit of every other request (tonic's decoding limit), plus the
+    // message's header.
+    let max = state.limits.max_request_bytes;
+    let body = Limited::new(req.into_body(), max.saturating_add(5))
         .collect()
         .await
         .map_err(|e| {
             if e.is::<LengthLimitError>() {
-                Status::out_of_range(format!(
-                    "the Tail request is over {MAX_REQUEST_BYTES} bytes"
-                ))
+                Status::out_of_range(format!("the Tail request is over {max} bytes"))
             } else {
                 Status::unavailable(format!("reading the request: {e}"))
             }

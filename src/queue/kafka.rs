@@ -47,6 +47,8 @@ pub struct KafkaSettings {
     pub session_timeout: Duration,
     /// Longest a produced entry may wait for the broker's acknowledgement.
     pub delivery_timeout: Duration,
+    /// How long the producer fills a batch before sending it.
+    pub linger: Duration,
 }
 
 fn kafka_err(e: KafkaError) -> QueueError {
@@ -115,20 +117,21 @@ fn decode(payload: &[u8], source: SourcePosition) -> Option<QueuedEntry> {
 }
 
 /// The producer settings: durable (idempotent, acks=all), compressed,
-/// batched, with bounded memory. Public so the benchmark's raw broker
-/// measurement uses exactly these.
-pub fn producer_config(brokers: &str) -> ClientConfig {
+/// batched with `linger`, with bounded memory. Public so the benchmark's raw
+/// broker measurement uses exactly these.
+pub fn producer_config(brokers: &str, linger: Duration) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("compression.type", "lz4")
-        // Batching: under load, batches fill while the ones before are in
-        // flight, so a long linger only delays a live tail. With 1 ms
-        // rather than 5 (and a 2 ms fetch wait below), entries reached the
-        // writer in 7 ms rather than 16 (p50, 30k entries/s).
-        .set("linger.ms", "1")
+        // A request per linger whatever the rate: at 1 ms the broker (tansu,
+        // on the same two cores) spent half a core on requests at 1k
+        // entries/s as at 25k, and the cores it took were what MariaDB and
+        // the writer waited for. With 5 ms, tail p99 at 25k entries/s went
+        // from 0.44-0.68 s to 0.17-0.26 s (see BENCHMARKS.md).
+        .set("linger.ms", linger.as_millis().max(1).to_string())
         .set("batch.num.messages", "10000")
         // Bounded in-flight memory: past these, sends report QueueFull
         // and pushes wait (backpressure) instead of growing the heap.
@@ -164,7 +167,7 @@ impl KafkaProducer {
             .as_millis()
             .clamp(1000, i32::MAX as u128)
             .to_string();
-        let mut config = producer_config(&s.brokers);
+        let mut config = producer_config(&s.brokers, s.linger);
         config
             .set("message.timeout.ms", &timeout_ms)
             .set("socket.timeout.ms", "5000");
@@ -336,10 +339,10 @@ impl KafkaConsumer {
             // max wait even when data arrives meanwhile; 500 ms by default,
             // that was the floor of live-tail latency. 5 ms rather than 10
             // took about 10 ms off tail p50 at low rates in short runs (33 ->
-            // 23 ms); 2 ms, with the producer's 1 ms linger, took the time
-            // from receipt to the writer from 16 to 7 ms (p50 at 30k
-            // entries/s). An idle writer asks about 500 times a second.
-            .set("fetch.wait.max.ms", "2")
+            // 23 ms). 2 ms was tried with a 1 ms producer linger; the pair
+            // cost the broker more CPU than the wait it saved (see the
+            // producer's linger). An idle writer asks 200 times a second.
+            .set("fetch.wait.max.ms", "5")
             // The prefetch buffer (64 MiB and 100k messages by default)
             // needs to hold only a few batches ahead of the writer: 4 MiB is
             // over 10k entries, two writer batches. Smaller fetches than 8

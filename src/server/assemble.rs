@@ -110,6 +110,7 @@ impl Node {
                     partitions: cfg.kafka.kafka_partitions,
                     group: cfg.kafka.kafka_group.clone(),
                     session_timeout: cfg.kafka.kafka_session_timeout,
+                    linger: cfg.kafka.kafka_linger,
                     delivery_timeout: cfg.push_timeout,
                 };
                 kafka::ensure_topic(&settings).await?;
