@@ -229,6 +229,22 @@ async fn push_logs_invalid_entry_mid_stream(backend: Backend) {
     assert_eq!(messages, ["e0", "e1", "e2", "e3", "e4", "e5", "e6"]);
 }
 
+/// `status` is INVALID_ARGUMENT, and its first field violation names
+/// `field` and says `needle`.
+fn assert_violation(status: &tonic::Status, field: &str, needle: &str) {
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    let v = &status
+        .get_details_bad_request()
+        .expect("details")
+        .field_violations[0];
+    assert_eq!(v.field, field);
+    assert!(
+        v.description.contains(needle),
+        "{field}: {:?}",
+        v.description
+    );
+}
+
 async fn validation_names_field_and_limit(backend: Backend) {
     let server = TestServer::start_with(backend, |c| {
         c.limits.max_message_bytes = 100;
@@ -282,17 +298,7 @@ async fn validation_names_field_and_limit(backend: Backend) {
             .push_log(PushLogRequest { entry: Some(e) })
             .await
             .expect_err("must be rejected");
-        assert_eq!(status.code(), tonic::Code::InvalidArgument);
-        let v = &status
-            .get_details_bad_request()
-            .expect("details")
-            .field_violations[0];
-        assert_eq!(v.field, field);
-        assert!(
-            v.description.contains(needle),
-            "{field}: {:?}",
-            v.description
-        );
+        assert_violation(&status, field, needle);
     }
     let status = c
         .push_log(PushLogRequest { entry: None })
@@ -792,17 +798,7 @@ async fn tail_refuses_a_bad_request_naming_the_field(backend: Backend) {
     ];
     for (req, field, needle) in bad {
         let status = c.tail(req).await.expect_err("must be refused");
-        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
-        let v = &status
-            .get_details_bad_request()
-            .expect("details")
-            .field_violations[0];
-        assert_eq!(v.field, field);
-        assert!(
-            v.description.contains(needle),
-            "{field}: {:?}",
-            v.description
-        );
+        assert_violation(&status, field, needle);
     }
     // Nothing was harmed: a good tail on the same connection goes live.
     let mut stream = c
