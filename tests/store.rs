@@ -817,6 +817,58 @@ async fn mysql_pipelined_batches_commit_in_order_and_fail_together() {
     .await
 }
 
+/// Another writer process's batch, storing from the same first id, meets
+/// this store's first open batch before any later one: a later batch must
+/// not block it while waiting for the earlier batch, which waits for it. That
+/// cycle runs through the store's own process, where InnoDB cannot see it,
+/// and held both until the lock wait timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_another_writer_never_waits_on_a_later_batch() {
+    with_mysql(async |db| {
+        let store: Arc<dyn Store> = Arc::new(db.open().await);
+        let mut other = db.sql().await;
+        // Fails the statement below in 5 s rather than 50 if it waits.
+        for sql in ["SET SESSION innodb_lock_wait_timeout = 5", "BEGIN"] {
+            diesel::sql_query(sql).execute(&mut other).await.expect(sql);
+        }
+        let row = |id: u64| {
+            format!(
+                "INSERT INTO logs (id, service, level, message, tags, attributes, time_us, received_us) \
+                 VALUES ({id}, 'other', 1, 'other {id}', '[]', '{{}}', 1, 1)"
+            )
+        };
+        // The other process's batch, with ids guessed as this store's are,
+        // holds the next id (1 in a new database)...
+        diesel::sql_query(row(1)).execute(&mut other).await.expect("id 1");
+        let batch = |name: &str| {
+            (0..3)
+                .map(|i| entry("s", Level::Info, &format!("{name} {i}"), &[], 1))
+                .collect()
+        };
+        // ...so the first batch waits for it; the second (guessing its ids
+        // from the first) must not store any of its rows meanwhile.
+        let first = tokio::spawn(store.clone().start_insert(batch("first")));
+        let second = tokio::spawn(store.clone().start_insert(batch("second")));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The other batch goes on past the ids of the first.
+        let went_on = diesel::sql_query(row(4)).execute(&mut other).await;
+        assert!(
+            went_on.is_ok(),
+            "the other writer waited on the second batch: {went_on:?}"
+        );
+        diesel::sql_query("ROLLBACK")
+            .execute(&mut other)
+            .await
+            .expect("rollback");
+        let first = first.await.expect("task").expect("first batch");
+        let second = second.await.expect("task").expect("second batch");
+        assert_eq!(ids_of(&first), [1, 2, 3]);
+        assert_eq!(ids_of(&second), [4, 5, 6]);
+        assert_eq!(db.count("logs").await, 6);
+    })
+    .await
+}
+
 /// Row counts of a SQLite store, read behind its back.
 mod sqlite_rows {
     use diesel::prelude::*;

@@ -21,7 +21,8 @@ use crate::queue::QueuedEntry;
 pub(super) enum Stage {
     /// Choosing its ids, or choosing them again after a wrong guess.
     Choosing,
-    /// Its rows take the ids below `end`; not committed yet.
+    /// Its rows take the ids below `end`, and the first of them is stored
+    /// (see `write_batch`); not committed yet.
     Placed {
         end: i64,
     },

@@ -87,11 +87,20 @@ pub(super) async fn write_batch(
         return Ok((first, Unlisted::default()));
     }
     let end = first + entries.len() as i64;
-    turn.link.set(Stage::Placed { end });
-
     let rows = BatchRows::new(first, entries);
     let logs: Vec<_> = rows.logs.iter().zip(entries.iter()).collect();
-    bulk.write(c, LOGS, &logs, log_fields).await?;
+    // The first row goes in alone, before the batch after this one may load
+    // its rows. Another process's batch stores from the same first id up, so
+    // it meets this row before any of the next batch's, and waits on this
+    // transaction: a wait InnoDB sees, so it can break a cycle as a deadlock.
+    // Were the next batch's rows in first, that batch could block the other
+    // process while waiting here for this one, and this one wait for the
+    // other process's lock: a cycle through this process, invisible to
+    // InnoDB, held until the 50 s lock wait timeout.
+    let (claim, rest) = logs.split_at(1);
+    bulk.write(c, LOGS, claim, log_fields).await?;
+    turn.link.set(Stage::Placed { end });
+    bulk.write(c, LOGS, rest, log_fields).await?;
     bulk.write(c, LOG_TAGS, &rows.tags, tag_fields).await?;
 
     if ids == Ids::Guessed
