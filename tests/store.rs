@@ -828,9 +828,10 @@ async fn mysql_another_writer_never_waits_on_a_later_batch() {
         let store: Arc<dyn Store> = Arc::new(db.open().await);
         let mut other = db.sql().await;
         // Fails the statement below in 5 s rather than 50 if it waits.
-        for sql in ["SET SESSION innodb_lock_wait_timeout = 5", "BEGIN"] {
-            diesel::sql_query(sql).execute(&mut other).await.expect(sql);
-        }
+        other
+            .batch_execute("SET SESSION innodb_lock_wait_timeout = 5; BEGIN")
+            .await
+            .expect("begin");
         let row = |id: u64| {
             format!(
                 "INSERT INTO logs (id, service, level, message, tags, attributes, time_us, received_us) \
@@ -839,7 +840,7 @@ async fn mysql_another_writer_never_waits_on_a_later_batch() {
         };
         // The other process's batch, with ids guessed as this store's are,
         // holds the next id (1 in a new database)...
-        diesel::sql_query(row(1)).execute(&mut other).await.expect("id 1");
+        other.batch_execute(&row(1)).await.expect("id 1");
         let batch = |name: &str| {
             (0..3)
                 .map(|i| entry("s", Level::Info, &format!("{name} {i}"), &[], 1))
@@ -851,15 +852,12 @@ async fn mysql_another_writer_never_waits_on_a_later_batch() {
         let second = tokio::spawn(store.clone().start_insert(batch("second")));
         tokio::time::sleep(Duration::from_millis(500)).await;
         // The other batch goes on past the ids of the first.
-        let went_on = diesel::sql_query(row(4)).execute(&mut other).await;
+        let went_on = other.batch_execute(&row(4)).await;
         assert!(
             went_on.is_ok(),
             "the other writer waited on the second batch: {went_on:?}"
         );
-        diesel::sql_query("ROLLBACK")
-            .execute(&mut other)
-            .await
-            .expect("rollback");
+        other.batch_execute("ROLLBACK").await.expect("rollback");
         let first = first.await.expect("task").expect("first batch");
         let second = second.await.expect("task").expect("second batch");
         assert_eq!(ids_of(&first), [1, 2, 3]);
