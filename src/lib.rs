@@ -1,22 +1,29 @@
 //! taillight: a log collection service.
 //!
-//! Entries arrive through [`api`] (gRPC, gRPC-web and an HTTP/JSON gateway),
-//! are handed to a [`queue`], written in batches to [`storage`] by the
-//! [`pipeline`] writer, and published after commit on a [`bus`] that feeds
-//! every live tail. The embedded mode backs these with SQLite and in-process
-//! channels; the distributed mode with Kafka, MariaDB and Redis. The API layer
-//! only ever sees the traits.
+//! Layers, each importing only from those before it:
+//! - [`model`] (with the generated [`proto`]): entries, records, the filter.
+//! - [`intake`], [`queue`], [`storage`], [`bus`], [`net`], [`metrics`]: the
+//!   door every way in uses, and the backends behind traits.
+//! - [`pipeline`]: the writer (queue → store → bus), the fan-out of the live
+//!   feed, following the store, retention.
+//! - [`api`], [`sources`], [`sinks`], [`viewer`]: the ways in and out.
+//! - [`server`] (with [`config`] and [`shutdown`]): wires one process.
+//! - [`cli`]: the client commands.
 
 pub mod api;
 pub mod bus;
 pub mod cli;
 pub mod config;
-pub mod level;
+pub mod intake;
 pub mod metrics;
+pub mod model;
+pub mod net;
 pub mod pipeline;
 pub mod proto;
 pub mod queue;
 pub mod server;
+pub mod shutdown;
+pub mod sinks;
+pub mod sources;
 pub mod storage;
-pub mod time;
 pub mod viewer;

@@ -119,24 +119,24 @@ fn serve_args(cfg: &ServeArgs, role: &str) -> Vec<String> {
         "--role".into(),
         role.into(),
         "--data-dir".into(),
-        cfg.data_dir.display().to_string(),
+        cfg.store.sqlite.data_dir.display().to_string(),
         "--kafka-topic".into(),
-        cfg.kafka.kafka_topic.clone(),
+        cfg.queue.kafka.kafka_topic.clone(),
         "--kafka-group".into(),
-        cfg.kafka.kafka_group.clone(),
+        cfg.queue.kafka.kafka_group.clone(),
         "--kafka-partitions".into(),
-        cfg.kafka.kafka_partitions.to_string(),
+        cfg.queue.kafka.kafka_partitions.to_string(),
         "--kafka-session-timeout".into(),
-        format!("{}ms", cfg.kafka.kafka_session_timeout.as_millis()),
+        format!("{}ms", cfg.queue.kafka.kafka_session_timeout.as_millis()),
         "--redis-channel".into(),
-        cfg.redis_channel.clone(),
+        cfg.bus.redis_channel.clone(),
         "--redis-prefix".into(),
-        cfg.redis_prefix.clone(),
+        cfg.bus.redis_prefix.clone(),
     ];
     for (flag, v) in [
-        ("--kafka-brokers", &cfg.kafka.kafka_brokers),
-        ("--database-url", &cfg.database_url),
-        ("--redis-url", &cfg.redis_url),
+        ("--kafka-brokers", &cfg.queue.kafka.kafka_brokers),
+        ("--database-url", &cfg.store.mysql.database_url),
+        ("--redis-url", &cfg.bus.redis_url),
     ] {
         if let Some(v) = v {
             args.push(flag.into());
@@ -284,8 +284,15 @@ async fn writer_crash_between_commits_stores_each_entry_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_batches_rewind_and_keep_order() {
     use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection};
-    let server = TestServer::start_with(Backend::Distributed, |c| c.batch_max = Some(20)).await;
-    let url = server.cfg.database_url.clone().expect("a database");
+    let server =
+        TestServer::start_with(Backend::Distributed, |c| c.writer.batch_max = Some(20)).await;
+    let url = server
+        .cfg
+        .store
+        .mysql
+        .database_url
+        .clone()
+        .expect("a database");
     let mut sql = AsyncMysqlConnection::establish(&url)
         .await
         .expect("connect");
@@ -326,8 +333,8 @@ async fn a_new_topic_on_the_same_database_loses_nothing() {
 
     let (mut cfg, scratch) = old.stop().await;
     let renamed = unique("retopic");
-    cfg.kafka.kafka_topic = format!("{renamed}.logs");
-    cfg.kafka.kafka_group = format!("{renamed}.writers");
+    cfg.queue.kafka.kafka_topic = format!("{renamed}.logs");
+    cfg.queue.kafka.kafka_group = format!("{renamed}.writers");
     let new = TestServer::launch(Backend::Distributed, cfg, scratch).await;
     let mut c = new.client().await;
     push_n(&mut c, &svc, 100, 100).await;
@@ -389,7 +396,7 @@ async fn kill_9_during_push_keeps_every_acknowledged_entry() {
 /// Waits until the group has given each of `writers` some of the topic's
 /// partitions and all of them are taken.
 async fn wait_shared(ingest: &TestServer, writers: &[&Proc]) {
-    let want = ingest.cfg.kafka.kafka_partitions as u64;
+    let want = ingest.cfg.queue.kafka.kafka_partitions as u64;
     within_deadline(Duration::from_millis(200), async || {
         let mut counts = Vec::new();
         for w in writers {
@@ -481,7 +488,7 @@ async fn partitions_a_stuck_member_holds_are_reported_then_taken_over() {
     let ingest = TestServer::start_with(Backend::Distributed, |c| c.role = Role::Ingest).await;
     let w1 = Proc::spawn(&serve_args(&ingest.cfg, "writer"));
     wait_shared(&ingest, &[&w1]).await;
-    let k = &ingest.cfg.kafka;
+    let k = &ingest.cfg.queue.kafka;
     let stuck: BaseConsumer = ClientConfig::new()
         .set(
             "bootstrap.servers",
@@ -512,7 +519,7 @@ async fn partitions_a_stuck_member_holds_are_reported_then_taken_over() {
     // Until the writer has given up what the raw member took, it may still
     // read those partitions (the member learns of its assignment first), and
     // entries pushed then are stored, not stalled.
-    let partitions = ingest.cfg.kafka.kafka_partitions as u64;
+    let partitions = ingest.cfg.queue.kafka.kafka_partitions as u64;
     within_deadline(Duration::from_millis(100), async || {
         let raw = owned.load(Relaxed) as u64;
         let writer = common::metric_at(&w1.url(), "taillight_writer_partitions").await;
@@ -569,8 +576,8 @@ async fn broker_outage_fails_fast_and_recovers() {
     let db = tempfile::tempdir().expect("tmp");
     let broker = Tansu::start_sqlite(port, db.path());
     let server = TestServer::start_with(Backend::Distributed, |c| {
-        c.kafka.kafka_brokers = Some(broker.brokers());
-        c.push_timeout = Duration::from_secs(5);
+        c.queue.kafka.kafka_brokers = Some(broker.brokers());
+        c.intake.push_timeout = Duration::from_secs(5);
     })
     .await;
     let svc = unique("outage");
@@ -668,7 +675,7 @@ async fn redis_outage_keeps_ingesting_and_tails_recover() {
     let port = free_port();
     let redis = Redis::start(port);
     let server = TestServer::start_with(Backend::Distributed, |c| {
-        c.redis_url = Some(format!("redis://127.0.0.1:{port}"));
+        c.bus.redis_url = Some(format!("redis://127.0.0.1:{port}"));
     })
     .await;
     let svc = unique("redisout");

@@ -247,8 +247,8 @@ fn assert_violation(status: &tonic::Status, field: &str, needle: &str) {
 
 async fn validation_names_field_and_limit(backend: Backend) {
     let server = TestServer::start_with(backend, |c| {
-        c.limits.max_message_bytes = 100;
-        c.limits.max_tags = 2;
+        c.intake.limits.max_message_bytes = 100;
+        c.intake.limits.max_tags = 2;
     })
     .await;
     let mut c = server.client().await;
@@ -817,8 +817,8 @@ async fn slow_subscriber_gets_skipped_message_and_others_are_unaffected(backend:
     // Short queues per stream and small write batches make a stalled reader
     // overflow quickly; a reader that keeps up never comes near the limit.
     let server = TestServer::start_with(backend, |c| {
-        c.tail_buffer = 16;
-        c.batch_max = Some(50);
+        c.hub.tail_buffer = 16;
+        c.writer.batch_max = Some(50);
     })
     .await;
     let svc = unique("slow");

@@ -277,7 +277,7 @@ async fn batch_with_invalid_service_stores_the_valid_entries(backend: Backend) {
 }
 
 async fn message_over_the_limit_names_the_limit(backend: Backend) {
-    let server = TestServer::start_with(backend, |c| c.limits.max_message_bytes = 10).await;
+    let server = TestServer::start_with(backend, |c| c.intake.limits.max_message_bytes = 10).await;
     let svc = unique("limit");
     let body = json!([
         { "service": svc, "message": "short" },
@@ -336,7 +336,8 @@ async fn malformed_unknown_and_mistyped_bodies(backend: Backend) {
 }
 
 async fn oversized_body_is_rejected_and_server_keeps_working(backend: Backend) {
-    let server = TestServer::start_with(backend, |c| c.limits.max_request_bytes = 4096).await;
+    let server =
+        TestServer::start_with(backend, |c| c.intake.limits.max_request_bytes = 4096).await;
     let svc = unique("big");
     let big: Vec<Value> = (0..40)
         .map(|i| json!({ "service": svc, "message": format!("{i:0>200}") }))
@@ -902,7 +903,10 @@ async fn metrics_text(server: &TestServer) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    assert!(ct.starts_with("text/plain"), "content-type {ct:?}");
+    assert!(
+        ct.starts_with("application/openmetrics-text"),
+        "content-type {ct:?}"
+    );
     resp.text().await.expect("metrics body")
 }
 
@@ -950,12 +954,12 @@ async fn metrics_health_and_readiness(backend: Backend) {
         assert!(count >= 3.0, "{point}: {after}");
         let inf = metric(
             &after,
-            &format!("taillight_entry_delay_seconds_bucket{{point=\"{point}\",le=\"+Inf\"}}"),
+            &format!("taillight_entry_delay_seconds_bucket{{le=\"+Inf\",point=\"{point}\"}}"),
         );
         assert_eq!(inf, count, "{point}: {after}");
         let fast = metric(
             &after,
-            &format!("taillight_entry_delay_seconds_bucket{{point=\"{point}\",le=\"0.001\"}}"),
+            &format!("taillight_entry_delay_seconds_bucket{{le=\"0.001\",point=\"{point}\"}}"),
         );
         assert!(fast <= count, "{point}: {after}");
     }

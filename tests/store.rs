@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures::FutureExt;
-use taillight::pipeline::filter::Filter;
+use taillight::model::Filter;
+use taillight::model::time;
+use taillight::model::{QueuedEntry, SourcePosition};
 use taillight::proto::{Level, LogEntry, LogRecord};
-use taillight::queue::{QueuedEntry, SourcePosition};
 use taillight::storage::mysql::{BulkMode, MysqlStore};
-use taillight::storage::sqlite::{SqliteStore, Synchronous};
+use taillight::storage::sqlite::{SqliteArgs, SqliteStore, Synchronous};
 use taillight::storage::{Order, Query, Store, StoreError};
-use taillight::time;
 use tokio_util::sync::CancellationToken;
 
 // ---------------------------------------------------------------- harness
@@ -77,8 +77,11 @@ async fn with_sqlite<F: Future<Output = ()>>(test: impl FnOnce(Arc<dyn Store>) -
 }
 
 async fn open_sqlite(dir: &std::path::Path) -> SqliteStore {
-    let path = dir.to_owned();
-    tokio::task::spawn_blocking(move || SqliteStore::open(&path, Synchronous::Normal))
+    let args = SqliteArgs {
+        data_dir: dir.to_owned(),
+        sqlite_synchronous: Synchronous::Normal,
+    };
+    tokio::task::spawn_blocking(move || SqliteStore::open(&args))
         .await
         .expect("open task")
         .expect("open SQLite")

@@ -148,11 +148,11 @@ fn ndjson(es: &[LogEntry]) -> String {
     for e in es {
         let v = serde_json::json!({
             "service": e.service,
-            "level": taillight::level::name(e.level),
+            "level": taillight::model::level::name(e.level),
             "message": e.message,
             "tags": e.tags,
             "attributes": e.attributes,
-            "time": taillight::time::rfc3339(e.time.as_ref().map_or(0, taillight::time::to_micros)),
+            "time": taillight::model::time::rfc3339(e.time.as_ref().map_or(0, taillight::model::time::to_micros)),
         });
         out.push_str(&v.to_string());
         out.push('\n');

@@ -18,9 +18,9 @@ use prost::Message as _;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use taillight::model::{QueuedEntry, SourcePosition};
 use taillight::proto::tail_response::Event;
 use taillight::proto::{LogEntry, LogRecord, TailResponse};
-use taillight::queue::{QueuedEntry, SourcePosition};
 use taillight::storage::codec::{BatchRows, LogRow};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -35,7 +35,7 @@ fn queued(entries: &[LogEntry]) -> Vec<QueuedEntry> {
         .enumerate()
         .map(|(i, e)| QueuedEntry {
             entry: e.clone(),
-            received_us: e.time.as_ref().map_or(0, taillight::time::to_micros),
+            received_us: e.time.as_ref().map_or(0, taillight::model::time::to_micros),
             source: Some(SourcePosition {
                 partition: (i % 6) as i32,
                 offset: (i / 6) as i64,
@@ -253,9 +253,13 @@ pub async fn mariadb_commit_latency(
 /// fastest way measured here (1000-row INSERTs through diesel took 60-65% of
 /// its time, 100-row prepared INSERTs 75%; see BENCHMARKS.md).
 pub fn sqlite(entries: &[LogEntry], dir: &Path) -> f64 {
-    use taillight::storage::sqlite::{SqliteStore, Synchronous, bulk::BulkWriter};
+    use taillight::storage::sqlite::{SqliteArgs, SqliteStore, Synchronous, bulk::BulkWriter};
     // taillight's own migrations make the schema; then a connection of its own.
-    drop(SqliteStore::open(dir, Synchronous::Full).expect("create schema"));
+    let args = SqliteArgs {
+        data_dir: dir.into(),
+        sqlite_synchronous: Synchronous::Full,
+    };
+    drop(SqliteStore::open(&args).expect("create schema"));
     let mut w = BulkWriter::open(
         &dir.join("taillight.db"),
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
@@ -285,14 +289,13 @@ pub async fn broker(
     tag: &str,
 ) -> (f64, f64) {
     let topic = format!("raw.{tag}");
-    taillight::queue::kafka::ensure_topic(&taillight::queue::kafka::KafkaSettings {
-        brokers: brokers.to_string(),
-        topic: topic.clone(),
-        partitions: 6,
-        group: String::new(),
-        session_timeout: Duration::from_secs(6),
-        delivery_timeout: Duration::from_secs(30),
-        linger: Duration::ZERO,
+    taillight::queue::kafka::ensure_topic(&taillight::queue::kafka::KafkaArgs {
+        kafka_brokers: Some(brokers.to_string()),
+        kafka_topic: topic.clone(),
+        kafka_partitions: 6,
+        kafka_group: String::new(),
+        kafka_session_timeout: Duration::from_secs(6),
+        kafka_linger: Duration::ZERO,
     })
     .await
     .expect("create topic");

@@ -238,10 +238,15 @@ async fn one_run(s: &Settings, mode: Mode, run: usize) -> Run {
                     .expect("mariadb limit");
             r.set("limit.mariadb_load_data", load);
             r.set("limit.mariadb_insert_1000", insert);
-            let brokers = node.cfg.kafka.kafka_brokers.clone().expect("brokers");
+            let brokers = node.cfg.queue.kafka.kafka_brokers.clone().expect("brokers");
             let tag = common::unique_name("bench");
-            let (produce, consume) =
-                limits::broker(&brokers, node.cfg.kafka.kafka_linger, &limit_entries, &tag).await;
+            let (produce, consume) = limits::broker(
+                &brokers,
+                node.cfg.queue.kafka.kafka_linger,
+                &limit_entries,
+                &tag,
+            )
+            .await;
             r.set("limit.broker_produce", produce);
             r.set("limit.broker_consume", consume);
             let n = if s.full { 2_000_000 } else { 20_000 };
@@ -332,7 +337,7 @@ async fn one_run(s: &Settings, mode: Mode, run: usize) -> Run {
     // rows (240k at half the maximum), written and dropped, cannot be part
     // of what a tail run measures. At 90% one connection falls behind, and
     // the latency measures only how far.
-    if let (Some(url), Some(db)) = (&node.cfg.database_url, node.database()) {
+    if let (Some(url), Some(db)) = (&node.cfg.store.mysql.database_url, node.database()) {
         for f in report::TAIL_FRACTIONS.into_iter().filter(|f| *f <= 50) {
             let rate = rate_at(f);
             let es = ingest::entries(&m(&format!("c{f}")), (rate * s.tail_secs) as u64);

@@ -58,37 +58,39 @@ impl Node {
         let port = free_port();
         cfg.listen = ([127, 0, 0, 1], port).into();
         // Production defaults, not the tests' shortcuts.
-        cfg.sqlite_synchronous = taillight::storage::sqlite::Synchronous::Full;
-        cfg.kafka.kafka_partitions = 6;
-        cfg.database_pool = 8;
+        cfg.store.sqlite.sqlite_synchronous = taillight::storage::sqlite::Synchronous::Full;
+        cfg.queue.kafka.kafka_partitions = 6;
+        cfg.store.mysql.database_pool = 8;
         let mut cmd = Command::new(bin);
         cmd.arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("TAILLIGHT_LOG", "warn")
             .env("TAILLIGHT_LISTEN", cfg.listen.to_string())
-            .env("TAILLIGHT_DATA_DIR", &cfg.data_dir)
+            .env("TAILLIGHT_DATA_DIR", &cfg.store.sqlite.data_dir)
             .env("TAILLIGHT_SQLITE_SYNCHRONOUS", "full")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        if let Some(b) = &cfg.kafka.kafka_brokers {
+        if let Some(b) = &cfg.queue.kafka.kafka_brokers {
             cmd.env("TAILLIGHT_KAFKA_BROKERS", b)
-                .env("TAILLIGHT_KAFKA_TOPIC", &cfg.kafka.kafka_topic)
-                .env("TAILLIGHT_KAFKA_GROUP", &cfg.kafka.kafka_group)
+                .env("TAILLIGHT_KAFKA_TOPIC", &cfg.queue.kafka.kafka_topic)
+                .env("TAILLIGHT_KAFKA_GROUP", &cfg.queue.kafka.kafka_group)
                 .env(
                     "TAILLIGHT_KAFKA_PARTITIONS",
-                    cfg.kafka.kafka_partitions.to_string(),
+                    cfg.queue.kafka.kafka_partitions.to_string(),
                 )
                 .env("TAILLIGHT_KAFKA_SESSION_TIMEOUT", "6s");
         }
-        if let Some(u) = &cfg.database_url {
-            cmd.env("TAILLIGHT_DATABASE_URL", u)
-                .env("TAILLIGHT_DATABASE_POOL", cfg.database_pool.to_string());
+        if let Some(u) = &cfg.store.mysql.database_url {
+            cmd.env("TAILLIGHT_DATABASE_URL", u).env(
+                "TAILLIGHT_DATABASE_POOL",
+                cfg.store.mysql.database_pool.to_string(),
+            );
         }
-        if let Some(u) = &cfg.redis_url {
+        if let Some(u) = &cfg.bus.redis_url {
             cmd.env("TAILLIGHT_REDIS_URL", u)
-                .env("TAILLIGHT_REDIS_CHANNEL", &cfg.redis_channel)
-                .env("TAILLIGHT_REDIS_PREFIX", &cfg.redis_prefix);
+                .env("TAILLIGHT_REDIS_CHANNEL", &cfg.bus.redis_channel)
+                .env("TAILLIGHT_REDIS_PREFIX", &cfg.bus.redis_prefix);
         }
         let child = cmd
             .spawn()
@@ -178,10 +180,11 @@ impl Node {
         points
             .iter()
             .map(|p| {
-                let prefix = format!("taillight_entry_delay_seconds_bucket{{point=\"{p}\",le=\"");
+                let suffix = format!("\",point=\"{p}\"}}");
                 text.lines()
                     .filter_map(|l| {
-                        let (le, n) = l.strip_prefix(&prefix)?.split_once("\"} ")?;
+                        let rest = l.strip_prefix("taillight_entry_delay_seconds_bucket{le=\"")?;
+                        let (le, n) = rest.split_once(&suffix)?;
                         let le = match le {
                             "+Inf" => f64::INFINITY,
                             s => s.parse::<f64>().ok()? * 1e3,
@@ -232,12 +235,12 @@ impl Node {
 
     /// The database name in distributed mode.
     pub fn database(&self) -> Option<String> {
-        let url = self.cfg.database_url.as_ref()?;
+        let url = self.cfg.store.mysql.database_url.as_ref()?;
         Some(url.rsplit('/').next()?.to_string())
     }
 
     pub fn sqlite_path(&self) -> PathBuf {
-        self.cfg.data_dir.join("taillight.db")
+        self.cfg.store.sqlite.data_dir.join("taillight.db")
     }
 
     /// Counts the stored entries of `marker`: (rows, distinct messages,
@@ -270,7 +273,7 @@ impl Node {
             .trim()
             .parse()
             .unwrap_or(0),
-            None => std::fs::read_dir(&self.cfg.data_dir)
+            None => std::fs::read_dir(&self.cfg.store.sqlite.data_dir)
                 .map(|d| {
                     d.filter_map(|e| e.ok()?.metadata().ok())
                         .map(|m| m.len())

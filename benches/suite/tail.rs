@@ -84,7 +84,7 @@ pub async fn run(node: &Node, marker: &str, rate: f64, subscribers: usize, secs:
                         }
                     }
                     Some(Event::Records(rs)) => {
-                        let now = taillight::time::now_micros();
+                        let now = taillight::model::time::now_micros();
                         for r in rs.records {
                             if workload::seq_of(&marker, &r.message).is_none() {
                                 continue;
@@ -94,7 +94,10 @@ pub async fn run(node: &Node, marker: &str, rate: f64, subscribers: usize, secs:
                             }
                             last_id = r.id;
                             acc.received += 1;
-                            let sent = r.time.as_ref().map_or(now, taillight::time::to_micros);
+                            let sent = r
+                                .time
+                                .as_ref()
+                                .map_or(now, taillight::model::time::to_micros);
                             acc.latencies_us
                                 .push((now - sent).clamp(0, u32::MAX as i64) as u32);
                         }

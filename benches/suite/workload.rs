@@ -152,5 +152,5 @@ pub fn envelope(e: &LogEntry) -> LogRecord {
 
 /// Now, as a protobuf timestamp.
 pub fn now() -> prost_types::Timestamp {
-    taillight::time::from_micros(taillight::time::now_micros())
+    taillight::model::time::from_micros(taillight::model::time::now_micros())
 }

@@ -8,38 +8,11 @@ use serde::Serialize;
 use tonic::Code;
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::intake::IntakeError;
+pub use crate::model::FieldViolation;
+use crate::model::violation::describe;
 use crate::queue::QueueError;
 use crate::storage::StoreError;
-
-/// A rule one field of the request broke.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldViolation {
-    /// Path of the field in the request, e.g. `entries[3].tags[0]`.
-    pub field: String,
-    /// What is wrong, with the limit where one applies.
-    pub description: String,
-}
-
-impl FieldViolation {
-    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        FieldViolation {
-            field: field.into(),
-            description: description.into(),
-        }
-    }
-
-    /// The same violation, seen from an enclosing message.
-    pub fn within(mut self, prefix: &str) -> Self {
-        self.field = if self.field.is_empty() {
-            prefix.to_string()
-        } else if self.field.starts_with('[') {
-            format!("{prefix}{}", self.field)
-        } else {
-            format!("{prefix}.{}", self.field)
-        };
-        self
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -59,11 +32,13 @@ pub enum ApiError {
     ShuttingDown,
 }
 
-fn describe(v: &[FieldViolation]) -> String {
-    v.iter()
-        .map(|v| format!("{}: {}", v.field, v.description))
-        .collect::<Vec<_>>()
-        .join("; ")
+impl From<IntakeError> for ApiError {
+    fn from(e: IntakeError) -> Self {
+        match e {
+            IntakeError::ShuttingDown => ApiError::ShuttingDown,
+            IntakeError::Queue(q) => ApiError::Queue(q),
+        }
+    }
 }
 
 impl ApiError {

@@ -17,12 +17,13 @@ use futures::{Stream, StreamExt};
 use serde_json::json;
 
 use super::error::ApiError;
-use super::json::{EntryIn, RecordOut, level_from_json, parse_entries, time_from_json};
-use super::{AppState, query};
+use super::tail::{self, TailParams};
+use super::{ApiState, query};
+use crate::model::json::{EntryIn, RecordOut, level_from_json, parse_entries, time_from_json};
+use crate::model::time;
 use crate::proto::{self, LogFilter, QueryLogsRequest, TailRequest, tail_response};
-use crate::time;
 
-pub fn router(state: Arc<AppState>) -> axum::Router {
+pub fn router(state: Arc<ApiState>) -> axum::Router {
     axum::Router::new()
         .route("/v1/logs", post(push_logs).get(get_logs))
         .route("/v1/services", get(services))
@@ -35,10 +36,10 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
 /// 400 listing each one (`entries[I].FIELD`) with how many were accepted;
 /// the valid ones are stored all the same.
 async fn push_logs(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ApiState>>,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let parsed = parse_entries::<EntryIn>(&body)?;
+    let parsed = parse_entries::<EntryIn>(&body).map_err(ApiError::from_violation)?;
     let mut violations = Vec::new();
     let mut entries = Vec::new();
     let mut positions = Vec::new();
@@ -51,10 +52,10 @@ async fn push_logs(
             Err(v) => violations.push((i, v)),
         }
     }
-    let prepared = state.prepare(entries, false);
+    let prepared = state.intake.prepare(entries, false);
     violations.extend(prepared.invalid.into_iter().map(|(i, v)| (positions[i], v)));
     let accepted = prepared.entries.len() as u64;
-    state.push(prepared.entries).await?;
+    state.intake.push(prepared.entries).await?;
     if violations.is_empty() {
         return Ok(Json(json!({ "accepted": accepted })));
     }
@@ -180,7 +181,7 @@ fn query_request(p: &Params) -> Result<QueryLogsRequest, ApiError> {
 }
 
 async fn get_logs(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ApiState>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let req = query_request(&Params::parse(raw))?;
@@ -193,16 +194,17 @@ async fn get_logs(
     Ok(Json(body).into_response())
 }
 
-async fn services(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn services(State(state): State<Arc<ApiState>>) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(json!({ "services": state.services().await? })))
 }
 
 async fn tags(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ApiState>>,
     Path(service): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     state
-        .limits
+        .intake
+        .limits()
         .check_service(&service)
         .map_err(ApiError::from_violation)?;
     Ok(Json(json!({ "tags": state.tags(service).await? })))
@@ -212,7 +214,7 @@ async fn tags(
 /// record id as the event id, so a reconnecting EventSource resumes by itself
 /// through `Last-Event-ID`.
 async fn tail(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -230,11 +232,9 @@ async fn tail(
             nanos: 0,
         }),
     };
-    let params = query::tail_params(&state, req)?;
-    let stream = state
-        .hub
-        .tail(params, state.shutdown.clone())
-        .flat_map(|item| futures::stream::iter(sse_events(item)));
+    let params = TailParams::from_request(req, state.heartbeat)?;
+    let stream =
+        tail::stream(&state, params).flat_map(|item| futures::stream::iter(sse_events(item)));
     Ok(Sse::new(stream))
 }
 

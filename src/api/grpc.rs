@@ -9,7 +9,8 @@ use futures::{FutureExt, Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::error::ApiError;
-use super::{AppState, query};
+use super::tail::{self, TailParams};
+use super::{ApiState, query};
 use crate::proto::log_service_server::LogService;
 use crate::proto::{
     ListServicesRequest, ListServicesResponse, ListTagsRequest, ListTagsResponse, PushLogRequest,
@@ -23,7 +24,7 @@ use crate::queue::{Durable, QueueError};
 const MAX_IN_FLIGHT: usize = 16;
 
 pub struct LogApi {
-    pub state: Arc<AppState>,
+    pub state: Arc<ApiState>,
 }
 
 type TailStream = Pin<Box<dyn Stream<Item = Result<TailResponse, Status>> + Send>>;
@@ -38,7 +39,7 @@ impl LogService for LogApi {
             .into_inner()
             .entry
             .ok_or_else(|| ApiError::invalid("entry", "is required"))?;
-        let p = self.state.prepare(vec![entry], true);
+        let p = self.state.intake.prepare(vec![entry], true);
         if let Some((_, v)) = p.invalid.into_iter().next() {
             return Err(ApiError::Invalid {
                 violations: vec![v.within("entry")],
@@ -46,7 +47,11 @@ impl LogService for LogApi {
             }
             .into());
         }
-        self.state.push(p.entries).await?;
+        self.state
+            .intake
+            .push(p.entries)
+            .await
+            .map_err(ApiError::from)?;
         Ok(Response::new(PushLogResponse {}))
     }
 
@@ -68,14 +73,14 @@ impl LogService for LogApi {
                 }
             };
             let n = msg.entries.len() as u64;
-            let p = self.state.prepare(msg.entries, true);
+            let p = self.state.intake.prepare(msg.entries, true);
             if !p.entries.is_empty() {
                 let count = p.entries.len() as u64;
-                match self.state.submit(p.entries).await {
+                match self.state.intake.submit(p.entries).await {
                     Ok(durable) => pending.push(count, durable),
                     Err(e) => {
                         pending.settle_all().await?;
-                        return Err(e.into());
+                        return Err(ApiError::from(e).into());
                     }
                 }
             }
@@ -99,11 +104,8 @@ impl LogService for LogApi {
     type TailStream = TailStream;
 
     async fn tail(&self, req: Request<TailRequest>) -> Result<Response<Self::TailStream>, Status> {
-        let params = query::tail_params(&self.state, req.into_inner())?;
-        let stream = self
-            .state
-            .hub
-            .tail(params, self.state.shutdown.clone())
+        let params = TailParams::from_request(req.into_inner(), self.state.heartbeat)?;
+        let stream = tail::stream(&self.state, params)
             .map(|r| r.map_err(|e| Status::from(ApiError::from(e))));
         Ok(Response::new(Box::pin(stream)))
     }
@@ -131,7 +133,8 @@ impl LogService for LogApi {
     ) -> Result<Response<ListTagsResponse>, Status> {
         let service = req.into_inner().service;
         self.state
-            .limits
+            .intake
+            .limits()
             .check_service(&service)
             .map_err(ApiError::from_violation)?;
         let tags = self.state.tags(service).await?;

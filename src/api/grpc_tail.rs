@@ -31,9 +31,9 @@ use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint};
 use tonic::Status;
 
-use super::AppState;
+use super::ApiState;
 use super::error::ApiError;
-use super::query;
+use super::tail::{self, TailParams};
 use crate::proto::{TailRequest, TailResponse, tail_response::Event};
 
 /// The method's path, as the generated service routes it.
@@ -47,13 +47,13 @@ const RECORDS_FIELD: u32 = 1;
 type Messages = Pin<Box<dyn Stream<Item = Result<TailResponse, Status>> + Send>>;
 
 /// Serves `Tail` on `PATH`.
-pub fn router(state: Arc<AppState>) -> axum::Router {
+pub fn router(state: Arc<ApiState>) -> axum::Router {
     axum::Router::new()
         .route(PATH, axum::routing::post(tail))
         .with_state(state)
 }
 
-async fn tail(State(state): State<Arc<AppState>>, req: Request) -> Response {
+async fn tail(State(state): State<Arc<ApiState>>, req: Request) -> Response {
     match start(&state, req).await {
         Ok(messages) => {
             let mut res = Response::new(Body::new(TailBody::new(messages)));
@@ -66,10 +66,10 @@ async fn tail(State(state): State<Arc<AppState>>, req: Request) -> Response {
 }
 
 /// Reads and checks the request; the stream of response messages.
-async fn start(state: &Arc<AppState>, req: Request) -> Result<Messages, Status> {
+async fn start(state: &Arc<ApiState>, req: Request) -> Result<Messages, Status> {
     // The limit of every other request (tonic's decoding limit), plus the
     // message's header.
-    let max = state.limits.max_request_bytes;
+    let max = state.intake.limits().max_request_bytes;
     let body = Limited::new(req.into_body(), max.saturating_add(5))
         .collect()
         .await
@@ -83,11 +83,9 @@ async fn start(state: &Arc<AppState>, req: Request) -> Result<Messages, Status> 
         .to_bytes();
     let req = TailRequest::decode(one_message(body)?)
         .map_err(|e| Status::internal(format!("decoding the Tail request: {e}")))?;
-    let params = query::tail_params(state, req)?;
-    let messages = state
-        .hub
-        .tail(params, state.shutdown.clone())
-        .map(|r| r.map_err(|e| Status::from(ApiError::from(e))));
+    let params = TailParams::from_request(req, state.heartbeat)?;
+    let messages =
+        tail::stream(state, params).map(|r| r.map_err(|e| Status::from(ApiError::from(e))));
     Ok(Box::pin(messages))
 }
 

@@ -1,117 +1,55 @@
-//! The public API: gRPC ([`grpc`]), the HTTP/JSON gateway ([`gateway`]) and
-//! the seed-era endpoints ([`seed`]), all over one shared [`AppState`], so
-//! every protocol validates, queues and queries the same way.
+//! The public API: gRPC ([`grpc`], with [`grpc_tail`]), the HTTP/JSON
+//! gateway ([`gateway`]) and the seed-era endpoints ([`seed`]), all over one
+//! shared [`ApiState`]: entries go in through the [`Intake`], history comes
+//! from the store, live records from following it ([`tail`]). This is the
+//! only layer that speaks `tonic::Status` and HTTP statuses ([`error`]).
 
 pub mod error;
 pub mod gateway;
 pub mod grpc;
 pub mod grpc_tail;
-pub mod json;
 pub mod ops;
 pub mod query;
 pub mod seed;
-pub mod validate;
+pub mod tail;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::Catalog;
-use crate::metrics::Metrics;
-use crate::pipeline::tail::TailHub;
-use crate::proto::LogEntry;
-use crate::queue::{Durable, Producer, QueueError, QueuedEntry};
+use crate::intake::Intake;
+use crate::model::time::parse_duration;
+use crate::pipeline::hub::Hub;
 use crate::storage::Store;
-use crate::time;
-use error::{ApiError, FieldViolation};
-use validate::Limits;
+use error::ApiError;
+
+/// The API's own flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiArgs {
+    /// Heartbeat interval of quiet tail streams (e.g. `15s`).
+    #[arg(long, env = "TAILLIGHT_HEARTBEAT", default_value = "15s", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+}
 
 /// Everything a request handler needs.
-pub struct AppState {
-    /// Where accepted entries go.
-    pub producer: Arc<dyn Producer>,
-    /// History queries and tail backfill.
+pub struct ApiState {
+    /// Where pushed entries go.
+    pub intake: Intake,
+    /// History queries.
     pub store: Arc<dyn Store>,
-    /// Live records for tail streams.
-    pub hub: Arc<TailHub>,
-    pub metrics: Arc<Metrics>,
-    pub limits: Limits,
-    /// Default heartbeat interval of tail streams.
-    pub heartbeat: Duration,
-    /// Longest a push waits to become durable before DEADLINE_EXCEEDED.
-    pub push_timeout: Duration,
+    /// Live records, for tail streams.
+    pub hub: Arc<Hub>,
     /// The service/tag sets beside the store (Redis), when configured.
     pub catalog: Option<Arc<dyn Catalog>>,
-    /// Cleared when shutdown begins, before connections drain (`/readyz`).
-    pub ready: Arc<AtomicBool>,
-    /// Ends tail streams when the server shuts down.
-    pub shutdown: CancellationToken,
+    /// Default heartbeat interval of tail streams.
+    pub heartbeat: Duration,
+    /// Ends tail streams when the ways in stop.
+    pub stop: CancellationToken,
 }
 
-/// The outcome of validating a batch.
-pub struct Prepared {
-    /// Valid entries, in order.
-    pub entries: Vec<QueuedEntry>,
-    /// Index (within the batch) and violation of every invalid entry.
-    pub invalid: Vec<(usize, FieldViolation)>,
-}
-
-impl AppState {
-    /// Validates entries and stamps their receipt time. With `stop_at_first`,
-    /// entries after the first invalid one are left out (stream semantics).
-    pub fn prepare(&self, entries: Vec<LogEntry>, stop_at_first: bool) -> Prepared {
-        let received_us = time::now_micros();
-        let mut out = Prepared {
-            entries: Vec::with_capacity(entries.len()),
-            invalid: Vec::new(),
-        };
-        for (i, mut entry) in entries.into_iter().enumerate() {
-            match self.limits.check_entry(&mut entry, received_us) {
-                Ok(()) => out.entries.push(QueuedEntry {
-                    entry,
-                    received_us,
-                    source: None,
-                }),
-                Err(v) => {
-                    self.metrics.invalid_entries.fetch_add(1, Relaxed);
-                    out.invalid.push((i, v));
-                    if stop_at_first {
-                        break;
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// Queues entries; the returned future resolves when they are durable,
-    /// or fails after `push_timeout`.
-    pub async fn submit(&self, entries: Vec<QueuedEntry>) -> Result<Durable, ApiError> {
-        if self.shutdown.is_cancelled() {
-            return Err(ApiError::ShuttingDown);
-        }
-        let n = entries.len() as u64;
-        let timeout = self.push_timeout;
-        let metrics = self.metrics.clone();
-        let durable = tokio::time::timeout(timeout, self.producer.submit(entries))
-            .await
-            .map_err(|_| QueueError::Timeout(timeout))??;
-        Ok(Box::pin(async move {
-            let r = tokio::time::timeout(timeout, durable)
-                .await
-                .map_err(|_| QueueError::Timeout(timeout))
-                .and_then(|r| r);
-            match &r {
-                Ok(()) => metrics.entries_accepted.fetch_add(n, Relaxed),
-                Err(_) => metrics.queue_errors.fetch_add(1, Relaxed),
-            };
-            r
-        }))
-    }
-
+impl ApiState {
     /// Every service: from the catalogue when it is complete, otherwise from
     /// the store (refilling the catalogue in the background).
     pub async fn services(&self) -> Result<Vec<String>, ApiError> {
@@ -125,7 +63,7 @@ impl AppState {
         Ok(self.store.services().await?)
     }
 
-    /// A service's tags, like [`AppState::services`].
+    /// A service's tags, like [`ApiState::services`].
     pub async fn tags(&self, service: String) -> Result<Vec<String>, ApiError> {
         if let Some(cat) = &self.catalog {
             match cat.tags(&service).await {
@@ -153,13 +91,5 @@ impl AppState {
                 tracing::warn!(error = %e, "refilling the catalogue failed");
             }
         });
-    }
-
-    /// Queues entries and waits until they are durable.
-    pub async fn push(&self, entries: Vec<QueuedEntry>) -> Result<(), ApiError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        Ok(self.submit(entries).await?.await?)
     }
 }

@@ -10,14 +10,12 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::metrics::Metrics;
-use crate::queue::Producer;
+use crate::metrics::{CONTENT_TYPE, Registry};
 
 #[derive(Clone)]
 pub struct OpsState {
-    pub metrics: Arc<Metrics>,
-    /// Sampled for the queue depth; writers have none.
-    pub producer: Option<Arc<dyn Producer>>,
+    /// Every component's metrics.
+    pub registry: Registry,
     /// Cleared when shutdown begins.
     pub ready: Arc<AtomicBool>,
 }
@@ -31,10 +29,9 @@ pub fn router(state: OpsState) -> axum::Router {
 }
 
 async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
-    let depth = state.producer.as_ref().map_or(0, |p| p.depth());
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(depth),
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        state.registry.render(),
     )
 }
 

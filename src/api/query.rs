@@ -1,23 +1,17 @@
 //! QueryLogs and Tail requests, checked and turned into store queries. The
 //! HTTP gateway builds the same proto requests, so both speak through here.
 
-use std::time::Duration;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::AppState;
+use super::ApiState;
 use super::error::ApiError;
-use crate::pipeline::filter::Filter;
-use crate::pipeline::tail::TailParams;
-use crate::proto::{self, Level, QueryLogsRequest, QueryLogsResponse, TailRequest};
+use crate::model::{Filter, time};
+use crate::proto::{self, Level, QueryLogsRequest, QueryLogsResponse};
 use crate::storage::{Order, Query};
-use crate::time;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 pub const MAX_PAGE_SIZE: u32 = 1000;
-/// Most records a tail may ask to start with.
-pub const MAX_TAIL_LAST: u32 = 10_000;
 const MAX_FILTER_VALUES: usize = 100;
 const MAX_TEXT_LEN: usize = 1024;
 
@@ -90,7 +84,7 @@ fn decode_token(token: &str, order: Order) -> Result<u64, ApiError> {
 }
 
 pub async fn query_logs(
-    state: &AppState,
+    state: &ApiState,
     req: QueryLogsRequest,
 ) -> Result<QueryLogsResponse, ApiError> {
     let order = match proto::Order::try_from(req.order) {
@@ -160,29 +154,6 @@ pub async fn query_logs(
         records: result.records,
         next_page_token,
         total_count: result.total,
-    })
-}
-
-pub fn tail_params(state: &AppState, req: TailRequest) -> Result<TailParams, ApiError> {
-    if req.last > MAX_TAIL_LAST {
-        return Err(ApiError::invalid(
-            "last",
-            format!("{} exceeds the limit of {MAX_TAIL_LAST}", req.last),
-        ));
-    }
-    let heartbeat = match req.heartbeat_interval {
-        None => state.heartbeat,
-        Some(d) => {
-            let d = Duration::try_from(d)
-                .map_err(|_| ApiError::invalid("heartbeat_interval", "must be positive"))?;
-            d.clamp(Duration::from_secs(1), Duration::from_secs(300))
-        }
-    };
-    Ok(TailParams {
-        filter: filter(req.filter)?,
-        after_id: req.after_id,
-        last: req.last,
-        heartbeat,
     })
 }
 

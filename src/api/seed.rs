@@ -12,15 +12,15 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, FieldViolation};
 use super::gateway::Params;
-use super::json::{level_from_json, time_from_json};
-use super::{AppState, query};
+use super::{ApiState, query};
+use crate::model::json::{level_from_json, time_from_json};
+use crate::model::{level, time};
 use crate::proto::{LogEntry, LogFilter, QueryLogsRequest};
-use crate::{level, time};
 
 /// The seed viewer's page size.
 pub const SEED_PAGE_SIZE: u32 = 50;
 
-pub fn router(state: Arc<AppState>) -> axum::Router {
+pub fn router(state: Arc<ApiState>) -> axum::Router {
     axum::Router::new()
         .route("/log/set", post(set))
         .route("/log/get/{service_name}", get(get_logs))
@@ -54,7 +54,7 @@ fn seed_field(mut v: FieldViolation) -> FieldViolation {
     v
 }
 
-async fn set(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn set(State(state): State<Arc<ApiState>>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let seed: SeedEntry =
         serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body))
             .map_err(|e| {
@@ -80,11 +80,11 @@ async fn set(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Json<Val
             .transpose()
             .map_err(ApiError::from_violation)?,
     };
-    let p = state.prepare(vec![entry], true);
+    let p = state.intake.prepare(vec![entry], true);
     if let Some((_, v)) = p.invalid.into_iter().next() {
         return Err(ApiError::from_violation(seed_field(v)));
     }
-    state.push(p.entries).await?;
+    state.intake.push(p.entries).await?;
     Ok(Json(json!({ "message": "Log saved successfully" })))
 }
 
@@ -102,7 +102,7 @@ struct SeedLog<'a> {
 /// Newest first, `page` (1-based) of the service's entries, optionally only
 /// those carrying one of `tags` (comma-separated) or of `levels`.
 async fn get_logs(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ApiState>>,
     Path(service_name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {

@@ -7,7 +7,7 @@ use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use super::{Bus, BusError, BusEvent, RecordBatch};
+use super::contract::{Bus, BusError, BusEvent, RecordBatch};
 
 pub struct MemoryBus {
     /// Lagging receivers lose the oldest batches and see a `Gap` instead.

@@ -2,67 +2,44 @@
 //! hub. It may lose messages (a lagging receiver, a Redis outage); it says so
 //! with [`BusEvent::Gap`] and the tails repair the hole from the store, which
 //! is why only committed records, with their ids, are ever published.
+//! [`RedisArgs::open`] picks Redis or the in-process bus.
 
+mod contract;
 pub mod memory;
 pub mod redis;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use futures::stream::BoxStream;
+pub use contract::{Bus, BusError, BusEvent, Catalog, RecordBatch};
+use memory::MemoryBus;
+pub use redis::RedisArgs;
 
-use crate::proto::LogRecord;
+/// Batches the in-process bus keeps for a lagging receiver.
+const MEMORY_CAPACITY: usize = 1024;
 
-#[derive(Debug, thiserror::Error)]
-pub enum BusError {
-    #[error("the bus is unavailable: {0}")]
-    Unavailable(String),
+/// The bus of this process, and the catalogue when it has one.
+pub struct BusParts {
+    pub bus: Arc<dyn Bus>,
+    pub catalog: Option<Arc<dyn Catalog>>,
 }
 
-impl From<BusError> for tonic::Status {
-    fn from(e: BusError) -> Self {
-        tonic::Status::unavailable(e.to_string())
+impl RedisArgs {
+    /// Redis when a URL is given, otherwise the in-process bus (one node,
+    /// no catalogue: the store answers listings).
+    pub async fn open(&self) -> Result<BusParts, BusError> {
+        Ok(match &self.redis_url {
+            Some(url) => {
+                let redis =
+                    Arc::new(redis::connect(url, &self.redis_channel, &self.redis_prefix).await?);
+                BusParts {
+                    bus: redis.clone(),
+                    catalog: Some(redis),
+                }
+            }
+            None => BusParts {
+                bus: Arc::new(MemoryBus::new(MEMORY_CAPACITY)),
+                catalog: None,
+            },
+        })
     }
-}
-
-/// Records of one committed batch, in id order, shared by every receiver.
-pub type RecordBatch = Arc<Vec<LogRecord>>;
-
-#[derive(Debug, Clone)]
-pub enum BusEvent {
-    Records(RecordBatch),
-    /// Some published batches were not received; what follows may not be
-    /// contiguous with what came before.
-    Gap,
-    /// The feed is down; no records arrive until [`BusEvent::Up`].
-    Down(String),
-    /// The feed is back (a `Gap` is implied).
-    Up,
-}
-
-/// The service and tag sets kept beside the store (in Redis, as the seed
-/// kept them) so listing them never touches the database. The store stays
-/// the source of truth: a catalogue that is empty, was flushed, or cannot be
-/// reached answers `None`, and callers ask the store and `fill` it again.
-#[async_trait]
-pub trait Catalog: Send + Sync + 'static {
-    /// Adds the services and tags of committed records.
-    async fn remember(&self, records: &[LogRecord]) -> Result<(), BusError>;
-
-    /// Adds the store's full sets and marks the catalogue complete.
-    async fn fill(&self, sets: Vec<(String, Vec<String>)>) -> Result<(), BusError>;
-
-    /// Every service, sorted; `None` unless the catalogue is complete.
-    async fn services(&self) -> Result<Option<Vec<String>>, BusError>;
-
-    /// A service's tags, sorted; `None` unless the catalogue is complete.
-    async fn tags(&self, service: &str) -> Result<Option<Vec<String>>, BusError>;
-}
-
-#[async_trait]
-pub trait Bus: Send + Sync + 'static {
-    async fn publish(&self, records: RecordBatch) -> Result<(), BusError>;
-
-    /// One subscription; a node takes exactly one and fans it out itself.
-    fn subscribe(&self) -> BoxStream<'static, BusEvent>;
 }

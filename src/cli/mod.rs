@@ -11,10 +11,22 @@ use std::io::IsTerminal;
 use clap::Args;
 use tonic::transport::Channel;
 
-use crate::config::ClientArgs;
+use crate::model::json::RecordOut;
+use crate::model::{level, time};
 use crate::proto::log_service_client::LogServiceClient;
 use crate::proto::{LogFilter, LogRecord};
-use crate::{level, time};
+
+/// Client flags shared by push, tail, query and services.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The taillight server.
+    #[arg(
+        long,
+        env = "TAILLIGHT_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub server: String,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -29,15 +41,6 @@ pub enum CliError {
     Usage(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
-}
-
-impl From<CliError> for tonic::Status {
-    fn from(e: CliError) -> Self {
-        match e {
-            CliError::Rpc(s) => s,
-            other => tonic::Status::unavailable(other.to_string()),
-        }
-    }
 }
 
 pub async fn connect(args: &ClientArgs) -> Result<LogServiceClient<Channel>, CliError> {
@@ -103,8 +106,7 @@ impl Printer {
 
     pub fn line(&self, r: &LogRecord) -> String {
         if self.json {
-            return serde_json::to_string(&crate::api::json::RecordOut::from(r))
-                .unwrap_or_default();
+            return serde_json::to_string(&RecordOut::from(r)).unwrap_or_default();
         }
         let ts = r
             .time

@@ -8,8 +8,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::ClientArgs;
 use super::{CliError, connect, parse_level};
-use crate::config::ClientArgs;
 use crate::proto::{LogEntry, PushLogsRequest};
 
 #[derive(Debug, Args)]
@@ -50,7 +50,9 @@ pub async fn run(args: PushArgs) -> Result<(), CliError> {
         message,
         tags: args.tag.clone(),
         attributes: attributes.clone(),
-        time: Some(crate::time::from_micros(crate::time::now_micros())),
+        time: Some(crate::model::time::from_micros(
+            crate::model::time::now_micros(),
+        )),
     };
     let (tx, rx) = mpsc::channel::<PushLogsRequest>(8);
     let batch = args.batch.max(1);

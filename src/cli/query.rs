@@ -2,10 +2,11 @@
 
 use clap::Args;
 
+use super::ClientArgs;
 use super::{CliError, FilterArgs, Printer, connect};
-use crate::config::{ClientArgs, parse_duration};
+use crate::model::time;
+use crate::model::time::parse_duration;
 use crate::proto::{Order, QueryLogsRequest};
-use crate::time;
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {

@@ -2,8 +2,8 @@
 
 use clap::Args;
 
+use super::ClientArgs;
 use super::{CliError, connect};
-use crate::config::ClientArgs;
 use crate::proto::{ListServicesRequest, ListTagsRequest};
 
 #[derive(Debug, Args)]

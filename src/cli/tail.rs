@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::ClientArgs;
 use super::{CliError, FilterArgs, Printer, connect};
-use crate::config::ClientArgs;
 use crate::proto::{TailRequest, stream_status::State, tail_response::Event};
 
 #[derive(Debug, Args)]

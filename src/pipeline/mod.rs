@@ -1,8 +1,9 @@
 //! The pipeline between queue, store and bus: the batching [`writer`], the
-//! [`tail`] fan-out, the [`filter`] both share with history queries, and
+//! [`hub`] that fans the bus out in process, [`follow`], the one way to
+//! follow the store that every live reader and sink uses, and
 //! [`retention`].
 
-pub mod filter;
+pub mod follow;
+pub mod hub;
 pub mod retention;
-pub mod tail;
 pub mod writer;

@@ -9,8 +9,16 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::model::time::{self, parse_duration};
 use crate::storage::Store;
-use crate::time;
+
+/// Retention's flag.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RetentionArgs {
+    /// Delete entries older than this (e.g. `30d`); keep everything when unset.
+    #[arg(long, env = "TAILLIGHT_RETENTION", value_parser = parse_duration)]
+    pub retention: Option<Duration>,
+}
 
 /// Records deleted per transaction.
 const BATCH: u32 = 1000;

@@ -8,7 +8,8 @@ use futures::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{Batch, Consumer, Durable, Producer, QueueError, QueuedEntry};
+use super::contract::{Batch, Consumer, Durable, Producer, QueueError};
+use crate::model::QueuedEntry;
 
 /// Entries of one `submit` call, acknowledged together.
 pub struct Submission {
@@ -19,21 +20,22 @@ pub struct Submission {
     _permit: OwnedSemaphorePermit,
 }
 
-/// Creates a queue holding at most `capacity` entries not yet stored.
-pub fn channel(capacity: usize) -> (MemoryProducer, MemoryConsumer) {
+/// Creates a queue holding at most `capacity` entries not yet stored. Once
+/// `closed` is cancelled it takes no more, and the consumer ends when it has
+/// handed out what it holds.
+pub fn channel(capacity: usize, closed: CancellationToken) -> (MemoryProducer, MemoryConsumer) {
     let (tx, rx) = mpsc::unbounded_channel();
     let permits = Arc::new(Semaphore::new(capacity));
-    let closed = CancellationToken::new();
     (
         MemoryProducer {
             tx,
-            permits,
+            permits: permits.clone(),
             capacity,
-            closed: closed.clone(),
         },
         MemoryConsumer {
             rx,
             next: None,
+            permits,
             closed,
         },
     )
@@ -47,16 +49,6 @@ pub struct MemoryProducer {
     permits: Arc<Semaphore>,
     /// The semaphore's size, to report depth and clamp oversized submissions.
     capacity: usize,
-    /// Tells the consumer to finish once what is queued is drained.
-    closed: CancellationToken,
-}
-
-impl MemoryProducer {
-    /// Stops accepting submissions; the consumer drains what is queued.
-    pub fn close(&self) {
-        self.permits.close();
-        self.closed.cancel();
-    }
 }
 
 #[async_trait]
@@ -91,7 +83,10 @@ pub struct MemoryConsumer {
     /// A submission received but left for the next batch because it would
     /// have made this one too large.
     next: Option<Submission>,
-    /// Set by [`MemoryProducer::close`].
+    /// The producer's permits, closed with the queue so that submissions
+    /// waiting for room fail instead of waiting for a consumer that is gone.
+    permits: Arc<Semaphore>,
+    /// Cancelled when the queue is to drain and end.
     closed: CancellationToken,
 }
 
@@ -108,10 +103,13 @@ impl Consumer for MemoryConsumer {
                     Some(s) => s,
                     None => return Ok(None),
                 },
-                _ = self.closed.cancelled() => match self.rx.try_recv() {
-                    Ok(s) => s,
-                    Err(_) => return Ok(None),
-                },
+                _ = self.closed.cancelled() => {
+                    self.permits.close();
+                    match self.rx.try_recv() {
+                        Ok(s) => s,
+                        Err(_) => return Ok(None),
+                    }
+                }
             },
         };
         let mut batch = Batch {

@@ -1,95 +1,90 @@
-//! The queue between ingestion and the writer.
+//! The queue between the ways in and the writer.
 //!
-//! The API hands validated entries to a [`Producer`]; the writer pulls batches
-//! from a [`Consumer`], stores them, and only then commits the batch. What
-//! "durable" means for an acknowledged push differs by backend and is the
-//! producer's to decide: the in-process queue acknowledges after the store
-//! commit, Kafka after the broker acknowledged.
+//! The intake hands validated entries to a [`Producer`]; the writer pulls
+//! batches from a [`Consumer`], stores them, and only then commits the batch.
+//! What "durable" means for an acknowledged push differs by backend and is
+//! the producer's to decide: the in-process queue acknowledges after the
+//! store commit, Kafka after the broker acknowledged.
 
+mod contract;
+mod erased;
 pub mod kafka;
 pub mod memory;
-mod stall;
 
-use async_trait::async_trait;
-use futures::future::BoxFuture;
+use std::sync::Arc;
 
-use crate::proto::LogEntry;
+use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    #[error("the queue is shutting down")]
-    Closed,
-    #[error("the store could not commit the batch: {0}")]
-    StoreFailed(String),
-    #[error("the queue is unavailable: {0}")]
-    Unavailable(String),
-    #[error("timed out waiting for the queue after {0:?}")]
-    Timeout(std::time::Duration),
+use crate::metrics::Registry;
+pub use contract::{Batch, Consumer, Durable, Producer, QueueError};
+pub use erased::{AnyConsumer, AnyToken};
+use kafka::{KafkaArgs, KafkaConsumer, KafkaProducer};
+
+/// The queue's flags: Kafka's, and the in-process queue's used without it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct QueueArgs {
+    /// Entries accepted but not yet stored, beyond which pushes wait
+    /// (embedded mode). Four full write batches keep the writer busy; more
+    /// only holds memory (100k took the server to 120 MB under load).
+    #[arg(long, env = "TAILLIGHT_QUEUE_CAPACITY", default_value_t = 20_000)]
+    pub queue_capacity: usize,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 }
 
-impl From<QueueError> for tonic::Status {
-    fn from(e: QueueError) -> Self {
-        match e {
-            QueueError::Timeout(_) => tonic::Status::deadline_exceeded(e.to_string()),
-            _ => tonic::Status::unavailable(e.to_string()),
-        }
+/// Which ends of the queue this process holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ends {
+    pub produce: bool,
+    pub consume: bool,
+}
+
+/// The ends of the queue this process uses.
+pub struct Queue {
+    /// Where the intake hands entries; `None` on a writer-only node.
+    pub producer: Option<Arc<dyn Producer>>,
+    /// What the writer reads; `None` on an ingest-only node.
+    pub consumer: Option<AnyConsumer>,
+}
+
+impl QueueArgs {
+    /// Whether entries travel through Kafka (and so may be split over nodes).
+    pub fn is_kafka(&self) -> bool {
+        self.kafka.kafka_brokers.is_some()
     }
-}
 
-/// A validated entry on its way to the store.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueuedEntry {
-    /// The entry as validated; `time` and `level` are always set.
-    pub entry: LogEntry,
-    /// When the server received it, in microseconds since the epoch.
-    pub received_us: i64,
-    /// Where the entry sits in a durable log (Kafka partition and offset), so
-    /// a redelivery can be recognised and stored once: with `received_us`,
-    /// since a new topic numbers its offsets from 0 again. `None` in memory.
-    pub source: Option<SourcePosition>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SourcePosition {
-    pub partition: i32,
-    pub offset: i64,
-}
-
-/// Resolves once the submitted entries are durable.
-pub type Durable = BoxFuture<'static, Result<(), QueueError>>;
-
-#[async_trait]
-pub trait Producer: Send + Sync + 'static {
-    /// Queues entries, waiting while the queue is full (backpressure). The
-    /// returned future resolves once every entry is durable, so callers can
-    /// submit again before the previous submission is acknowledged.
-    async fn submit(&self, entries: Vec<QueuedEntry>) -> Result<Durable, QueueError>;
-
-    /// Entries queued but not yet durable, for metrics.
-    fn depth(&self) -> u64;
-}
-
-/// One batch pulled by the writer and the means to commit it afterwards.
-pub struct Batch<T> {
-    pub entries: Vec<QueuedEntry>,
-    pub token: T,
-}
-
-#[async_trait]
-pub trait Consumer: Send + 'static {
-    type Token: Send + 'static;
-
-    /// Waits for the next batch of at most about `max` entries. `None` once
-    /// the queue is closed and drained.
-    async fn next_batch(&mut self, max: usize) -> Result<Option<Batch<Self::Token>>, QueueError>;
-
-    /// Adds to `batch`, up to about `max` entries, what has already arrived,
-    /// without waiting: a batch read early takes in what came meanwhile.
-    fn top_up(&mut self, batch: &mut Batch<Self::Token>, max: usize);
-
-    /// The batch is stored: acknowledge it so it is never delivered again.
-    async fn commit(&mut self, token: Self::Token) -> Result<(), QueueError>;
-
-    /// The batch could not be stored.
-    async fn abort(&mut self, token: Self::Token, error: String);
+    /// Opens the queue's `ends`: Kafka when brokers are given, otherwise the
+    /// in-process queue (which needs both ends in this process). Producers
+    /// fail a push the broker has not acknowledged within `push_timeout`;
+    /// the consumer ends once `stop` is cancelled (the in-process one after
+    /// draining what it holds).
+    pub async fn open(
+        &self,
+        ends: Ends,
+        push_timeout: std::time::Duration,
+        registry: &Registry,
+        stop: CancellationToken,
+    ) -> Result<Queue, QueueError> {
+        if !self.is_kafka() {
+            let (producer, consumer) = memory::channel(self.queue_capacity.max(1), stop);
+            return Ok(Queue {
+                producer: Some(Arc::new(producer)),
+                consumer: Some(erased::erase(consumer)),
+            });
+        }
+        kafka::ensure_topic(&self.kafka).await?;
+        let producer: Option<Arc<dyn Producer>> = match ends.produce {
+            true => Some(Arc::new(KafkaProducer::new(&self.kafka, push_timeout)?)),
+            false => None,
+        };
+        let consumer = match ends.consume {
+            true => {
+                let c = KafkaConsumer::new(&self.kafka, stop.clone())?;
+                c.watch_topic(registry, stop);
+                Some(erased::erase(c))
+            }
+            false => None,
+        };
+        Ok(Queue { producer, consumer })
+    }
 }

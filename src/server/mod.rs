@@ -1,4 +1,4 @@
-//! Runs one taillight process: its backends ([`assemble`]) behind every
+//! Runs one taillight process: its parts ([`assemble`]) behind every
 //! protocol on one listener ([`routes`]), until the caller's shutdown token.
 
 mod assemble;
@@ -13,16 +13,17 @@ use std::sync::atomic::Ordering::Relaxed;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::AppState;
 use crate::api::grpc::LogApi;
+use crate::api::ops::OpsState;
 use crate::bus::BusError;
-use crate::config::{Role, ServeArgs};
-use crate::metrics::Metrics;
-use crate::pipeline::tail::TailHub;
+use crate::config::ServeArgs;
+use crate::metrics::Registry;
 use crate::proto::log_service_server::LogServiceServer;
 use crate::queue::QueueError;
+use crate::shutdown::{Part, Shutdown};
+use crate::sinks::SinkError;
+use crate::sources::SourceError;
 use crate::storage::StoreError;
-use assemble::Node;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -32,6 +33,10 @@ pub enum ServerError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Bus(#[from] BusError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
     #[error("configuration: {0}")]
     Config(String),
     #[error("server: {0}")]
@@ -40,57 +45,33 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
-impl From<ServerError> for tonic::Status {
-    fn from(e: ServerError) -> Self {
-        tonic::Status::internal(e.to_string())
-    }
-}
-
-/// Serves until `shutdown` fires, then flips readiness and gRPC health to
-/// not-serving, stops accepting, lets open requests finish (bounded by the
-/// shutdown timeout), and lets the writer store what was accepted.
+/// Serves until `shutdown` fires; then flips readiness and gRPC health to
+/// not-serving and stops the parts in order (see [`Shutdown`]): open
+/// requests and sources finish, the writer stores what was accepted, the
+/// sinks and the fan-out end.
 pub async fn run(
     listener: TcpListener,
     cfg: ServeArgs,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
-    let metrics = Arc::new(Metrics::default());
-    let mut node = Node::start(&cfg, metrics.clone()).await?;
+    let stop = Shutdown::new(&shutdown);
+    let registry = Registry::default();
+    let node = assemble::start(&cfg, &stop, &registry).await?;
     let ready = Arc::new(AtomicBool::new(true));
-
-    // The hub outlives the listener: it stops only after the drain.
-    let hub_stop = CancellationToken::new();
+    let ops = OpsState {
+        registry,
+        ready: ready.clone(),
+    };
     let (health, health_service) = tonic_health::server::health_reporter();
-    let (app, hub_task) = match (&node.producer, cfg.role) {
-        (Some(producer), Role::All | Role::Ingest) => {
-            let (hub, hub_task) = TailHub::start(
-                node.bus.subscribe(),
-                node.store.clone(),
-                metrics.clone(),
-                cfg.tail_buffer,
-                hub_stop.clone(),
-            );
-            let state = Arc::new(AppState {
-                producer: producer.clone(),
-                store: node.store.clone(),
-                hub,
-                metrics: metrics.clone(),
-                limits: cfg.limits.clone(),
-                heartbeat: cfg.heartbeat,
-                push_timeout: cfg.push_timeout,
-                catalog: node.catalog.clone(),
-                ready: ready.clone(),
-                shutdown: shutdown.clone(),
-            });
+    let app = match &node.api {
+        Some(state) => {
             health.set_serving::<LogServiceServer<LogApi>>().await;
-            (routes::api(state, &cfg, health_service)?, Some(hub_task))
+            routes::api(state.clone(), &cfg, health_service, ops)?
         }
-        _ => (routes::ops_only(&metrics, None, &ready), None),
+        None => routes::ops_only(ops),
     };
 
     tracing::info!(addr = %listener.local_addr()?, role = ?cfg.role, "serving");
-    let stop = shutdown.clone();
-    let drain_ready = ready.clone();
     // Without TCP_NODELAY a response written in several pieces (headers,
     // body, gRPC trailers) waits for the peer's delayed ACK: ~40 ms added
     // to small queries and tail messages (found by the benchmark).
@@ -99,37 +80,31 @@ pub async fn run(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    let mut server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                stop.cancelled().await;
-                // Load balancers see not-ready before connections start closing.
-                drain_ready.store(false, Relaxed);
-                health.set_not_serving::<LogServiceServer<LogApi>>().await;
-                health
-                    .set_service_status("", tonic_health::ServingStatus::NotServing)
-                    .await;
-            })
-            .into_future(),
-    );
-    let served = tokio::select! {
-        r = &mut server => r,
-        _ = async { shutdown.cancelled().await; tokio::time::sleep(cfg.shutdown_timeout).await } => {
-            tracing::warn!("open requests did not finish within the shutdown timeout; closing them");
-            server.abort();
-            Ok(Ok(()))
-        }
+    let closing = stop.token(Part::Intake);
+    let serve = axum::serve(listener, app)
+        .with_graceful_shutdown(closing.cancelled_owned())
+        .into_future();
+    let mut served = stop.spawn(Part::Intake, serve);
+    let early = tokio::select! {
+        _ = stop.requested() => None,
+        r = &mut served => Some(r),
     };
-    node.drain().await;
-    hub_stop.cancel();
-    // Release the store before returning, so a restart can open it at once.
-    if let Some(t) = hub_task {
-        let _ = t.await;
-    }
+    // Load balancers see not-ready before connections start closing.
+    ready.store(false, Relaxed);
+    health.set_not_serving::<LogServiceServer<LogApi>>().await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    stop.stop(cfg.shutdown_timeout).await;
+    let served = match early {
+        Some(r) => r,
+        None => served.await,
+    };
+    // Released before returning, so a restart can open the store at once.
     drop(node);
     match served {
-        Ok(r) => r.map_err(ServerError::Io),
-        Err(e) if e.is_cancelled() => Ok(()),
+        Ok(Some(r)) => r.map_err(ServerError::Io),
+        Ok(None) => Ok(()),
         Err(e) => Err(ServerError::Config(format!("server task failed: {e}"))),
     }
 }

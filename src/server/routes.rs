@@ -2,7 +2,6 @@
 //! reflection), the HTTP/JSON gateway, the seed endpoints and operations.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use axum::extract::DefaultBodyLimit;
 use http::HeaderValue;
@@ -12,34 +11,25 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use super::ServerError;
 use crate::api::grpc::LogApi;
 use crate::api::ops::{self, OpsState};
-use crate::api::{AppState, gateway, grpc_tail, seed};
+use crate::api::{ApiState, gateway, grpc_tail, seed};
 use crate::config::ServeArgs;
-use crate::metrics::Metrics;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::log_service_server::LogServiceServer;
-use crate::queue::Producer;
 use tonic_health::pb::health_server::{Health, HealthServer};
 
 /// Metrics and health only: what a writer serves.
-pub fn ops_only(
-    metrics: &Arc<Metrics>,
-    producer: Option<Arc<dyn Producer>>,
-    ready: &Arc<AtomicBool>,
-) -> axum::Router {
-    ops::router(OpsState {
-        metrics: metrics.clone(),
-        producer,
-        ready: ready.clone(),
-    })
+pub fn ops_only(ops: OpsState) -> axum::Router {
+    ops::router(ops)
 }
 
 /// The whole API.
 pub fn api(
-    state: Arc<AppState>,
+    state: Arc<ApiState>,
     cfg: &ServeArgs,
     health: HealthServer<impl Health>,
+    ops: OpsState,
 ) -> Result<axum::Router, ServerError> {
-    let max = cfg.limits.max_request_bytes;
+    let max = cfg.intake.limits.max_request_bytes;
     let logs = LogServiceServer::new(LogApi {
         state: state.clone(),
     })
@@ -62,11 +52,10 @@ pub fn api(
         .merge(grpc_tail::router(state.clone()))
         .layer(tonic_web::GrpcWebLayer::new());
 
-    let ops = ops_only(&state.metrics, Some(state.producer.clone()), &state.ready);
     let mut app = grpc
         .merge(gateway::router(state.clone()))
         .merge(seed::router(state))
-        .merge(ops)
+        .merge(ops_only(ops))
         .merge(crate::viewer::router())
         .layer(DefaultBodyLimit::max(max))
         // A bug in a handler answers 500 instead of dropping the connection.

@@ -1,16 +1,16 @@
 //! Turning records into rows and back, and history queries into SQL, shared
 //! by every SQL backend so they agree with each other and with the tail
-//! [`Filter`](crate::pipeline::filter::Filter).
+//! [`Filter`](crate::model::Filter).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use diesel::{Insertable, Queryable, Selectable};
 
+use super::contract::{QueryResult, StoreError};
 use super::schema::logs;
-use super::{QueryResult, StoreError};
+use crate::model::QueuedEntry;
+use crate::model::time;
 use crate::proto::LogRecord;
-use crate::queue::QueuedEntry;
-use crate::time;
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = logs)]
@@ -152,7 +152,7 @@ pub fn query_result(rows: Vec<LogRow>, total: Option<i64>) -> Result<QueryResult
 macro_rules! history_queries {
     ($backend:ty) => {
         fn filtered(
-            q: &$crate::storage::Query,
+            q: &$crate::storage::contract::Query,
         ) -> $crate::storage::schema::logs::BoxedQuery<'_, $backend> {
             use diesel::prelude::*;
             use $crate::storage::schema::logs;
@@ -214,10 +214,10 @@ macro_rules! history_queries {
         }
 
         fn page(
-            q: &$crate::storage::Query,
+            q: &$crate::storage::contract::Query,
         ) -> $crate::storage::schema::logs::BoxedQuery<'_, $backend> {
             use diesel::prelude::*;
-            use $crate::storage::Order;
+            use $crate::storage::contract::Order;
             use $crate::storage::schema::logs;
             let mut b = filtered(q);
             b = match (q.order, q.cursor) {

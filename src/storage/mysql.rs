@@ -12,6 +12,9 @@
 
 mod bulk;
 mod chain;
+mod chunks;
+mod connect;
+mod delivery;
 mod infile;
 mod known;
 mod url;
@@ -22,38 +25,29 @@ use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use diesel::ConnectionResult;
 use diesel::prelude::*;
 use diesel::result::ConnectionError;
-use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
-use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
-use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::codec::{LogRow, history_queries, query_result, stored_record, tag_keys};
+use super::contract::{Query, QueryResult, Store, StoreError};
 use super::schema::mysql::write_contention;
 use super::schema::{log_tags, logs, service_tags, services};
-use super::{Query, QueryResult, Store, StoreError};
+use crate::model::QueuedEntry;
 use crate::proto::LogRecord;
-use crate::queue::QueuedEntry;
 use bulk::Bulk;
+pub use bulk::BulkMode;
 use chain::{Chain, Stage, Turn};
+use chunks::KEYS_PER_STATEMENT;
+use connect::{CONNECT_TIMEOUT, choose_bulk, create_database, establish, migrate};
 use infile::Infiles;
 use known::Known;
 use url::DbUrl;
 use write::{Ids, Rollback, write_batch};
-
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
-
-/// How long connecting, or waiting for a pooled connection, may take: a dead
-/// or unreachable server must be an error, not a hang.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Most ids or offsets in one `IN (...)` list.
-const KEYS_PER_STATEMENT: usize = 10_000;
 
 /// Batches a writer keeps in the database at once. MariaDB took about 1.5
 /// times the rows per second on two connections as on one, here; a third
@@ -93,17 +87,21 @@ pub struct MysqlStore {
     known: Known,
 }
 
-/// How the writer sends a batch's rows to the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum BulkMode {
-    /// `load-data` when the server's `local_infile` is on, else `insert`.
-    #[default]
-    Auto,
-    /// `LOAD DATA LOCAL INFILE` from memory: about 1.5 times the rows per
-    /// second of INSERTs. Opening fails if the server does not allow it.
-    LoadData,
-    /// Multi-row INSERT statements.
-    Insert,
+/// The MariaDB store's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MysqlArgs {
+    /// MariaDB/MySQL URL (`mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE`);
+    /// the database is created if missing. Without it: SQLite in --data-dir.
+    #[arg(long, env = "TAILLIGHT_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Connections in the database pool.
+    #[arg(long, env = "TAILLIGHT_DATABASE_POOL", default_value_t = 8)]
+    pub database_pool: u32,
+    /// How the writer sends rows to MariaDB: `load-data` (LOAD DATA LOCAL
+    /// INFILE from memory, fastest; needs the server's `local_infile`),
+    /// `insert` (multi-row INSERTs), or `auto` (load-data when allowed).
+    #[arg(long, env = "TAILLIGHT_DATABASE_BULK", value_enum, default_value_t = BulkMode::Auto)]
+    pub database_bulk: BulkMode,
 }
 
 impl MysqlStore {
@@ -221,7 +219,7 @@ impl MysqlStore {
     /// seen writing lately, by this process or (through `write_contention`)
     /// by another.
     async fn may_guess(&self) -> bool {
-        let now = crate::time::now_micros();
+        let now = crate::model::time::now_micros();
         // Spelled out: diesel's `RunQueryDsl::load` shadows the method.
         if AtomicI64::load(&self.contended_until_us, Relaxed) > now {
             return false;
@@ -253,7 +251,7 @@ impl MysqlStore {
     /// Records that another writer process writes at the same time; with
     /// `tell_others`, in the database too.
     async fn contended(&self, tell_others: bool) {
-        let until = crate::time::now_micros() + CONTENTION_QUIET.as_micros() as i64;
+        let until = crate::model::time::now_micros() + CONTENTION_QUIET.as_micros() as i64;
         self.contended_until_us.fetch_max(until, Relaxed);
         if !tell_others {
             return;
@@ -278,115 +276,6 @@ impl MysqlStore {
             .await
             .map_err(|e| StoreError::Connection(format!("{}: {e}", self.shown_url)))
     }
-}
-
-/// Connects with [`CONNECT_TIMEOUT`] (a host that drops packets would
-/// otherwise keep a TCP connect waiting for minutes) and with `files` as the
-/// connection's only source of LOAD DATA LOCAL data.
-async fn establish(url: &str, files: &Arc<Infiles>) -> ConnectionResult<AsyncMysqlConnection> {
-    let bad = |e: mysql_async::Error| ConnectionError::BadConnection(e.to_string());
-    let opts = mysql_async::Opts::from_url(url)
-        .map_err(|e| ConnectionError::InvalidConnectionUrl(e.to_string()))?;
-    // As diesel-async's own `establish`: it caches statements itself, and
-    // counts matched rather than changed rows.
-    let opts = mysql_async::OptsBuilder::from_opts(opts)
-        .stmt_cache_size(0)
-        .client_found_rows(true)
-        .local_infile_handler(Some(files.handler()));
-    let connect = async {
-        let conn = mysql_async::Conn::new(opts).await.map_err(bad)?;
-        AsyncMysqlConnection::try_from(conn).await
-    };
-    tokio::time::timeout(CONNECT_TIMEOUT, connect)
-        .await
-        .unwrap_or_else(|_| {
-            Err(ConnectionError::BadConnection(format!(
-                "no connection within {CONNECT_TIMEOUT:?}"
-            )))
-        })
-}
-
-/// Settles `mode` against the server's `local_infile` setting.
-async fn choose_bulk(
-    conn: &mut AsyncMysqlConnection,
-    mode: BulkMode,
-    files: Arc<Infiles>,
-) -> Result<Bulk, StoreError> {
-    if mode == BulkMode::Insert {
-        return Ok(Bulk::Insert);
-    }
-    let allowed: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-        "@@GLOBAL.local_infile + 0",
-    ))
-    .get_result(conn)
-    .await?;
-    match (allowed != 0, mode) {
-        (true, _) => Ok(Bulk::LoadData(files)),
-        (false, BulkMode::Auto) => {
-            tracing::info!("the server's local_infile is off: batches are sent as INSERTs");
-            Ok(Bulk::Insert)
-        }
-        (false, _) => Err(StoreError::Connection(
-            "--database-bulk load-data needs the server's local_infile on".into(),
-        )),
-    }
-}
-
-/// Creates `name` unless it exists. Checks first, because an account
-/// limited to its own database may not run CREATE DATABASE at all, not even
-/// with IF NOT EXISTS.
-async fn create_database(server: &mut AsyncMysqlConnection, name: &str) -> Result<(), StoreError> {
-    use diesel::sql_types::{BigInt, Text};
-    let exists: i64 = diesel::select(
-        diesel::dsl::sql::<BigInt>(
-            "(SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ",
-        )
-        .bind::<Text, _>(name)
-        .sql(")"),
-    )
-    .get_result(server)
-    .await?;
-    if exists == 0 {
-        // `name` is restricted to characters that are safe within backticks.
-        server
-            .batch_execute(&format!(
-                "CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"
-            ))
-            .await?;
-    }
-    Ok(())
-}
-
-/// Applies pending migrations, one process at a time: MariaDB's DDL is not
-/// transactional, so two writers starting together would otherwise both try
-/// to create the tables.
-async fn migrate(mut conn: AsyncMysqlConnection) -> Result<(), StoreError> {
-    let locked: Option<i32> = diesel::select(diesel::dsl::sql::<
-        diesel::sql_types::Nullable<diesel::sql_types::Integer>,
-    >(
-        // Per database, so that databases sharing a server do not wait on
-        // each other; names are limited to 64 characters.
-        "GET_LOCK(LEFT(CONCAT('taillight_migrations.', DATABASE()), 64), 60)",
-    ))
-    .get_result(&mut conn)
-    .await?;
-    if locked != Some(1) {
-        return Err(StoreError::Migration(
-            "another process held the migration lock for 60 s".into(),
-        ));
-    }
-    // The harness drives the async connection with `block_on`, which must not
-    // run on a runtime worker.
-    let mut sync_conn = AsyncConnectionWrapper::<AsyncMysqlConnection>::from(conn);
-    tokio::task::spawn_blocking(move || {
-        sync_conn
-            .run_pending_migrations(MIGRATIONS)
-            .map(|_| ())
-            .map_err(|e| StoreError::Migration(e.to_string()))
-        // Dropping the connection releases the lock.
-    })
-    .await
-    .map_err(|e| StoreError::Migration(format!("migration task failed: {e}")))?
 }
 
 /// Whether the server rolled the transaction back to break a deadlock.

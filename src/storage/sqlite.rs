@@ -7,7 +7,6 @@
 //! behind a write batch.
 
 use std::fs::File;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -18,10 +17,10 @@ use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::codec::{BatchRows, LogRow, history_queries, query_result, stored_record, tag_keys};
+use super::contract::{Query, QueryResult, Store, StoreError};
 use super::schema::{log_tags, logs, service_tags, services};
-use super::{Query, QueryResult, Store, StoreError};
+use crate::model::QueuedEntry;
 use crate::proto::LogRecord;
-use crate::queue::QueuedEntry;
 
 pub mod bulk;
 
@@ -46,6 +45,23 @@ struct WriterConn {
     next_id: i64,
 }
 
+/// The embedded store's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SqliteArgs {
+    /// Directory of the embedded SQLite store.
+    #[arg(long, env = "TAILLIGHT_DATA_DIR", default_value = "./data")]
+    pub data_dir: std::path::PathBuf,
+    /// SQLite durability: `full` fsyncs each batch commit (survives power
+    /// loss), `normal` survives a process crash only.
+    #[arg(
+        long,
+        env = "TAILLIGHT_SQLITE_SYNCHRONOUS",
+        value_enum,
+        default_value = "full"
+    )]
+    pub sqlite_synchronous: Synchronous,
+}
+
 /// How hard SQLite works to keep a commit through a power loss. `Full`
 /// (the default) fsyncs every commit; `Normal` survives a process crash but
 /// may lose the last commits on power loss.
@@ -66,9 +82,11 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ReaderSetup 
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) `dir/taillight.db` and applies migrations.
-    /// Blocking: call it from `spawn_blocking` or before the runtime is busy.
-    pub fn open(dir: &Path, synchronous: Synchronous) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) `taillight.db` in the data directory and
+    /// applies migrations. Blocking: call it from `spawn_blocking` or before
+    /// the runtime is busy.
+    pub fn open(args: &SqliteArgs) -> Result<Self, StoreError> {
+        let (dir, synchronous) = (args.data_dir.as_path(), args.sqlite_synchronous);
         std::fs::create_dir_all(dir)?;
         let lock = File::create(dir.join("LOCK"))?;
         lock.try_lock().map_err(|_| {

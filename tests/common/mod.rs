@@ -216,7 +216,7 @@ pub fn config_on(kafka: Option<String>) -> (ServeArgs, std::sync::Arc<Scratch>) 
     let mut cfg = ServeArgs::with_data_dir(dir.path());
     // Tests should not wait on fsync; durability across a process crash
     // does not need it (the kill -9 tests use the default).
-    cfg.sqlite_synchronous = taillight::storage::sqlite::Synchronous::Normal;
+    cfg.store.sqlite.sqlite_synchronous = taillight::storage::sqlite::Synchronous::Normal;
     let mut scratch = Scratch {
         dir,
         database: None,
@@ -225,16 +225,16 @@ pub fn config_on(kafka: Option<String>) -> (ServeArgs, std::sync::Arc<Scratch>) 
     if let Some(kafka) = kafka {
         let (mysql, redis) = (mysql_url(), redis_url());
         let name = unique_name("tl");
-        cfg.kafka.kafka_brokers = Some(kafka);
-        cfg.kafka.kafka_topic = format!("{name}.logs");
-        cfg.kafka.kafka_group = format!("{name}.writers");
-        cfg.kafka.kafka_partitions = 3;
-        cfg.kafka.kafka_session_timeout = Duration::from_secs(3);
-        cfg.database_url = Some(format!("{mysql}/{name}"));
-        cfg.database_pool = 4;
-        cfg.redis_url = Some(redis.clone());
-        cfg.redis_channel = format!("{name}.records");
-        cfg.redis_prefix = format!("{name}:");
+        cfg.queue.kafka.kafka_brokers = Some(kafka);
+        cfg.queue.kafka.kafka_topic = format!("{name}.logs");
+        cfg.queue.kafka.kafka_group = format!("{name}.writers");
+        cfg.queue.kafka.kafka_partitions = 3;
+        cfg.queue.kafka.kafka_session_timeout = Duration::from_secs(3);
+        cfg.store.mysql.database_url = Some(format!("{mysql}/{name}"));
+        cfg.store.mysql.database_pool = 4;
+        cfg.bus.redis_url = Some(redis.clone());
+        cfg.bus.redis_channel = format!("{name}.records");
+        cfg.bus.redis_prefix = format!("{name}:");
         scratch.database = Some((mysql, name.clone()));
         scratch.redis_keys = Some((redis, format!("{name}:")));
     }

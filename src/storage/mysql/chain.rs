@@ -13,8 +13,8 @@ use std::sync::Mutex;
 
 use tokio::sync::watch;
 
-use super::write::Delivery;
-use crate::queue::QueuedEntry;
+use super::delivery::Delivery;
+use crate::model::QueuedEntry;
 
 /// Where a batch stands, as the batch after it sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

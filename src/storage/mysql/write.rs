@@ -6,23 +6,17 @@ use std::collections::{BTreeMap, HashSet};
 use diesel::prelude::*;
 use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
 
-use super::KEYS_PER_STATEMENT;
 use super::bulk::{Bulk, LOG_TAGS, LOGS, log_fields, tag_fields};
 use super::chain::{Outcome, Stage, Turn};
+use super::chunks::{KEYS_PER_STATEMENT, size_chunks};
+use super::delivery::Delivery;
 use super::known::{Known, Unlisted};
-use crate::queue::{QueuedEntry, SourcePosition};
-use crate::storage::StoreError;
-use crate::storage::StoreError::EarlierBatchFailed;
+use crate::model::{QueuedEntry, SourcePosition};
 use crate::storage::codec::BatchRows;
+use crate::storage::contract::StoreError;
+use crate::storage::contract::StoreError::EarlierBatchFailed;
 use crate::storage::schema::mysql::{id_sequence, sourced_logs};
 use crate::storage::schema::{service_tags, services};
-
-/// Most rows per INSERT.
-const ROWS_PER_INSERT: usize = 1000;
-
-/// Most text bytes per INSERT: written in hex, twice that, well under the
-/// server's default 16 MiB `max_allowed_packet`.
-const BYTES_PER_INSERT: usize = 3 << 20;
 
 /// How a batch gets its ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,26 +153,6 @@ async fn lock_next_id(c: &mut AsyncMysqlConnection) -> Result<i64, diesel::resul
         .await
 }
 
-/// What tells a redelivery from another entry at the same source position.
-/// A redelivery is the same Kafka message, so it carries the same receipt
-/// time. A new topic (the topic setting changed, or a broker that lost its
-/// data created it again) starts its offsets at 0 again, and its entries at
-/// positions already stored were received at other times.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) struct Delivery {
-    position: SourcePosition,
-    received_us: i64,
-}
-
-impl Delivery {
-    pub fn of(q: &QueuedEntry) -> Option<Self> {
-        q.source.map(|position| Delivery {
-            position,
-            received_us: q.received_us,
-        })
-    }
-}
-
 /// Removes entries already stored or `claimed` by an earlier open batch, and
 /// all but the first of the same delivery within the batch (see
 /// [`Delivery`]). A redelivery stored by another process after this
@@ -263,51 +237,4 @@ async fn highest_offsets(
         .into_iter()
         .filter_map(|h| Some((i32::try_from(h.partition).ok()?, h.offset)))
         .collect())
-}
-
-/// Splits `items` into runs of at most [`ROWS_PER_INSERT`] items and about
-/// [`BYTES_PER_INSERT`] bytes (a single larger item gets a run of its own),
-/// so no statement exceeds the placeholder or packet limit.
-pub(super) fn size_chunks<T>(items: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
-    let mut chunks = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, item) in items.iter().enumerate() {
-        let n = size(item);
-        if i > start && (i - start == ROWS_PER_INSERT || bytes + n > BYTES_PER_INSERT) {
-            chunks.push(&items[start..i]);
-            (start, bytes) = (i, 0);
-        }
-        bytes += n;
-    }
-    if start < items.len() {
-        chunks.push(&items[start..]);
-    }
-    chunks
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_respect_rows_and_bytes() {
-        let small = vec![1usize; 2500];
-        let lens: Vec<_> = size_chunks(&small, |n| *n)
-            .iter()
-            .map(|c| c.len())
-            .collect();
-        assert_eq!(lens, [1000, 1000, 500]);
-
-        let big = [
-            BYTES_PER_INSERT / 2,
-            BYTES_PER_INSERT / 2,
-            1,
-            BYTES_PER_INSERT * 2,
-            1,
-        ];
-        let lens: Vec<_> = size_chunks(&big, |n| *n).iter().map(|c| c.len()).collect();
-        assert_eq!(lens, [2, 1, 1, 1]);
-
-        assert!(size_chunks(&[] as &[usize], |n| *n).is_empty());
-    }
 }

@@ -15,8 +15,8 @@ use std::ptr::{self, NonNull};
 
 use libsqlite3_sys as ffi;
 
-use crate::storage::StoreError;
 use crate::storage::codec::BatchRows;
+use crate::storage::contract::StoreError;
 
 const INSERT_LOG: &CStr = c"INSERT INTO logs \
     (id, service, level, message, tags, attributes, time_us, received_us) \
@@ -270,10 +270,10 @@ mod tests {
     use diesel::prelude::*;
 
     use super::*;
+    use crate::model::QueuedEntry;
     use crate::proto::LogEntry;
-    use crate::queue::QueuedEntry;
     use crate::storage::schema::{log_tags, logs};
-    use crate::storage::sqlite::{SqliteStore, Synchronous};
+    use crate::storage::sqlite::{SqliteArgs, SqliteStore, Synchronous};
 
     fn entries(n: usize) -> Vec<QueuedEntry> {
         (0..n)
@@ -303,7 +303,11 @@ mod tests {
     #[test]
     fn a_failed_row_rolls_the_whole_batch_back() {
         let dir = tempfile::tempdir().expect("temp dir");
-        drop(SqliteStore::open(dir.path(), Synchronous::Normal).expect("schema"));
+        let args = SqliteArgs {
+            data_dir: dir.path().into(),
+            sqlite_synchronous: Synchronous::Normal,
+        };
+        drop(SqliteStore::open(&args).expect("schema"));
         let path = dir.path().join("taillight.db");
         let mut w = BulkWriter::open(&path, "PRAGMA busy_timeout = 5000;").expect("open");
         let es = entries(3);

@@ -1,6 +1,9 @@
 //! Conversions between protobuf timestamps, the microseconds we store, and
-//! RFC 3339 text. Storage keeps microseconds since the Unix epoch (UTC), the
-//! precision MariaDB's DATETIME(6) also holds.
+//! RFC 3339 text; and the durations every flag is written in. Storage keeps
+//! microseconds since the Unix epoch (UTC), the precision MariaDB's
+//! DATETIME(6) also holds.
+
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use prost_types::Timestamp;
@@ -46,6 +49,31 @@ pub fn parse(text: &str) -> Option<i64> {
     secs.is_finite().then_some((secs * 1e6) as i64)
 }
 
+/// Parses `250ms`, `15s`, `2m`, `1h`, `1d` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 15s, 500ms or 2m"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        u => {
+            return Err(format!(
+                "unknown unit {u:?} in {text:?}; use ms, s, m, h or d"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +86,13 @@ mod tests {
         assert_eq!(parse("2024-03-24T13:01:00"), Some(1_711_285_260_000_000));
         assert_eq!(parse("1711285260.5"), Some(1_711_285_260_500_000));
         assert_eq!(parse("yesterday"), None);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("soon").is_err());
     }
 }

@@ -10,7 +10,6 @@
 //! [`BusError::Unavailable`] rather than each waiting for a timeout.
 
 mod feed;
-mod link;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -21,14 +20,33 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use prost::Message;
 
-use self::link::Link;
-use super::{Bus, BusError, BusEvent, Catalog, RecordBatch};
+use super::contract::{Bus, BusError, BusEvent, Catalog, RecordBatch};
+use crate::net::redis::Link;
 use crate::proto::{EncodedBatch, LogRecord, Records};
 
 /// Largest message published (unless one record is larger), so a huge batch
 /// neither fills a subscriber's output buffer in Redis at once (it drops the
 /// subscriber at 32 MiB by default) nor holds up the connection for long.
 const MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// The Redis bus's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RedisArgs {
+    /// Redis URL (`redis://HOST[:PORT]`) for the live feed between nodes and
+    /// the service/tag catalogue. Without it: in-process (one node).
+    #[arg(long, env = "TAILLIGHT_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Redis pub/sub channel of committed records.
+    #[arg(
+        long,
+        env = "TAILLIGHT_REDIS_CHANNEL",
+        default_value = "taillight.logs"
+    )]
+    pub redis_channel: String,
+    /// Prefix of taillight's Redis keys.
+    #[arg(long, env = "TAILLIGHT_REDIS_PREFIX", default_value = "taillight:")]
+    pub redis_prefix: String,
+}
 
 /// The Redis bus and catalogue of one node.
 pub struct RedisBus {

@@ -1,9 +1,8 @@
 //! Entry validation. Every limit has a flag; a violation names the field and
 //! the limit so the sender can fix it without reading our code.
 
-use crate::api::error::FieldViolation;
+use crate::model::{FieldViolation, time};
 use crate::proto::{Level, LogEntry};
-use crate::time;
 
 /// Limits on what one entry and one request may carry.
 #[derive(Debug, Clone, clap::Args)]

@@ -10,17 +10,20 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
 
 use crate::bus::{Bus, Catalog};
-use crate::metrics::{Metrics, Point, Stage};
 use crate::proto::LogRecord;
-use crate::queue::{Batch, Consumer, QueueError};
+use crate::queue::{AnyConsumer, AnyToken, Batch, QueueError};
 use crate::storage::{Store, StoreError};
+pub use metrics::WriterMetrics;
+use metrics::{Point, Stage, received_us};
+
+mod metrics;
+mod publish;
 
 /// Pause after a failed batch, so a broken database is not hammered.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
@@ -28,13 +31,38 @@ const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Stored batches waiting for the publisher before the writer waits too.
 const PUBLISH_BACKLOG: usize = 8;
 
-pub struct Writer<C: Consumer> {
-    pub consumer: C,
+/// The writer's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WriterArgs {
+    /// Most entries the writer commits in one transaction. By default 5,000
+    /// with SQLite, whose fsync per commit is worth spreading over many
+    /// entries, and 2,500 with Kafka and MariaDB, where smaller batches hold
+    /// less memory and reach live tails sooner at the same throughput (see
+    /// BENCHMARKS.md).
+    #[arg(long, env = "TAILLIGHT_BATCH_MAX")]
+    pub batch_max: Option<usize>,
+    /// Fault injection for the exactly-once test: abort the process after the
+    /// Nth stored batch, before its queue offsets are committed.
+    #[arg(long, env = "TAILLIGHT_FAULT_ABORT_AFTER_STORE", hide = true)]
+    pub fault_abort_after_store: Option<u64>,
+}
+
+impl WriterArgs {
+    /// Most entries per write transaction, given or the default for a queue
+    /// that is Kafka (`kafka`) or in process.
+    pub fn batch_max(&self, kafka: bool) -> usize {
+        let default = if kafka { 2_500 } else { 5_000 };
+        self.batch_max.unwrap_or(default).max(1)
+    }
+}
+
+pub struct Writer {
+    pub consumer: AnyConsumer,
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn Bus>,
     /// Told the services and tags of each committed batch, when configured.
     pub catalog: Option<Arc<dyn Catalog>>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: WriterMetrics,
     /// Most entries per transaction: larger batches amortise the commit, but
     /// delay the acknowledgement of everything in them.
     pub max_batch: usize,
@@ -44,24 +72,24 @@ pub struct Writer<C: Consumer> {
 }
 
 /// A batch in the store.
-struct InFlight<T> {
-    token: T,
+struct InFlight {
+    token: AnyToken,
     entries: u64,
     storing: JoinHandle<Result<Vec<LogRecord>, StoreError>>,
 }
 
 /// What the writer waited for.
-enum Event<T> {
+enum Event {
     Stored(Result<Vec<LogRecord>, StoreError>),
-    Read(Result<Option<Batch<T>>, QueueError>),
+    Read(Result<Option<Batch<AnyToken>>, QueueError>),
 }
 
-impl<C: Consumer> Writer<C> {
+impl Writer {
     /// Runs until the queue is closed and drained, and everything stored
     /// has been published.
     pub async fn run(mut self) {
         let (to_publisher, backlog) = mpsc::channel(PUBLISH_BACKLOG);
-        let publisher = tokio::spawn(publish(
+        let publisher = tokio::spawn(publish::run(
             backlog,
             self.bus.clone(),
             self.catalog.clone(),
@@ -70,9 +98,9 @@ impl<C: Consumer> Writer<C> {
         let depth = self.store.pipeline_depth().max(1);
         let mut stored_batches = 0u64;
         // Batches in the store, oldest first: they commit in this order.
-        let mut in_flight: VecDeque<InFlight<C::Token>> = VecDeque::new();
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         // The batch read while the store had no room for it.
-        let mut ahead: Option<Batch<C::Token>> = None;
+        let mut ahead: Option<Batch<AnyToken>> = None;
         let mut closed = false;
         loop {
             let t = Instant::now();
@@ -131,12 +159,10 @@ impl<C: Consumer> Writer<C> {
                                 // recognised by its source position and not
                                 // stored twice.
                                 tracing::warn!(error = %e, "queue commit failed");
-                                self.metrics.queue_errors.fetch_add(1, Relaxed);
+                                self.metrics.queue_errors.inc();
                             }
                             self.metrics.time(Stage::Commit, t);
-                            self.metrics
-                                .entries_stored
-                                .fetch_add(records.len() as u64, Relaxed);
+                            self.metrics.stored.inc_by(records.len() as u64);
                             self.metrics.observe_batch(done.entries);
                             self.metrics
                                 .observe_delays(Point::Stored, records.iter().map(received_us));
@@ -161,7 +187,7 @@ impl<C: Consumer> Writer<C> {
     }
 
     /// Hands a batch to the store, behind the batches already there.
-    fn start(&self, batch: Batch<C::Token>) -> InFlight<C::Token> {
+    fn start(&self, batch: Batch<AnyToken>) -> InFlight {
         self.metrics
             .observe_delays(Point::Read, batch.entries.iter().map(|q| q.received_us));
         InFlight {
@@ -175,8 +201,8 @@ impl<C: Consumer> Writer<C> {
     /// Takes in the result of a queue read.
     async fn read(
         &mut self,
-        next: Result<Option<Batch<C::Token>>, QueueError>,
-        ahead: &mut Option<Batch<C::Token>>,
+        next: Result<Option<Batch<AnyToken>>, QueueError>,
+        ahead: &mut Option<Batch<AnyToken>>,
         closed: &mut bool,
     ) {
         match next {
@@ -184,7 +210,7 @@ impl<C: Consumer> Writer<C> {
             Ok(None) => *closed = true,
             Err(e) => {
                 tracing::warn!(error = %e, "queue read failed");
-                self.metrics.queue_errors.fetch_add(1, Relaxed);
+                self.metrics.queue_errors.inc();
                 tokio::time::sleep(RETRY_PAUSE).await;
             }
         }
@@ -196,13 +222,13 @@ impl<C: Consumer> Writer<C> {
     /// nothing is stored out of order.
     async fn failed(
         &mut self,
-        batch: InFlight<C::Token>,
+        batch: InFlight,
         e: StoreError,
-        in_flight: &mut VecDeque<InFlight<C::Token>>,
-        ahead: &mut Option<Batch<C::Token>>,
+        in_flight: &mut VecDeque<InFlight>,
+        ahead: &mut Option<Batch<AnyToken>>,
     ) {
         tracing::error!(error = %e, entries = batch.entries, "storing a batch failed");
-        self.metrics.store_errors.fetch_add(1, Relaxed);
+        self.metrics.store_errors.inc();
         if let Some(next) = ahead.take() {
             self.consumer.abort(next.token, e.to_string()).await;
         }
@@ -226,37 +252,4 @@ fn joined(
     r: Result<Result<Vec<LogRecord>, StoreError>, JoinError>,
 ) -> Result<Vec<LogRecord>, StoreError> {
     r.unwrap_or_else(|e| Err(StoreError::Refused(format!("the store task failed: {e}"))))
-}
-
-/// When the receiving node stamped a stored record.
-fn received_us(r: &LogRecord) -> i64 {
-    r.received_time.as_ref().map_or(0, crate::time::to_micros)
-}
-
-/// Publishes stored batches in commit order and updates the catalogue.
-async fn publish(
-    mut backlog: mpsc::Receiver<Vec<LogRecord>>,
-    bus: Arc<dyn Bus>,
-    catalog: Option<Arc<dyn Catalog>>,
-    metrics: Arc<Metrics>,
-) {
-    while let Some(records) = backlog.recv().await {
-        let t = Instant::now();
-        if let Some(cat) = &catalog
-            && let Err(e) = cat.remember(&records).await
-        {
-            // The store stays the source of truth for listings.
-            tracing::debug!(error = %e, "catalogue update failed");
-        }
-        let records = Arc::new(records);
-        match bus.publish(records.clone()).await {
-            Ok(()) => metrics.observe_delays(Point::Published, records.iter().map(received_us)),
-            Err(e) => {
-                // Tails repair the hole from the store.
-                tracing::warn!(error = %e, "publish failed");
-                metrics.bus_errors.fetch_add(1, Relaxed);
-            }
-        }
-        metrics.time(Stage::Publish, t);
-    }
 }

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::error::{ApiError, FieldViolation};
+use super::violation::FieldViolation;
+use super::{level, time};
 use crate::proto::{LogEntry, LogRecord};
-use crate::{level, time};
 
 /// An entry as clients send it.
 #[derive(Debug, Deserialize)]
@@ -91,15 +91,21 @@ impl EntryIn {
 
 /// Splits a request body into entries: one JSON object, an array of them,
 /// or newline-delimited objects. Each element is parsed on its own, so one
-/// malformed entry does not hide the others.
+/// malformed entry does not hide the others; a body that is not JSON at all
+/// is one violation of `body`.
 pub fn parse_entries<T: serde::de::DeserializeOwned>(
     body: &[u8],
-) -> Result<Vec<Result<T, FieldViolation>>, ApiError> {
+) -> Result<Vec<Result<T, FieldViolation>>, FieldViolation> {
     let mut values = Vec::new();
     for v in serde_json::Deserializer::from_slice(body).into_iter::<Value>() {
         match v {
             Ok(v) => values.push(v),
-            Err(e) => return Err(ApiError::invalid("body", format!("is not valid JSON: {e}"))),
+            Err(e) => {
+                return Err(FieldViolation::new(
+                    "body",
+                    format!("is not valid JSON: {e}"),
+                ));
+            }
         }
     }
     if values.len() == 1

@@ -1,4 +1,5 @@
-//! The command connection shared by publishing and the catalogue.
+//! A command connection that reconnects by itself: shared by the bus's
+//! publishing and catalogue and by the ways in that read from Redis.
 //!
 //! A call never waits on Redis for longer than [`CALL_DEADLINE`], and once
 //! Redis is known to be away calls fail at once while a background task
@@ -12,8 +13,10 @@ use ::redis::aio::MultiplexedConnection;
 use ::redis::{AsyncConnectionConfig, Client, ErrorKind, FromRedisValue, Pipeline, RedisError};
 use tokio::sync::Mutex;
 
+use crate::net::backoff::Backoff;
+
 /// How long establishing a connection (TCP, handshake, subscribe) may take.
-pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long Redis may take to answer one command or pipeline.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Upper bound on a whole call, connecting included.
@@ -24,14 +27,14 @@ const RECONNECT_MIN: Duration = Duration::from_millis(100);
 /// Redis is back.
 const RECONNECT_MAX: Duration = Duration::from_secs(2);
 
-/// One multiplexed connection, shared by every call of a [`super::RedisBus`].
-pub(super) struct Link {
+/// One multiplexed connection, shared by every call made through it.
+pub struct Link {
     /// Opens connections, here and for subscriptions.
-    pub(super) client: Client,
+    pub client: Client,
     /// Host and port without credentials, for error messages.
-    pub(super) addr: String,
+    pub addr: String,
     /// Where background work runs; some callers are not async.
-    pub(super) runtime: tokio::runtime::Handle,
+    pub runtime: tokio::runtime::Handle,
     /// Held while connecting inline, so concurrent callers share the attempt.
     state: Mutex<State>,
 }
@@ -50,7 +53,7 @@ struct State {
 
 impl Link {
     /// Fails outside a tokio runtime, which the connections need.
-    pub(super) fn new(client: Client) -> Result<Arc<Self>, String> {
+    pub fn new(client: Client) -> Result<Arc<Self>, String> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
         let addr = client.get_connection_info().addr().to_string();
         Ok(Arc::new(Link {
@@ -67,10 +70,7 @@ impl Link {
 
     /// Runs `pipe` within [`CALL_DEADLINE`], connecting first if needed;
     /// the error says why it failed.
-    pub(super) async fn run<T: FromRedisValue>(
-        self: &Arc<Self>,
-        pipe: &Pipeline,
-    ) -> Result<T, String> {
+    pub async fn run<T: FromRedisValue>(self: &Arc<Self>, pipe: &Pipeline) -> Result<T, String> {
         match tokio::time::timeout(CALL_DEADLINE, self.try_run(pipe)).await {
             Ok(result) => result,
             Err(_) => {
@@ -204,35 +204,4 @@ async fn reconnect(link: Weak<Link>) {
 /// (wrong type, out of memory, ...) comes over a healthy connection.
 fn connection_broken(e: &RedisError) -> bool {
     !matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension)
-}
-
-/// Exponential pause between connection attempts.
-pub(super) struct Backoff {
-    /// The pause before the next attempt.
-    next: Duration,
-    /// Where the pause starts, and returns to on `reset`.
-    min: Duration,
-    /// Where doubling stops.
-    max: Duration,
-}
-
-impl Backoff {
-    pub(super) fn new(min: Duration, max: Duration) -> Self {
-        Backoff {
-            next: min,
-            min,
-            max,
-        }
-    }
-
-    /// The pause to take now; the following one is twice as long.
-    pub(super) fn step(&mut self) -> Duration {
-        let pause = self.next;
-        self.next = (pause * 2).min(self.max);
-        pause
-    }
-
-    pub(super) fn reset(&mut self) {
-        self.next = self.min;
-    }
 }

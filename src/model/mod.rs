@@ -1,0 +1,16 @@
+//! The base every other module builds on: what an entry is on its way to the
+//! store ([`entry`]), the one record [`filter`] shared by live tails and
+//! history, levels, times, the JSON shapes of entries and records, and the
+//! field violation every layer reports bad input with. It imports nothing of
+//! ours but the generated protocol types.
+
+pub mod entry;
+pub mod filter;
+pub mod json;
+pub mod level;
+pub mod time;
+pub mod violation;
+
+pub use entry::{QueuedEntry, SourcePosition};
+pub use filter::Filter;
+pub use violation::FieldViolation;

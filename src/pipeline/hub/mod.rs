@@ -1,0 +1,206 @@
+//! The fan-out: one bus subscription per node, handed in process to every
+//! follower of the store (tail streams, and the sinks that follow it).
+//!
+//! Each subscriber has a bounded queue ([`inbox`]). The fan-out never waits
+//! for one: when a queue is full the records are dropped for that subscriber
+//! only, counted, and it is told exactly which ids it lost as soon as it has
+//! room again. A hole in the bus feed itself (a gap, an outage) is passed on
+//! too; [`follow`](super::follow) repairs both from the store.
+
+mod inbox;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::BusEvent;
+use crate::metrics::Registry;
+use crate::model::Filter;
+use crate::proto::{EncodedBatch, LogRecord, Selection};
+use crate::storage::{Order, Query, Store, StoreError};
+pub use inbox::SkipRun;
+pub(super) use inbox::{Inbox, Item};
+use inbox::{Owed, Sub};
+
+/// The fan-out's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HubArgs {
+    /// Record batches buffered per tail stream before it starts skipping.
+    #[arg(long, env = "TAILLIGHT_TAIL_BUFFER", default_value_t = 256)]
+    pub tail_buffer: usize,
+}
+
+#[derive(Default)]
+struct HubState {
+    subs: HashMap<u64, Sub>,
+    next_sub: u64,
+    /// Why the bus feed is down, while it is.
+    down: Option<String>,
+}
+
+pub struct Hub {
+    state: Mutex<HubState>,
+    /// Where followers catch up and repair holes.
+    pub(super) store: Arc<dyn Store>,
+    /// Queue length of each subscriber, in batches.
+    queue_len: usize,
+    /// Open subscriptions.
+    subscribers: Gauge,
+    /// Records dropped from subscribers that could not keep up (each told).
+    skipped: Counter,
+}
+
+/// One subscriber's place in the fan-out, given up when dropped.
+pub(super) struct Subscription {
+    hub: Arc<Hub>,
+    key: u64,
+    pub inbox: Inbox,
+    /// The feed's outage at the time of subscribing, if any.
+    pub down: Option<String>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.hub.state.lock() {
+            s.subs.remove(&self.key);
+        }
+        self.hub.subscribers.dec();
+    }
+}
+
+impl Hub {
+    /// Starts the fan-out of `events`, the node's one bus subscription,
+    /// until `stop`; the task's handle tells when it has let go of the store.
+    pub fn start(
+        events: BoxStream<'static, BusEvent>,
+        store: Arc<dyn Store>,
+        args: &HubArgs,
+        registry: &Registry,
+        stop: CancellationToken,
+    ) -> (Arc<Hub>, impl Future<Output = ()> + Send + 'static) {
+        let subscribers = Gauge::default();
+        registry.register(
+            "taillight_tail_subscribers",
+            "Open live tail streams.",
+            subscribers.clone(),
+        );
+        let hub = Arc::new(Hub {
+            state: Mutex::new(HubState::default()),
+            store,
+            queue_len: args.tail_buffer.max(1),
+            subscribers,
+            skipped: registry.counter(
+                "taillight_tail_skipped",
+                "Records dropped from tail subscribers that could not keep up.",
+            ),
+        });
+        let task = hub.clone().fan_out(events, stop);
+        (hub, task)
+    }
+
+    async fn fan_out(
+        self: Arc<Self>,
+        mut events: BoxStream<'static, BusEvent>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let event = tokio::select! {
+                e = events.next() => match e { Some(e) => e, None => return },
+                _ = stop.cancelled() => return,
+            };
+            let Ok(mut state) = self.state.lock() else {
+                return;
+            };
+            match &event {
+                BusEvent::Down(why) => state.down = Some(why.clone()),
+                BusEvent::Up => state.down = None,
+                _ => {}
+            }
+            let skipped = &self.skipped;
+            // Encoded once, for the first subscriber, and each sends its
+            // share of the bytes: per subscriber, filtering is all that is left.
+            let mut encoded: Option<Arc<EncodedBatch>> = None;
+            state.subs.retain(|_, sub| {
+                let item = match &event {
+                    BusEvent::Records(batch) => {
+                        let batch = encoded
+                            .get_or_insert_with(|| Arc::new(EncodedBatch::new(batch.clone())));
+                        match Selection::pick(batch, |r| sub.filter.matches(r)) {
+                            Some(share) => Item::Records(share),
+                            None => return !sub.tx.is_closed(),
+                        }
+                    }
+                    BusEvent::Gap => Item::Gap { recovered: false },
+                    BusEvent::Up => Item::Gap { recovered: true },
+                    BusEvent::Down(why) => Item::Down(why.clone()),
+                };
+                sub.offer(item, skipped)
+            });
+        }
+    }
+
+    pub(super) fn subscribe(self: &Arc<Self>, filter: Arc<Filter>) -> Subscription {
+        let (tx, rx) = mpsc::channel(self.queue_len);
+        let owed = Arc::new(Mutex::new(Owed::default()));
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let key = s.next_sub;
+        s.next_sub += 1;
+        s.subs.insert(
+            key,
+            Sub {
+                filter,
+                tx,
+                owed: owed.clone(),
+            },
+        );
+        self.subscribers.inc();
+        Subscription {
+            hub: self.clone(),
+            key,
+            inbox: Inbox { rx, owed },
+            down: s.down.clone(),
+        }
+    }
+
+    /// The highest stored id, 0 for none.
+    pub async fn newest_id(&self) -> Result<u64, StoreError> {
+        let q = Query {
+            order: Order::NewestFirst,
+            limit: 1,
+            ..Default::default()
+        };
+        Ok(self
+            .store
+            .query(q)
+            .await?
+            .records
+            .first()
+            .map_or(0, |r| r.id))
+    }
+
+    /// The newest `n` stored records matching `filter` with ids up to
+    /// `through`, oldest first.
+    pub async fn newest(
+        &self,
+        filter: &Filter,
+        through: u64,
+        n: u32,
+    ) -> Result<Vec<LogRecord>, StoreError> {
+        let q = Query {
+            filter: filter.clone(),
+            before_id: Some(through.saturating_add(1)),
+            order: Order::NewestFirst,
+            limit: n,
+            ..Default::default()
+        };
+        let mut rs = self.store.query(q).await?.records;
+        rs.reverse();
+        Ok(rs)
+    }
+}

@@ -1,0 +1,108 @@
+//! What every store promises: batches stored in one transaction with ids in
+//! commit order, redeliveries kept once, and history answered by one query
+//! shape.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+
+use crate::model::{Filter, QueuedEntry};
+use crate::proto::LogRecord;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] diesel::result::Error),
+    /// From the embedded writer's own SQLite connection (see `sqlite::bulk`).
+    #[error("database error: {0}")]
+    Sqlite(String),
+    #[error("database connection: {0}")]
+    Connection(String),
+    #[error("migrations failed: {0}")]
+    Migration(String),
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the database did not store the batch as sent: {0}")]
+    Refused(String),
+    #[error("stored row is corrupt: {0}")]
+    Corrupt(String),
+    #[error("not stored: a batch started before it failed")]
+    EarlierBatchFailed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    #[default]
+    NewestFirst,
+    OldestFirst,
+}
+
+/// One history question, already validated by the API layer.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub filter: Filter,
+    /// Inclusive lower bound on the entry time (µs).
+    pub start_us: Option<i64>,
+    /// Exclusive upper bound on the entry time (µs).
+    pub end_us: Option<i64>,
+    /// Only ids greater than this.
+    pub after_id: Option<u64>,
+    /// Only ids smaller than this.
+    pub before_id: Option<u64>,
+    /// Where the previous page ended: ids beyond it in `order`'s direction.
+    /// Unlike the bounds above it does not narrow the total count.
+    pub cursor: Option<u64>,
+    pub order: Order,
+    pub limit: u32,
+    /// Rows to skip (page-number mode).
+    pub offset: u64,
+    /// Also count every match, regardless of cursor, limit and offset.
+    pub count_total: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct QueryResult {
+    pub records: Vec<LogRecord>,
+    pub total: Option<u64>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a batch in one transaction and returns the records with their
+    /// ids, in id order. Entries stored before from the same source position
+    /// with the same receipt time (a redelivery) are not stored again and
+    /// not returned.
+    async fn insert(&self, entries: Vec<QueuedEntry>) -> Result<Vec<LogRecord>, StoreError>;
+
+    /// How many batches the writer may have in [`Store::start_insert`] at
+    /// once. More than one only where the store keeps their commits in the
+    /// order they were started.
+    fn pipeline_depth(&self) -> usize {
+        1
+    }
+
+    /// Starts storing a batch behind every batch started before it: it
+    /// commits after them, and fails with [`StoreError::EarlierBatchFailed`]
+    /// if one of them fails. The order is fixed when this is called, not
+    /// when the future is first polled. The default simply stores the batch
+    /// when polled, which keeps the order only one batch at a time.
+    fn start_insert(
+        self: Arc<Self>,
+        entries: Vec<QueuedEntry>,
+    ) -> BoxFuture<'static, Result<Vec<LogRecord>, StoreError>> {
+        Box::pin(async move { self.insert(entries).await })
+    }
+
+    async fn query(&self, query: Query) -> Result<QueryResult, StoreError>;
+
+    async fn services(&self) -> Result<Vec<String>, StoreError>;
+
+    async fn tags(&self, service: String) -> Result<Vec<String>, StoreError>;
+
+    /// Deletes at most `limit` records whose entry time is before
+    /// `cutoff_us`, oldest first, in one short transaction so writers are
+    /// never blocked for long; returns how many were deleted. Retention
+    /// calls it in a loop until it returns less than `limit`.
+    async fn delete_before(&self, cutoff_us: i64, limit: u32) -> Result<u64, StoreError>;
+}
