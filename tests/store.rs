@@ -22,7 +22,7 @@ use taillight::model::{QueuedEntry, SourcePosition};
 use taillight::proto::{Level, LogEntry, LogRecord};
 use taillight::storage::mysql::{BulkMode, MysqlStore};
 use taillight::storage::sqlite::{SqliteArgs, SqliteStore, Synchronous};
-use taillight::storage::{Order, Query, Store, StoreError};
+use taillight::storage::{Order, Position, Query, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 // ---------------------------------------------------------------- harness
@@ -60,6 +60,9 @@ macro_rules! conformance {
 }
 
 conformance!(
+    dedup_keys_store_each_keyed_entry_once,
+    positions_swap_only_from_what_was_read,
+    retention_keeps_what_a_hold_has_not_covered,
     insert_returns_records_in_id_order,
     filters_agree_with_the_tail_filter,
     time_and_id_bounds,
@@ -171,6 +174,7 @@ fn entry(service: &str, level: Level, message: &str, tags: &[&str], time_us: i64
         },
         received_us: time_us + 7,
         source: None,
+        dedup_key: None,
     }
 }
 
@@ -557,6 +561,137 @@ async fn retention_deletes_expired_records(store: Arc<dyn Store>) {
         .expect("retention task");
     let left = store.query(all()).await.expect("query").records;
     assert!(left.iter().all(|r| r.message == "new"));
+}
+
+fn keyed(key: &str, message: &str) -> QueuedEntry {
+    let mut e = entry("keyed", Level::Info, message, &["k"], 1);
+    e.dedup_key = Some(key.into());
+    e
+}
+
+/// An entry handed over again with its key (a source that crashed before it
+/// could acknowledge it upstream) is not stored again, in the same batch or
+/// a later one; entries without a key are never compared.
+async fn dedup_keys_store_each_keyed_entry_once(store: Arc<dyn Store>) {
+    let first = store
+        .insert(vec![
+            keyed("s:1", "one"),
+            keyed("s:2", "two"),
+            keyed("s:1", "one again, same batch"),
+            entry("plain", Level::Info, "no key", &[], 1),
+        ])
+        .await
+        .expect("insert");
+    let messages = |rs: &[LogRecord]| rs.iter().map(|r| r.message.clone()).collect::<Vec<_>>();
+    assert_eq!(messages(&first), ["one", "two", "no key"]);
+    let second = store
+        .insert(vec![
+            keyed("s:2", "two again"),
+            keyed("s:3", "three"),
+            entry("plain", Level::Info, "no key", &[], 1),
+        ])
+        .await
+        .expect("insert");
+    assert_eq!(messages(&second), ["three", "no key"]);
+    let all_keyed = Query {
+        filter: Filter {
+            services: vec!["keyed".into()],
+            ..Default::default()
+        },
+        order: Order::OldestFirst,
+        ..all()
+    };
+    let stored = store.query(all_keyed).await.expect("query").records;
+    assert_eq!(messages(&stored), ["one", "two", "three"]);
+}
+
+/// A position is replaced only by whoever read it as it stands: a second
+/// holder of the same role, working from an older read, is refused.
+async fn positions_swap_only_from_what_was_read(store: Arc<dyn Store>) {
+    let p = |value: &str, hold: Option<u64>| Position {
+        value: value.into(),
+        hold,
+    };
+    assert_eq!(store.position("archive").await.expect("read"), None);
+    assert!(
+        store
+            .swap_position("archive", None, &p("a", Some(3)))
+            .await
+            .expect("create")
+    );
+    assert!(
+        !store
+            .swap_position("archive", None, &p("b", None))
+            .await
+            .expect("create twice"),
+        "a position that exists is not created again"
+    );
+    let a = p("a", Some(3));
+    assert_eq!(
+        store.position("archive").await.expect("read"),
+        Some(a.clone())
+    );
+    assert!(
+        store
+            .swap_position("archive", Some(&a), &p("c", Some(9)))
+            .await
+            .expect("swap")
+    );
+    assert!(
+        !store
+            .swap_position("archive", Some(&a), &p("d", Some(10)))
+            .await
+            .expect("stale swap"),
+        "a swap from a stale read must fail"
+    );
+    assert_eq!(
+        store.position("archive").await.expect("read"),
+        Some(p("c", Some(9)))
+    );
+    // The same value again is still a success (nothing else moved it).
+    let c = p("c", Some(9));
+    assert!(
+        store
+            .swap_position("archive", Some(&c), &c)
+            .await
+            .expect("same again")
+    );
+}
+
+/// Retention deletes nothing above the lowest hold, however old.
+async fn retention_keeps_what_a_hold_has_not_covered(store: Arc<dyn Store>) {
+    let stored = store
+        .insert((1..=10).map(|t| keyed(&format!("r:{t}"), "old")).collect())
+        .await
+        .expect("insert");
+    let ids: Vec<u64> = stored.iter().map(|r| r.id).collect();
+    let hold = Position {
+        value: "x".into(),
+        hold: Some(ids[3]),
+    };
+    assert!(
+        store
+            .swap_position("archive", None, &hold)
+            .await
+            .expect("hold")
+    );
+    assert_eq!(store.delete_before(i64::MAX, 100).await.expect("delete"), 4);
+    let left: Vec<u64> = store
+        .query(all())
+        .await
+        .expect("query")
+        .records
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(left.len(), 6);
+    assert!(left.iter().all(|id| *id > ids[3]), "{left:?}");
+    // The deleted records' keys went with them: the entries may come again.
+    let again = store
+        .insert(vec![keyed("r:1", "old")])
+        .await
+        .expect("insert");
+    assert_eq!(again.len(), 1);
 }
 
 /// 5000 entries of ~200-byte messages in one batch, timed (printed with

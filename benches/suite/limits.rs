@@ -40,6 +40,7 @@ fn queued(entries: &[LogEntry]) -> Vec<QueuedEntry> {
                 partition: (i % 6) as i32,
                 offset: (i / 6) as i64,
             }),
+            dedup_key: None,
         })
         .collect()
 }

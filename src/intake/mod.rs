@@ -116,6 +116,7 @@ impl Intake {
                     entry,
                     received_us,
                     source: None,
+                    dedup_key: None,
                 }),
                 Err(v) => {
                     self.inner.invalid.inc();

@@ -14,7 +14,14 @@ pub struct QueuedEntry {
     /// a redelivery can be recognised and stored once: with `received_us`,
     /// since a new topic numbers its offsets from 0 again. `None` in memory.
     pub source: Option<SourcePosition>,
+    /// A key naming the entry at its origin (a Redis stream entry's id), so
+    /// that the same entry handed over twice is stored once, however it
+    /// travelled. At most [`MAX_DEDUP_KEY`] bytes.
+    pub dedup_key: Option<String>,
 }
+
+/// Longest dedup key, in bytes (the stores' indexed column width).
+pub const MAX_DEDUP_KEY: usize = 255;
 
 /// A position in the Kafka topic between ingest and writers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -2,7 +2,7 @@
 //! by every SQL backend so they agree with each other and with the tail
 //! [`Filter`](crate::model::Filter).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use diesel::{Insertable, Queryable, Selectable};
 
@@ -70,6 +70,8 @@ pub struct BatchRows<'a> {
     pub services: BTreeSet<&'a str>,
     /// The batch's (service, tag) pairs, once each, for ListTags.
     pub service_tags: BTreeSet<(&'a str, &'a str)>,
+    /// (dedup key, log id) of the entries that came with a key.
+    pub keys: Vec<(&'a str, i64)>,
 }
 
 impl<'a> BatchRows<'a> {
@@ -80,12 +82,16 @@ impl<'a> BatchRows<'a> {
             tags: Vec::new(),
             services: BTreeSet::new(),
             service_tags: BTreeSet::new(),
+            keys: Vec::new(),
         };
         for (i, q) in entries.iter().enumerate() {
             let id = first_id + i as i64;
             b.logs.push(LogRow::new(id, q));
             let service = q.entry.service.as_str();
             b.services.insert(service);
+            if let Some(k) = &q.dedup_key {
+                b.keys.push((k.as_str(), id));
+            }
             // Validation already removes repeated tags; a repeat here would
             // break the (tag, log_id) key and fail the whole batch.
             let mut seen = BTreeSet::new();
@@ -98,6 +104,25 @@ impl<'a> BatchRows<'a> {
         }
         b
     }
+}
+
+/// Removes the entries whose dedup key is in `stored` or was seen earlier
+/// in the batch: each key is stored once.
+pub fn drop_stored_keys(entries: &mut Vec<QueuedEntry>, stored: &HashSet<String>) {
+    let mut seen = HashSet::new();
+    entries.retain(|q| {
+        q.dedup_key
+            .as_deref()
+            .is_none_or(|k| !stored.contains(k) && seen.insert(k.to_string()))
+    });
+}
+
+/// The dedup keys of `entries`, for asking the store which are stored.
+pub fn dedup_keys(entries: &[QueuedEntry]) -> Vec<&str> {
+    entries
+        .iter()
+        .filter_map(|q| q.dedup_key.as_deref())
+        .collect()
 }
 
 /// The `log_tags` keys of stored records, grouped by tag: what deleting the

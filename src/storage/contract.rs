@@ -67,12 +67,23 @@ pub struct QueryResult {
     pub total: Option<u64>,
 }
 
+/// Where a component that follows the store stands, kept in the store so
+/// that another node can take over from there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// The component's own state, as it writes it.
+    pub value: String,
+    /// Every record up to this id is safe elsewhere (written to the
+    /// archive, say): retention deletes nothing above the lowest hold.
+    pub hold: Option<u64>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores a batch in one transaction and returns the records with their
     /// ids, in id order. Entries stored before from the same source position
-    /// with the same receipt time (a redelivery) are not stored again and
-    /// not returned.
+    /// with the same receipt time (a redelivery), or with a dedup key
+    /// already stored, are not stored again and not returned.
     async fn insert(&self, entries: Vec<QueuedEntry>) -> Result<Vec<LogRecord>, StoreError>;
 
     /// How many batches the writer may have in [`Store::start_insert`] at
@@ -101,8 +112,22 @@ pub trait Store: Send + Sync + 'static {
     async fn tags(&self, service: String) -> Result<Vec<String>, StoreError>;
 
     /// Deletes at most `limit` records whose entry time is before
-    /// `cutoff_us`, oldest first, in one short transaction so writers are
-    /// never blocked for long; returns how many were deleted. Retention
-    /// calls it in a loop until it returns less than `limit`.
+    /// `cutoff_us`, oldest first, and none above the lowest
+    /// [`Position::hold`], in one short transaction so writers are never
+    /// blocked for long; returns how many were deleted. Retention calls it
+    /// in a loop until it returns less than `limit`.
     async fn delete_before(&self, cutoff_us: i64, limit: u32) -> Result<u64, StoreError>;
+
+    /// The position named `name`, if one was kept.
+    async fn position(&self, name: &str) -> Result<Option<Position>, StoreError>;
+
+    /// Replaces the position `name` by `new` if it still is `expected`
+    /// (`None`: there is none yet). False, changing nothing, when someone
+    /// else moved it first: a second holder of the same role.
+    async fn swap_position(
+        &self,
+        name: &str,
+        expected: Option<&Position>,
+        new: &Position,
+    ) -> Result<bool, StoreError>;
 }

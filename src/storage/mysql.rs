@@ -17,6 +17,7 @@ mod connect;
 mod delivery;
 mod infile;
 mod known;
+mod ledger;
 mod url;
 mod write;
 
@@ -33,16 +34,15 @@ use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::codec::{LogRow, history_queries, query_result, stored_record, tag_keys};
-use super::contract::{Query, QueryResult, Store, StoreError};
+use super::codec::{LogRow, history_queries, query_result, stored_record};
+use super::contract::{Position, Query, QueryResult, Store, StoreError};
 use super::schema::mysql::write_contention;
-use super::schema::{log_tags, logs, service_tags, services};
+use super::schema::{service_tags, services};
 use crate::model::QueuedEntry;
 use crate::proto::LogRecord;
 use bulk::Bulk;
 pub use bulk::BulkMode;
 use chain::{Chain, Stage, Turn};
-use chunks::KEYS_PER_STATEMENT;
 use connect::{CONNECT_TIMEOUT, choose_bulk, create_database, establish, migrate};
 use infile::Infiles;
 use known::Known;
@@ -341,34 +341,20 @@ impl Store for MysqlStore {
 
     async fn delete_before(&self, cutoff_us: i64, limit: u32) -> Result<u64, StoreError> {
         let mut c = self.conn().await?;
-        c.transaction(async |c| {
-            let expired: Vec<(i64, String)> = logs::table
-                .filter(logs::time_us.lt(cutoff_us))
-                .order(logs::time_us.asc())
-                .limit(i64::from(limit))
-                .select((logs::id, logs::tags))
-                .load(c)
-                .await?;
-            for (tag, ids) in tag_keys(&expired)? {
-                for chunk in ids.chunks(KEYS_PER_STATEMENT) {
-                    diesel::delete(
-                        log_tags::table
-                            .filter(log_tags::tag.eq(&tag))
-                            .filter(log_tags::log_id.eq_any(chunk)),
-                    )
-                    .execute(c)
-                    .await?;
-                }
-            }
-            let ids: Vec<i64> = expired.iter().map(|(id, _)| *id).collect();
-            let mut deleted = 0;
-            for chunk in ids.chunks(KEYS_PER_STATEMENT) {
-                deleted += diesel::delete(logs::table.filter(logs::id.eq_any(chunk)))
-                    .execute(c)
-                    .await? as u64;
-            }
-            Ok::<_, StoreError>(deleted)
-        })
-        .await
+        c.transaction(async |c| ledger::delete_before(c, cutoff_us, limit).await)
+            .await
+    }
+
+    async fn position(&self, name: &str) -> Result<Option<Position>, StoreError> {
+        ledger::get(&mut *self.conn().await?, name).await
+    }
+
+    async fn swap_position(
+        &self,
+        name: &str,
+        expected: Option<&Position>,
+        new: &Position,
+    ) -> Result<bool, StoreError> {
+        ledger::swap(&mut *self.conn().await?, name, expected, new).await
     }
 }

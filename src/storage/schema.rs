@@ -40,7 +40,34 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(logs, log_tags, services, service_tags);
+diesel::table! {
+    /// The key of each stored entry that came with one: a second entry with
+    /// the same key is not stored.
+    dedup_keys (k) {
+        k -> Text,
+        log_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Named positions of components that follow the store.
+    positions (name) {
+        name -> Text,
+        value -> Text,
+        /// Every record up to this id is safe elsewhere: retention keeps
+        /// records above the lowest hold.
+        hold_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    logs,
+    log_tags,
+    services,
+    service_tags,
+    dedup_keys,
+    positions
+);
 
 /// Tables and columns only the MariaDB store has.
 pub mod mysql {

@@ -16,13 +16,17 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use super::codec::{BatchRows, LogRow, history_queries, query_result, stored_record, tag_keys};
-use super::contract::{Query, QueryResult, Store, StoreError};
-use super::schema::{log_tags, logs, service_tags, services};
+use super::codec::{
+    BatchRows, LogRow, dedup_keys, drop_stored_keys, history_queries, query_result, stored_record,
+    tag_keys,
+};
+use super::contract::{Position, Query, QueryResult, Store, StoreError};
+use super::schema::{self, log_tags, logs, service_tags, services};
 use crate::model::QueuedEntry;
 use crate::proto::LogRecord;
 
 pub mod bulk;
+mod ledger;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
@@ -146,12 +150,36 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Connection(format!("reader task failed: {e}")))?
     }
+
+    /// Runs `f` with the writing connections, on a blocking thread.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriterConn) -> Result<T, StoreError> + Send + 'static,
+    {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut w = writer
+                .lock()
+                .map_err(|_| StoreError::Connection("writer connection poisoned".into()))?;
+            f(&mut w)
+        })
+        .await
+        .map_err(|e| StoreError::Connection(format!("writer task failed: {e}")))?
+    }
 }
 
 fn insert_blocking(
     w: &mut WriterConn,
-    entries: Vec<QueuedEntry>,
+    mut entries: Vec<QueuedEntry>,
 ) -> Result<Vec<LogRecord>, StoreError> {
+    let keys = dedup_keys(&entries);
+    if !keys.is_empty() {
+        // Only this connection's writer writes keys, so what it reads here
+        // stays true until its transaction commits.
+        let stored = ledger::stored_keys(&mut w.conn, &keys)?;
+        drop_stored_keys(&mut entries, &stored);
+    }
     let first = w.next_id;
     let rows = BatchRows::new(first, &entries);
     w.bulk.insert(&rows)?;
@@ -179,15 +207,7 @@ fn query_blocking(c: &mut SqliteConnection, q: &Query) -> Result<QueryResult, St
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert(&self, entries: Vec<QueuedEntry>) -> Result<Vec<LogRecord>, StoreError> {
-        let writer = self.writer.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut w = writer
-                .lock()
-                .map_err(|_| StoreError::Connection("writer connection poisoned".into()))?;
-            insert_blocking(&mut w, entries)
-        })
-        .await
-        .map_err(|e| StoreError::Connection(format!("writer task failed: {e}")))?
+        self.write(move |w| insert_blocking(w, entries)).await
     }
 
     async fn query(&self, query: Query) -> Result<QueryResult, StoreError> {
@@ -205,18 +225,19 @@ impl Store for SqliteStore {
     }
 
     async fn delete_before(&self, cutoff_us: i64, limit: u32) -> Result<u64, StoreError> {
-        let writer = self.writer.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut w = writer
-                .lock()
-                .map_err(|_| StoreError::Connection("writer connection poisoned".into()))?;
+        self.write(move |w| {
             w.conn.immediate_transaction::<_, StoreError, _>(|c| {
-                let expired: Vec<(i64, String)> = logs::table
+                let hold = ledger::lowest_hold(c)?;
+                let mut expired = logs::table
                     .filter(logs::time_us.lt(cutoff_us))
                     .order(logs::time_us.asc())
                     .limit(i64::from(limit))
                     .select((logs::id, logs::tags))
-                    .load(c)?;
+                    .into_boxed();
+                if let Some(h) = hold {
+                    expired = expired.filter(logs::id.le(h));
+                }
+                let expired: Vec<(i64, String)> = expired.load(c)?;
                 for (tag, ids) in tag_keys(&expired)? {
                     diesel::delete(
                         log_tags::table
@@ -226,11 +247,30 @@ impl Store for SqliteStore {
                     .execute(c)?;
                 }
                 let ids: Vec<i64> = expired.iter().map(|(id, _)| *id).collect();
+                diesel::delete(
+                    schema::dedup_keys::table.filter(schema::dedup_keys::log_id.eq_any(&ids)),
+                )
+                .execute(c)?;
                 Ok(diesel::delete(logs::table.filter(logs::id.eq_any(&ids))).execute(c)? as u64)
             })
         })
         .await
-        .map_err(|e| StoreError::Connection(format!("writer task failed: {e}")))?
+    }
+
+    async fn position(&self, name: &str) -> Result<Option<Position>, StoreError> {
+        let name = name.to_string();
+        self.read(move |c| ledger::get(c, &name)).await
+    }
+
+    async fn swap_position(
+        &self,
+        name: &str,
+        expected: Option<&Position>,
+        new: &Position,
+    ) -> Result<bool, StoreError> {
+        let (name, expected, new) = (name.to_string(), expected.cloned(), new.clone());
+        self.write(move |w| ledger::swap(&mut w.conn, &name, expected.as_ref(), &new))
+            .await
     }
 
     async fn tags(&self, service: String) -> Result<Vec<String>, StoreError> {

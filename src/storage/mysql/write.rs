@@ -11,8 +11,9 @@ use super::chain::{Outcome, Stage, Turn};
 use super::chunks::{KEYS_PER_STATEMENT, size_chunks};
 use super::delivery::Delivery;
 use super::known::{Known, Unlisted};
+use super::ledger;
 use crate::model::{QueuedEntry, SourcePosition};
-use crate::storage::codec::BatchRows;
+use crate::storage::codec::{BatchRows, dedup_keys, drop_stored_keys};
 use crate::storage::contract::StoreError;
 use crate::storage::contract::StoreError::EarlierBatchFailed;
 use crate::storage::schema::mysql::{id_sequence, sourced_logs};
@@ -67,6 +68,11 @@ pub(super) async fn write_batch(
         }
     };
     drop_redeliveries(c, entries, &turn.claimed).await?;
+    let keys = dedup_keys(entries);
+    if !keys.is_empty() {
+        let stored = ledger::stored_keys(c, &keys).await?;
+        drop_stored_keys(entries, &stored);
+    }
     if entries.is_empty() {
         // Nothing to store, but success still means every batch before
         // was stored.
@@ -96,6 +102,7 @@ pub(super) async fn write_batch(
     turn.link.set(Stage::Placed { end });
     bulk.write(c, LOGS, rest, log_fields).await?;
     bulk.write(c, LOG_TAGS, &rows.tags, tag_fields).await?;
+    ledger::insert_keys(c, &rows.keys).await?;
 
     if ids == Ids::Guessed
         && let Some(before) = turn.before.as_mut()

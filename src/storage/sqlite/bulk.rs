@@ -25,6 +25,7 @@ const INSERT_TAG: &CStr = c"INSERT INTO log_tags (tag, log_id) VALUES (?, ?)";
 const INSERT_SERVICE: &CStr = c"INSERT OR IGNORE INTO services (name) VALUES (?)";
 const INSERT_SERVICE_TAG: &CStr =
     c"INSERT OR IGNORE INTO service_tags (service, tag) VALUES (?, ?)";
+const INSERT_KEY: &CStr = c"INSERT INTO dedup_keys (k, log_id) VALUES (?, ?)";
 
 /// A value bound to one parameter. Text is bound without a copy and
 /// unbound before [`Stmt::run`] returns, so it only has to outlive the call.
@@ -64,6 +65,8 @@ pub struct BulkWriter {
     insert_service: Stmt,
     /// A (service, tag) pair for ListTags, ignored when already listed.
     insert_service_tag: Stmt,
+    /// An entry's dedup key.
+    insert_key: Stmt,
     /// The connection, opened without SQLite's own mutex: the store's writer
     /// mutex already keeps it to one thread at a time. Last, so that it is
     /// dropped after the statements.
@@ -109,11 +112,13 @@ impl BulkWriter {
         let insert_tag = prepare(db.0, INSERT_TAG)?;
         let insert_service = prepare(db.0, INSERT_SERVICE)?;
         let insert_service_tag = prepare(db.0, INSERT_SERVICE_TAG)?;
+        let insert_key = prepare(db.0, INSERT_KEY)?;
         Ok(BulkWriter {
             insert_log,
             insert_tag,
             insert_service,
             insert_service_tag,
+            insert_key,
             db,
         })
     }
@@ -165,6 +170,10 @@ impl BulkWriter {
         for (service, tag) in &rows.service_tags {
             self.insert_service_tag
                 .run(db, &[Value::Text(service), Value::Text(tag)])?;
+        }
+        for (key, id) in &rows.keys {
+            self.insert_key
+                .run(db, &[Value::Text(key), Value::Int(*id)])?;
         }
         Ok(())
     }
@@ -286,6 +295,7 @@ mod tests {
                 },
                 received_us: 1,
                 source: None,
+                dedup_key: None,
             })
             .collect()
     }
