@@ -2,8 +2,8 @@
 //!
 //! Layers, each importing only from those before it:
 //! - [`model`] (with the generated [`proto`]): entries, records, the filter.
-//! - [`intake`], [`queue`], [`storage`], [`bus`], [`net`], [`metrics`]: the
-//!   door every way in uses, and the backends behind traits.
+//! - [`intake`], [`queue`], [`storage`], [`bus`], [`net`], [`metrics`],
+//!   [`health`]: the door every way in uses, and the backends behind traits.
 //! - [`pipeline`]: the writer (queue → store → bus), the fan-out of the live
 //!   feed, following the store, retention.
 //! - [`api`], [`sources`], [`sinks`], [`viewer`]: the ways in and out.
@@ -14,6 +14,7 @@ pub mod api;
 pub mod bus;
 pub mod cli;
 pub mod config;
+pub mod health;
 pub mod intake;
 pub mod metrics;
 pub mod model;

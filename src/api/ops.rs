@@ -10,6 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use crate::health::Health;
 use crate::metrics::{CONTENT_TYPE, Registry};
 
 #[derive(Clone)]
@@ -18,6 +19,8 @@ pub struct OpsState {
     pub registry: Registry,
     /// Cleared when shutdown begins.
     pub ready: Arc<AtomicBool>,
+    /// What the parts say of themselves.
+    pub health: Health,
 }
 
 pub fn router(state: OpsState) -> axum::Router {
@@ -35,10 +38,20 @@ async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
     )
 }
 
+/// 200 while serving, listing degraded parts; 503 once shutdown begins or
+/// while a part is down.
 async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
-    if state.ready.load(Relaxed) {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+    if !state.ready.load(Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down\n".to_string(),
+        );
+    }
+    match state.health.report() {
+        (true, detail) => (StatusCode::OK, format!("ready\n{detail}")),
+        (false, detail) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready\n{detail}"),
+        ),
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::ServerError;
 use crate::api::ApiState;
 use crate::config::{Role, ServeArgs};
+use crate::health::Health;
 use crate::intake::Intake;
 use crate::metrics::Registry;
 use crate::pipeline::hub::Hub;
@@ -54,6 +55,7 @@ pub async fn start(
     cfg: &ServeArgs,
     shutdown: &Shutdown,
     registry: &Registry,
+    health: &Health,
 ) -> Result<Node, ServerError> {
     check(cfg)?;
     let sources = cfg.sources.build()?;
@@ -104,6 +106,7 @@ pub async fn start(
                 hub: hub.clone(),
                 store: store.clone(),
                 registry: registry.clone(),
+                health: health.clone(),
                 stop: shutdown.token(Part::Sinks),
             };
             shutdown.spawn(Part::Sinks, sink.run(cx));
@@ -119,6 +122,7 @@ pub async fn start(
         let cx = SourceContext {
             intake: intake.clone(),
             registry: registry.clone(),
+            health: health.clone(),
             stop: intake_stop.clone(),
         };
         shutdown.spawn(Part::Intake, source.run(cx));

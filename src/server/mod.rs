@@ -17,6 +17,7 @@ use crate::api::grpc::LogApi;
 use crate::api::ops::OpsState;
 use crate::bus::BusError;
 use crate::config::ServeArgs;
+use crate::health::Health;
 use crate::metrics::Registry;
 use crate::proto::log_service_server::LogServiceServer;
 use crate::queue::QueueError;
@@ -56,11 +57,13 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let stop = Shutdown::new(&shutdown);
     let registry = Registry::default();
-    let node = assemble::start(&cfg, &stop, &registry).await?;
+    let health = Health::default();
+    let node = assemble::start(&cfg, &stop, &registry, &health).await?;
     let ready = Arc::new(AtomicBool::new(true));
     let ops = OpsState {
         registry,
         ready: ready.clone(),
+        health,
     };
     let (health, health_service) = tonic_health::server::health_reporter();
     let app = match &node.api {

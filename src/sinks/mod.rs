@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+use crate::health::Health;
 use crate::metrics::Registry;
 use crate::pipeline::hub::Hub;
 use crate::storage::Store;
@@ -21,6 +22,8 @@ pub struct SinkContext {
     pub store: Arc<dyn Store>,
     /// Where the sink registers its metrics.
     pub registry: Registry,
+    /// Where the sink says how it is doing.
+    pub health: Health,
     /// Cancelled when the sinks stop: the sink finishes what it holds and
     /// returns; it resumes from its position at the next start.
     pub stop: CancellationToken,

@@ -7,6 +7,7 @@
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+use crate::health::Health;
 use crate::intake::Intake;
 use crate::metrics::Registry;
 
@@ -16,6 +17,8 @@ pub struct SourceContext {
     pub intake: Intake,
     /// Where the source registers its metrics.
     pub registry: Registry,
+    /// Where the source says whether its upstream is reachable.
+    pub health: Health,
     /// Cancelled when the ways in stop: the source stops taking new input,
     /// settles what it submitted (telling its upstream what became durable),
     /// and returns.

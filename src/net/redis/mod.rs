@@ -1,6 +1,8 @@
-//! Redis: a command [`link`] that reconnects by itself, and [`subscriber`],
-//! a pub/sub subscription that does the same.
+//! Redis: a command [`link`] that reconnects by itself, [`subscriber`], a
+//! pub/sub subscription that does the same, and a [`lease`] one process
+//! holds at a time.
 
+pub mod lease;
 pub mod link;
 pub mod subscriber;
 
