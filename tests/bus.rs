@@ -3,11 +3,13 @@
 //! key prefix of their own per test, and private `redis-server` processes for
 //! the outage tests, which kill and freeze them.
 
+mod common;
+
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::process::PrivateRedis;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use prost::Message;
@@ -67,77 +69,6 @@ async fn shared_bus(name: &str) -> (RedisBus, Keys) {
         prefix,
     };
     (bus, keys)
-}
-
-/// A `redis-server` of our own, killed when the test ends however it ends.
-struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut redis = PrivateRedis { port, child: None };
-        redis.restart();
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the server (again, on the same port) and waits until it answers.
-    fn restart(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--daemonize", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("run redis-server (is it installed?)");
-        self.child = Some(child);
-        let client = ::redis::Client::open(self.url()).expect("url");
-        let start = Instant::now();
-        loop {
-            if let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(200))
-                && ::redis::cmd("PING").query::<String>(&mut c).is_ok()
-            {
-                return;
-            }
-            assert!(start.elapsed() < PROMPT, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGKILL: the kernel closes its sockets, nothing is flushed.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGSTOP or SIGCONT: a frozen server keeps its sockets open but never
-    /// answers, as a vanished host looks to the client.
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("running").id();
-        let status = Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {signal} {pid}");
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 fn record(id: u64, service: &str, tags: &[&str]) -> LogRecord {

@@ -6,11 +6,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Backend, Tansu, TestServer, entry, free_port, unique, wait_for_port};
-use taillight::config::{Role, ServeArgs};
+use common::process::{PrivateRedis, Proc, serve_args};
+use common::{Backend, Tansu, TestServer, entry, free_port, unique};
+use taillight::config::Role;
 use taillight::proto::log_service_client::LogServiceClient;
 use taillight::proto::{
     Level, LogFilter, LogRecord, PushLogRequest, PushLogsRequest, TailRequest,
@@ -107,106 +107,6 @@ fn assert_exactly_once(records: &[LogRecord], messages: impl IntoIterator<Item =
     assert_eq!(unique.len(), got.len(), "a message was stored twice");
     assert_eq!(unique, want);
     assert!(records.windows(2).all(|w| w[0].id < w[1].id));
-}
-
-/// The flags that make a `taillight serve` child process join the same
-/// backends as `cfg`.
-fn serve_args(cfg: &ServeArgs, role: &str) -> Vec<String> {
-    let mut args = vec![
-        "serve".to_string(),
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-        "--role".into(),
-        role.into(),
-        "--data-dir".into(),
-        cfg.store.sqlite.data_dir.display().to_string(),
-        "--kafka-topic".into(),
-        cfg.queue.kafka.kafka_topic.clone(),
-        "--kafka-group".into(),
-        cfg.queue.kafka.kafka_group.clone(),
-        "--kafka-partitions".into(),
-        cfg.queue.kafka.kafka_partitions.to_string(),
-        "--kafka-session-timeout".into(),
-        format!("{}ms", cfg.queue.kafka.kafka_session_timeout.as_millis()),
-        "--redis-channel".into(),
-        cfg.bus.redis_channel.clone(),
-        "--redis-prefix".into(),
-        cfg.bus.redis_prefix.clone(),
-    ];
-    for (flag, v) in [
-        ("--kafka-brokers", &cfg.queue.kafka.kafka_brokers),
-        ("--database-url", &cfg.store.mysql.database_url),
-        ("--redis-url", &cfg.bus.redis_url),
-    ] {
-        if let Some(v) = v {
-            args.push(flag.into());
-            args.push(v.clone());
-        }
-    }
-    args
-}
-
-/// A `taillight serve` child process, killed (SIGKILL) when dropped.
-struct Proc {
-    child: Child,
-    addr: String,
-}
-
-impl Proc {
-    fn spawn(args: &[String]) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_taillight"))
-            .args(args)
-            .env("TAILLIGHT_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn taillight");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            let mut tx = Some(tx);
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                // Shown with the test's output when it fails.
-                eprintln!("[child] {line}");
-                if let Some(addr) = line.strip_prefix("taillight listening on ")
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(addr.trim().to_string());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("child never listened");
-        Proc { child, addr }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Waits for the process to exit by itself; its status.
-    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "child did not exit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Ingest nodes produce, a writer node stores, and a tail on another ingest
@@ -633,49 +533,14 @@ async fn broker_outage_fails_fast_and_recovers() {
     );
 }
 
-/// A private redis-server, killed when dropped.
-struct Redis {
-    port: u16,
-    child: Child,
-}
-
-impl Redis {
-    fn start(port: u16) -> Redis {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        wait_for_port(port, "redis-server");
-        Redis { port, child }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = self.port;
-    }
-}
-
 /// Redis down: pushes and storage go on, tails say they are degraded, and
 /// when Redis returns they backfill what they missed, with no gap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_keeps_ingesting_and_tails_recover() {
-    let port = free_port();
-    let redis = Redis::start(port);
+    let mut redis = PrivateRedis::start();
+    let url = redis.url();
     let server = TestServer::start_with(Backend::Distributed, |c| {
-        c.bus.redis_url = Some(format!("redis://127.0.0.1:{port}"));
+        c.bus.redis_url = Some(url);
     })
     .await;
     let svc = unique("redisout");
@@ -706,7 +571,7 @@ async fn redis_outage_keeps_ingesting_and_tails_recover() {
     push_n(&mut c, &svc, 0, 10).await;
     read_until("first ten", &mut tail, &|m, _| m.len() >= 10).await;
 
-    drop(redis);
+    redis.kill();
     read_until("degraded", &mut tail, &|_, s| {
         s.last() == Some(&(State::Degraded as i32))
     })
@@ -715,7 +580,7 @@ async fn redis_outage_keeps_ingesting_and_tails_recover() {
     push_n(&mut c, &svc, 10, 10).await;
     wait_stored(&mut c, &filter(&svc), 20).await;
 
-    let _redis = Redis::start(port);
+    redis.restart();
     read_until("recovered", &mut tail, &|m, s| {
         s.last() == Some(&(State::Live as i32)) && m.len() >= 20
     })

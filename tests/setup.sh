@@ -16,6 +16,12 @@ if ! command -v grpcurl >/dev/null 2>&1; then
 fi
 command -v grpcurl >/dev/null 2>&1 || { echo "grpcurl is still not on PATH" >&2; exit 1; }
 
+# The Redis source tests publish with redis-py, as real publishers do.
+if ! python3 -c 'import redis' >/dev/null 2>&1; then
+    step "installing redis-py"
+    python3 -m pip install --quiet --disable-pip-version-check redis
+fi
+
 # The distributed tests need a Kafka-protocol broker (tansu, started by the
 # tests themselves), MariaDB and Redis.
 if ! command -v tansu >/dev/null 2>&1; then

@@ -7,15 +7,15 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::{get, post};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, FieldViolation};
 use super::gateway::Params;
 use super::{ApiState, query};
-use crate::model::json::{level_from_json, time_from_json};
+use crate::model::json::{SeedEntry, level_from_json};
 use crate::model::{level, time};
-use crate::proto::{LogEntry, LogFilter, QueryLogsRequest};
+use crate::proto::{LogFilter, QueryLogsRequest};
 
 /// The seed viewer's page size.
 pub const SEED_PAGE_SIZE: u32 = 50;
@@ -25,21 +25,6 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/log/set", post(set))
         .route("/log/get/{service_name}", get(get_logs))
         .with_state(state)
-}
-
-/// The seed's `LogEntry`: one tag, and a timestamp without zone (read as UTC).
-#[derive(Deserialize)]
-struct SeedEntry {
-    #[serde(default)]
-    service_name: String,
-    #[serde(default)]
-    level: Option<Value>,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    tag: Option<String>,
-    #[serde(default)]
-    timestamp: Option<String>,
 }
 
 /// Our field names mapped back to the seed's, so errors name what was sent.
@@ -64,22 +49,7 @@ async fn set(State(state): State<Arc<ApiState>>, body: Bytes) -> Result<Json<Val
                     e.into_inner().to_string(),
                 )
             })?;
-    let entry = LogEntry {
-        service: seed.service_name,
-        level: match &seed.level {
-            Some(v) => level_from_json(v).map_err(ApiError::from_violation)?,
-            None => 0,
-        },
-        message: seed.message,
-        tags: seed.tag.into_iter().filter(|t| !t.is_empty()).collect(),
-        attributes: Default::default(),
-        time: seed
-            .timestamp
-            .as_deref()
-            .map(|t| time_from_json(t, "timestamp"))
-            .transpose()
-            .map_err(ApiError::from_violation)?,
-    };
+    let entry = seed.into_proto().map_err(ApiError::from_violation)?;
     let p = state.intake.prepare(vec![entry], true);
     if let Some((_, v)) = p.invalid.into_iter().next() {
         return Err(ApiError::from_violation(seed_field(v)));

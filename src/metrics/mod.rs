@@ -9,6 +9,8 @@
 
 mod histogram;
 
+use std::any::Any;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
@@ -37,6 +39,9 @@ pub struct Registry {
     /// `taillight_errors_total{kind}`: one family that several layers count
     /// into, each under its own kinds.
     errors: Family<Kind, Counter>,
+    /// Families several components share (each source under its own
+    /// label), by name: registered by the first that asks.
+    shared: Arc<Mutex<HashMap<String, Box<dyn Any + Send>>>>,
 }
 
 impl Default for Registry {
@@ -47,6 +52,7 @@ impl Default for Registry {
         Registry {
             inner: Arc::new(Mutex::new(inner)),
             errors,
+            shared: Arc::default(),
         }
     }
 }
@@ -69,6 +75,27 @@ impl Registry {
     /// The counter of errors of `kind`, shown (at 0) from now on.
     pub fn error(&self, kind: &'static str) -> Counter {
         self.errors.get_or_create(&Kind { kind }).clone()
+    }
+
+    /// The family registered as `name`, registering it the first time: for
+    /// metrics that several components count into under their own labels.
+    pub fn family<L, M>(&self, name: &str, help: &str) -> Family<L, M>
+    where
+        Family<L, M>: Metric + Clone + Default,
+        L: Send + 'static,
+        M: Send + 'static,
+    {
+        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = shared
+            .get(name)
+            .and_then(|f| f.downcast_ref::<Family<L, M>>())
+        {
+            return f.clone();
+        }
+        let family = Family::<L, M>::default();
+        self.register(name, help, family.clone());
+        shared.insert(name.to_string(), Box::new(family.clone()));
+        family
     }
 
     /// A counter registered as `name`.

@@ -89,6 +89,46 @@ impl EntryIn {
     }
 }
 
+/// The seed system's entry (`POST /log/set`, and what its publishers send):
+/// one tag, and a timestamp without zone (read as UTC).
+#[derive(Debug, Deserialize)]
+pub struct SeedEntry {
+    #[serde(default)]
+    pub service_name: String,
+    #[serde(default)]
+    pub level: Option<Value>,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub timestamp: Option<String>,
+}
+
+impl SeedEntry {
+    /// The entry, with violations named by the seed's field names.
+    pub fn into_proto(self) -> Result<LogEntry, FieldViolation> {
+        Ok(LogEntry {
+            service: self.service_name,
+            level: match &self.level {
+                Some(v) => level_from_json(v).map_err(|mut v| {
+                    v.field = "level".into();
+                    v
+                })?,
+                None => 0,
+            },
+            message: self.message,
+            tags: self.tag.into_iter().filter(|t| !t.is_empty()).collect(),
+            attributes: HashMap::new(),
+            time: self
+                .timestamp
+                .as_deref()
+                .map(|t| time_from_json(t, "timestamp"))
+                .transpose()?,
+        })
+    }
+}
+
 /// Splits a request body into entries: one JSON object, an array of them,
 /// or newline-delimited objects. Each element is parsed on its own, so one
 /// malformed entry does not hide the others; a body that is not JSON at all

@@ -17,7 +17,7 @@ use crate::pipeline::writer::{Writer, WriterMetrics};
 use crate::queue::Ends;
 use crate::shutdown::{Part, Shutdown};
 use crate::sinks::SinkContext;
-use crate::sources::SourceContext;
+use crate::sources::{Cluster, SourceContext};
 
 /// How often retention looks for expired entries.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
@@ -58,7 +58,12 @@ pub async fn start(
     health: &Health,
 ) -> Result<Node, ServerError> {
     check(cfg)?;
-    let sources = cfg.sources.build()?;
+    let cluster = Cluster {
+        redis_url: cfg.bus.redis_url.clone(),
+        redis_prefix: cfg.bus.redis_prefix.clone(),
+        shared: cfg.queue.is_kafka(),
+    };
+    let sources = cfg.sources.build(&cluster)?;
     let sinks = cfg.sinks.build()?;
     let store = cfg.store.open().await?;
     let bus = cfg.bus.open().await?;

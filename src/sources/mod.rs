@@ -4,6 +4,10 @@
 //! [`SourcesArgs::build`] and started by the server as part of the intake,
 //! so it stops first at shutdown.
 
+mod in_flight;
+pub mod redis;
+mod report;
+
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
@@ -42,13 +46,28 @@ pub trait Source: Send + 'static {
     async fn run(self: Box<Self>, cx: SourceContext);
 }
 
+/// What sources need to know of the rest of the process's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Cluster {
+    /// The bus's Redis: a default upstream, and where leases are kept.
+    pub redis_url: Option<String>,
+    /// Prefix of taillight's Redis keys.
+    pub redis_prefix: String,
+    /// Several nodes share the store (Kafka mode): a source that every node
+    /// would otherwise read in full (pub/sub) runs on one node at a time.
+    pub shared: bool,
+}
+
 /// Every source's flags.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct SourcesArgs {}
+pub struct SourcesArgs {
+    #[command(flatten)]
+    pub redis: redis::RedisSourceArgs,
+}
 
 impl SourcesArgs {
     /// The sources the flags ask for.
-    pub fn build(&self) -> Result<Vec<Box<dyn Source>>, SourceError> {
-        Ok(Vec::new())
+    pub fn build(&self, cluster: &Cluster) -> Result<Vec<Box<dyn Source>>, SourceError> {
+        self.redis.build(cluster)
     }
 }

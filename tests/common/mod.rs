@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -480,4 +482,58 @@ macro_rules! backend_tests {
             )*
         }
     };
+}
+
+/// Waits until exactly `want` records match `filter` at the server at
+/// `base` (`http://…`); fails if more arrive, or after `within`. The records,
+/// oldest first.
+pub async fn wait_records(
+    base: &str,
+    filter: &taillight::proto::LogFilter,
+    want: usize,
+    within: Duration,
+) -> Vec<taillight::proto::LogRecord> {
+    let deadline = std::time::Instant::now() + within;
+    let mut c = LogServiceClient::connect(base.to_string())
+        .await
+        .expect("connect");
+    loop {
+        let got = query_all(&mut c, filter.clone()).await;
+        assert!(
+            got.len() <= want,
+            "{} records stored, expected {want}",
+            got.len()
+        );
+        if got.len() == want {
+            return got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {want} records stored",
+            got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The whole /metrics text of the server at `base`.
+pub async fn metrics_text_at(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body")
+}
+
+/// A sample's value in a /metrics text (`name{labels}` exactly as written),
+/// 0 when absent.
+pub fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (n, v) = l.rsplit_once(' ')?;
+            (n == name).then(|| v.trim().parse::<f64>().ok()).flatten()
+        })
+        .unwrap_or(0.0)
 }

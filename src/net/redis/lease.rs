@@ -134,14 +134,9 @@ impl Lease {
 
 /// Unique enough across the processes of a cluster: host, process, time.
 fn holder_id() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".into());
     format!(
-        "{host}:{}:{}",
+        "{}:{}:{}",
+        crate::net::host_name(),
         std::process::id(),
         crate::model::time::now_micros()
     )
