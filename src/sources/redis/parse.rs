@@ -317,8 +317,8 @@ fn leading_level(line: &str) -> Option<i32> {
         .find(|c: char| !c.is_ascii_alphabetic())
         .unwrap_or(word.len());
     let rest = &word[end..];
-    // A level word alone, or one followed by a separator: not "Information
-    // about ..." read as INFO because it starts with a level's letters.
+    // A level word alone, or one followed by a separator: not "Errorless
+    // run" read as ERROR because it starts with a level's letters.
     let separated = rest.is_empty() || rest.starts_with([']', '>', ')', ':', ' ', '|', '\t', '-']);
     (end > 0 && separated)
         .then(|| level::parse(&word[..end]))
@@ -424,7 +424,7 @@ mod tests {
             level("E, [2024-01-02T03:04:05 #12] ERROR -- : x"),
             Level::Error as i32
         );
-        assert_eq!(level("Information about the run"), 0);
+        assert_eq!(level("Errorless run completed"), 0);
         assert_eq!(level("started in 3 s"), 0);
         let e = parse("hello world\n");
         assert_eq!(
