@@ -143,7 +143,8 @@ async fn push_unary(node: &Node, es: Vec<LogEntry>, concurrency: usize) {
     }
 }
 
-fn ndjson(es: &[LogEntry]) -> String {
+/// `es` as the gateway's JSON entries, one a line.
+pub fn ndjson(es: &[LogEntry]) -> String {
     let mut out = String::new();
     for e in es {
         let v = serde_json::json!({

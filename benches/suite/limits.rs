@@ -356,15 +356,27 @@ pub async fn broker(
 /// pipelines of 64), to a channel nobody listens on.
 pub fn redis_publish(len: usize, n: u64, tag: &str) -> f64 {
     let payload = "x".repeat(len);
+    redis_benchmark(n, &["PUBLISH", &format!("raw.{tag}"), &payload])
+}
+
+/// Redis XADD messages/s with one `len`-byte field, pipelined as the
+/// publish limit is; the stream is deleted afterwards.
+pub fn redis_xadd(len: usize, n: u64, tag: &str) -> f64 {
+    let payload = "x".repeat(len);
+    let stream = format!("raw.{tag}.stream");
+    let rate = redis_benchmark(n, &["XADD", &stream, "*", "line", &payload]);
+    let _ = std::process::Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "DEL", &stream])
+        .output();
+    rate
+}
+
+/// Requests/s of `command` by redis-benchmark: 4 connections, 64 pipelined.
+fn redis_benchmark(n: u64, command: &[&str]) -> f64 {
     let out = std::process::Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", "6379", "-q", "-c", "4", "-P", "64"])
-        .args([
-            "-n",
-            &n.to_string(),
-            "PUBLISH",
-            &format!("raw.{tag}"),
-            &payload,
-        ])
+        .args(["-n", &n.to_string()])
+        .args(command)
         .output()
         .expect("redis-benchmark must be installed (redis-tools)");
     let text = String::from_utf8_lossy(&out.stdout);

@@ -16,6 +16,7 @@ mod ingest;
 mod limits;
 mod node;
 mod query;
+mod redis;
 mod report;
 mod sql;
 mod tail;
@@ -249,13 +250,22 @@ async fn one_run(s: &Settings, mode: Mode, run: usize) -> Run {
             .await;
             r.set("limit.broker_produce", produce);
             r.set("limit.broker_consume", consume);
-            let n = if s.full { 2_000_000 } else { 20_000 };
-            let publish = tokio::task::spawn_blocking(move || limits::redis_publish(350, n, &tag))
-                .await
-                .expect("redis limit");
-            r.set("limit.redis_publish", publish);
         }
     }
+    // What Redis itself takes on this machine, for the Redis source runs
+    // (and the bus, in the distributed mode).
+    let n = if s.full { 2_000_000 } else { 20_000 };
+    let tag = common::unique_name("bench");
+    let (publish, xadd) = tokio::task::spawn_blocking(move || {
+        (
+            limits::redis_publish(350, n, &tag),
+            limits::redis_xadd(350, n / 4, &tag),
+        )
+    })
+    .await
+    .expect("redis limits");
+    r.set("limit.redis_publish", publish);
+    r.set("limit.redis_xadd", xadd);
     // The ceiling for the largest tail run's fan-out; both modes measure it
     // so each mode's tail rates are shown against its own runs.
     let receivers = s.subscribers.iter().copied().max().unwrap_or(1);
@@ -306,6 +316,11 @@ async fn one_run(s: &Settings, mode: Mode, run: usize) -> Run {
             r.set(format!("ingest.stream.writer_{stage}"), share);
         }
     }
+    // Entries from Redis, on a node of their own (it also subscribes).
+    let from_redis = redis::run(mode, &bin(), &m("redis"), s.entries).await;
+    r.set("redis.channel.e2e", from_redis.channel_e2e);
+    r.set("redis.channel.lost", from_redis.channel_lost);
+    r.set("redis.stream.e2e", from_redis.stream_e2e);
     let rate_at = |f: u32| max * f as f64 / 100.0;
     for f in report::TAIL_FRACTIONS {
         for &subs in &s.subscribers {

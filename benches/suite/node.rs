@@ -53,6 +53,11 @@ pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 impl Node {
     pub async fn start(mode: Mode, bin: &str) -> Node {
+        Node::start_with(mode, bin, &[]).await
+    }
+
+    /// A node with more settings, as `TAILLIGHT_*` variables.
+    pub async fn start_with(mode: Mode, bin: &str, env: &[(&str, String)]) -> Node {
         let tansu = (mode == Mode::Distributed).then(Tansu::start_memory);
         let (mut cfg, scratch) = config_on(tansu.as_ref().map(Tansu::brokers));
         let port = free_port();
@@ -92,6 +97,7 @@ impl Node {
                 .env("TAILLIGHT_REDIS_CHANNEL", &cfg.bus.redis_channel)
                 .env("TAILLIGHT_REDIS_PREFIX", &cfg.bus.redis_prefix);
         }
+        cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
@@ -153,7 +159,7 @@ impl Node {
     }
 
     /// The server's `/metrics` exposition.
-    async fn metrics_text(&self) -> String {
+    pub async fn metrics_text(&self) -> String {
         reqwest::get(format!("{}/metrics", self.base))
             .await
             .expect("GET /metrics")

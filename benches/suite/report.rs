@@ -104,6 +104,11 @@ const ROWS: &[Row] = &[
         "msgs/s",
     ),
     row(
+        "limit.redis_xadd",
+        "limit: Redis XADD (350 B, pipelined)",
+        "msgs/s",
+    ),
+    row(
         "limit.fanout_50sub",
         "limit: the same Tail messages to 50 local receivers by TCP (no gRPC)",
         "entries/s",
@@ -176,6 +181,23 @@ const ROWS: &[Row] = &[
         "ingest.ndjson.e2e",
         "HTTP NDJSON: stored end to end",
         "entries/s",
+    ),
+    vs(
+        "redis.channel.e2e",
+        "Redis channel (PUBLISH, JSON lines): stored end to end",
+        "entries/s",
+        "ingest.stream.e2e",
+    ),
+    row(
+        "redis.channel.lost",
+        "Redis channel: messages lost",
+        "messages",
+    ),
+    vs(
+        "redis.stream.e2e",
+        "Redis stream (XADD, JSON lines): stored end to end",
+        "entries/s",
+        "ingest.stream.e2e",
     ),
     row(
         "steady.idle_rss_mb",
@@ -472,6 +494,18 @@ pub fn targets(s: &[Summary]) -> Vec<Target> {
         &|v| v >= 0.7,
     );
     for mode in [e, d] {
+        for (key, what) in [
+            ("redis.channel.e2e", "channel"),
+            ("redis.stream.e2e", "stream"),
+        ] {
+            add(
+                mode,
+                &format!("Redis {what} end to end >= 80% of PushLogs"),
+                fraction(s, mode, key, "ingest.stream.e2e"),
+                &frac,
+                &|v| v >= 0.8,
+            );
+        }
         for subs in [1, 50] {
             add(
                 mode,
