@@ -14,6 +14,7 @@ use common::{
     Backend, TestServer, metrics_text_at, redis_url, sample, unique, unique_name, wait_records,
 };
 use serde_json::{Value, json};
+use taillight::config::ServeArgs;
 use taillight::model::time;
 use taillight::proto::{Level, LogFilter, LogRecord};
 
@@ -72,6 +73,53 @@ fn wait_subscribers(url: &str, channel: &str, pattern: bool, n: i64) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The flags of a child node reading `stream` in `group` as `consumer`.
+fn stream_node_args(
+    cfg: &ServeArgs,
+    role: &str,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+) -> Vec<String> {
+    let mut args = serve_args(cfg, role);
+    args.extend(
+        [
+            "--ingest-redis-url",
+            &redis_url(),
+            "--ingest-redis-streams",
+            stream,
+            "--ingest-redis-group",
+            group,
+            "--ingest-redis-consumer",
+            consumer,
+            "--ingest-redis-claim-idle",
+            "2s",
+        ]
+        .map(String::from),
+    );
+    args
+}
+
+/// Waits until the stream source of the node at `base` has counted at least
+/// `n` in `metric` (`received` or `accepted`).
+async fn wait_stream_count(base: &str, metric: &str, n: f64) {
+    let name = format!("taillight_source_{metric}_total{{source=\"redis_stream\"}}");
+    let deadline = Instant::now() + WITHIN;
+    while sample(&metrics_text_at(base).await, &name) < n {
+        assert!(Instant::now() < deadline, "{name} never reached {n}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every message of `records` appears once, and there are `n` of them.
+fn assert_each_once(records: &[LogRecord], n: usize) {
+    let mut seen = std::collections::BTreeSet::new();
+    for m in messages(records) {
+        assert!(seen.insert(m), "{m} stored twice");
+    }
+    assert_eq!(seen.len(), n);
 }
 
 fn only(service: &str) -> LogFilter {
@@ -294,50 +342,25 @@ async fn kill_9_during_a_stream_burst_loses_nothing_and_stores_nothing_twice(bac
     let (cfg, _scratch) = common::test_config(backend);
     let stream = unique_name("burst");
     let svc = unique("burst");
-    let mut args = serve_args(&cfg, "all");
-    args.extend([
-        "--ingest-redis-url".to_string(),
-        redis_url(),
-        "--ingest-redis-streams".into(),
-        stream.clone(),
-        "--ingest-redis-consumer".into(),
-        "the-reader".into(),
-        "--ingest-redis-group".into(),
-        format!("{stream}-group"),
-    ]);
+    let group = format!("{stream}-group");
+    let args = stream_node_args(&cfg, "all", &stream, &group, "the-reader");
     // The burst is in the stream before the reader starts, so the reader is
     // always mid-way through reading when it is killed.
     let ops = json!([{"op": "burst", "kind": "xadd", "to": stream, "prefix": "e", "count": N, "service": svc}]);
     redis_py(&redis_url(), &ops);
     let mut node = Proc::spawn(&args);
     // Kill it once it has stored a part of the burst.
-    let deadline = Instant::now() + WITHIN;
-    loop {
-        let text = metrics_text_at(&node.url()).await;
-        if sample(
-            &text,
-            "taillight_source_accepted_total{source=\"redis_stream\"}",
-        ) >= 2_000.0
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "nothing stored from the stream");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_stream_count(&node.url(), "accepted", 2_000.0).await;
     node.child.kill().expect("kill -9");
     let _ = node.child.wait();
     // It died holding entries it had read and not acknowledged: some stored,
     // some not; the restart must take up all of them, storing each once.
-    let unacknowledged = pending(&stream, &format!("{stream}-group"));
+    let unacknowledged = pending(&stream, &group);
     assert!(unacknowledged > 0, "the kill found nothing in flight");
     let node = Proc::spawn(&args);
     let stored = wait_records(&node.url(), &only(&svc), N, WITHIN).await;
     eprintln!("{unacknowledged} entries were in flight at the kill");
-    let mut seen = std::collections::BTreeSet::new();
-    for m in messages(&stored) {
-        assert!(seen.insert(m.to_string()), "{m} stored twice");
-    }
-    assert_eq!(seen.len(), N);
+    assert_each_once(&stored, N);
     drop(node);
     let _: i64 = redis_cmd(&redis_url(), ::redis::cmd("DEL").arg(&stream));
 }
@@ -350,20 +373,8 @@ async fn the_living_claim_what_a_dead_reader_left_pending() {
     let (cfg, _scratch) = common::test_config(Backend::Distributed);
     let stream = unique_name("shared");
     let svc = unique("claim");
-    let node_args = |consumer: &str| {
-        let mut args = serve_args(&cfg, "ingest");
-        args.extend([
-            "--ingest-redis-url".to_string(),
-            redis_url(),
-            "--ingest-redis-streams".into(),
-            stream.clone(),
-            "--ingest-redis-consumer".into(),
-            consumer.into(),
-            "--ingest-redis-claim-idle".into(),
-            "2s".into(),
-        ]);
-        args
-    };
+    let node_args =
+        |consumer: &str| stream_node_args(&cfg, "ingest", &stream, "taillight", consumer);
     // A writer stores what both ingest nodes produce.
     let _writer = Proc::spawn(&serve_args(&cfg, "writer"));
     let mut a = Proc::spawn(&node_args("a"));
@@ -371,25 +382,12 @@ async fn the_living_claim_what_a_dead_reader_left_pending() {
     let ops = json!([{"op": "burst", "kind": "xadd", "to": stream, "prefix": "e", "count": N, "service": svc}]);
     let url = redis_url();
     let publisher = std::thread::spawn(move || redis_py(&url, &ops));
-    let deadline = Instant::now() + WITHIN;
-    loop {
-        let text = metrics_text_at(&a.url()).await;
-        if sample(
-            &text,
-            "taillight_source_received_total{source=\"redis_stream\"}",
-        ) >= 1_000.0
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "node a read nothing");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_stream_count(&a.url(), "received", 1_000.0).await;
     a.child.kill().expect("kill -9");
     let _ = a.child.wait();
     publisher.join().expect("publisher");
     let stored = wait_records(&b.url(), &only(&svc), N, WITHIN).await;
-    let distinct: std::collections::BTreeSet<&str> = messages(&stored).into_iter().collect();
-    assert_eq!(distinct.len(), N, "an entry was stored twice");
+    assert_each_once(&stored, N);
     let text = metrics_text_at(&b.url()).await;
     assert!(
         sample(
@@ -449,8 +447,7 @@ async fn two_nodes_store_each_channel_message_once_and_hand_over() {
     }
     redis_py(&redis_url(), &burst("second", 200));
     let all = wait_records(&stay.http(), &only(&svc), 500, WITHIN).await;
-    let unique_messages: std::collections::BTreeSet<&str> = messages(&all).into_iter().collect();
-    assert_eq!(unique_messages.len(), 500, "a message was stored twice");
+    assert_each_once(&all, 500);
 }
 
 /// Redis goes away and comes back: the source reports it in /metrics and
