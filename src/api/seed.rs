@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::error::{ApiError, FieldViolation};
-use super::gateway::Params;
+use super::params::Params;
 use super::{ApiState, query};
 use crate::model::json::{level_from_json, time_from_json};
 use crate::model::{level, time};
