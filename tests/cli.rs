@@ -477,6 +477,42 @@ async fn query_formats_are_the_export(backend: Backend) {
     assert!(rows.len() > 6, "{desc}");
     assert_eq!(newest, rows[..6].concat());
 
+    // Pages of large entries would pass the server's 4 MiB response limit:
+    // the CLI shrinks them to fit and still prints every entry.
+    let big = unique("cli-export-big");
+    for half in 0..2 {
+        let entries: Vec<Value> = (0..40)
+            .map(|i| serde_json::json!({ "service": big, "message": format!("{half}-{i:02} {}", "x".repeat(60_000)) }))
+            .collect();
+        let resp = reqwest::Client::new()
+            .post(format!("{url}/v1/logs"))
+            .json(&entries)
+            .send()
+            .await
+            .expect("push");
+        assert!(resp.status().is_success(), "push: {}", resp.status());
+    }
+    server.settle().await;
+    let out = run(
+        &[
+            "query", "--server", &url, "-s", &big, "--format", "csv", "--limit", "0",
+        ],
+        "",
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "query of large entries failed");
+    let body = export_body(
+        &url,
+        &[("service", &big), ("format", "csv"), ("order", "newest")],
+    )
+    .await;
+    assert_eq!(out.stdout.len(), body.len(), "query of large entries");
+    assert!(
+        out.stdout == body.as_bytes(),
+        "query of large entries differs"
+    );
+
     let out = run(
         &["query", "--server", &url, "--json", "--format", "csv"],
         "",

@@ -101,14 +101,15 @@ fn pages(
     format: ExportFormat,
 ) -> impl Stream<Item = Result<Bytes, ExportError>> + Send + 'static {
     async_stream::try_stream! {
-        let mut buf = Vec::new();
+        let mut buf = Vec::with_capacity(CHUNK_BYTES);
         format.header(&mut buf);
         let mut page = first;
         loop {
             for r in &page {
                 format.write(r, &mut buf)?;
                 if buf.len() >= CHUNK_BYTES {
-                    yield Bytes::from(std::mem::take(&mut buf));
+                    let full = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_BYTES));
+                    yield Bytes::from(full);
                 }
             }
             // A short page is the last; a full one may have more behind it.
@@ -170,11 +171,13 @@ mod tests {
     use crate::model::QueuedEntry;
     use crate::storage::QueryResult;
 
-    /// Records 1..=`total`, oldest first, that fails the query numbered
-    /// `fail_at` (from 0): a store that breaks in the middle of an export.
+    /// A store that breaks in the middle of an export.
     struct Numbered {
+        /// It holds records 1..=total, answered in id order.
         total: u64,
+        /// The query (counted from 0) that fails, to break it mid-export.
         fail_at: usize,
+        /// Queries so far, to check one is made per page.
         calls: AtomicUsize,
     }
 

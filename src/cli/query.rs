@@ -3,18 +3,15 @@
 //! `--limit 0` for every match). Printed page by page, so memory stays one
 //! page however much is printed.
 
-use std::io::Write;
-
-use clap::{Args, ValueEnum};
+use clap::Args;
 use tonic::transport::Channel;
 
-use super::ClientArgs;
-use super::{CliError, FilterArgs, Printer, connect};
-use crate::model::export::ExportFormat;
+use super::output::{Output, OutputFormat, emit};
+use super::{CliError, ClientArgs, FilterArgs, connect};
 use crate::model::time;
 use crate::model::time::parse_duration;
 use crate::proto::log_service_client::LogServiceClient;
-use crate::proto::{LogRecord, Order, QueryLogsRequest};
+use crate::proto::{Order, QueryLogsRequest, QueryLogsResponse};
 
 /// The most records one QueryLogs page may hold (the server's limit).
 const PAGE: u32 = 1000;
@@ -56,48 +53,6 @@ pub struct QueryArgs {
     /// No ANSI colours.
     #[arg(long)]
     pub no_color: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Text,
-    Ndjson,
-    Csv,
-}
-
-/// How each record is written: for people, or in an export format.
-enum Output {
-    Text(Printer),
-    Export(ExportFormat),
-}
-
-impl Output {
-    fn new(args: &QueryArgs) -> Self {
-        match (args.json, args.format) {
-            (true, _) | (false, OutputFormat::Ndjson) => Output::Export(ExportFormat::Ndjson),
-            (false, OutputFormat::Csv) => Output::Export(ExportFormat::Csv),
-            (false, OutputFormat::Text) => Output::Text(Printer::new(false, args.no_color)),
-        }
-    }
-
-    fn header(&self, out: &mut Vec<u8>) {
-        if let Output::Export(f) = self {
-            f.header(out);
-        }
-    }
-
-    fn page(&self, records: &[LogRecord], out: &mut Vec<u8>) -> Result<(), CliError> {
-        for r in records {
-            match self {
-                Output::Text(p) => {
-                    out.extend_from_slice(p.line(r).as_bytes());
-                    out.push(b'\n');
-                }
-                Output::Export(f) => f.write(r, out).map_err(std::io::Error::from)?,
-            }
-        }
-        Ok(())
-    }
 }
 
 fn time_arg(name: &str, text: &str) -> Result<prost_types::Timestamp, CliError> {
@@ -157,30 +112,57 @@ async fn snapshot_end(
     Ok(())
 }
 
-/// Writes one page to stdout. A reader that went away (`| head`) ends the
-/// command quietly: it has what it wanted.
-fn emit(buf: &mut Vec<u8>) -> Result<bool, CliError> {
-    let mut stdout = std::io::stdout().lock();
-    let written = stdout.write_all(buf).and_then(|()| stdout.flush());
-    buf.clear();
-    match written {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
-        Err(e) => Err(e.into()),
+/// One page of at most `want` records. Large entries can make a page larger
+/// than the server's response limit (4 MiB by default), which it refuses
+/// naming both sizes: the page shrinks to fit, and `fits` keeps that size
+/// for the pages after it.
+async fn page(
+    client: &mut LogServiceClient<Channel>,
+    req: &mut QueryLogsRequest,
+    fits: &mut u32,
+    want: u32,
+) -> Result<QueryLogsResponse, CliError> {
+    loop {
+        req.page_size = want.min(*fits);
+        match client.query_logs(req.clone()).await {
+            Ok(resp) => return Ok(resp.into_inner()),
+            Err(s) if s.code() == tonic::Code::OutOfRange && req.page_size > 1 => {
+                *fits = smaller(req.page_size, s.message());
+            }
+            Err(s) => return Err(s.into()),
+        }
     }
+}
+
+/// A page size under `n` that should fit, scaled by the refusal's "found N
+/// bytes, the limit is: M bytes" with a margin, or half of `n`.
+fn smaller(n: u32, refusal: &str) -> u32 {
+    let number_after = |marker: &str| -> Option<u64> {
+        let rest = &refusal[refusal.find(marker)? + marker.len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    let scaled = match (number_after("found "), number_after("limit is: ")) {
+        (Some(found), Some(limit)) if found > 0 => {
+            u64::from(n).saturating_mul(limit).saturating_mul(9) / 10 / found
+        }
+        _ => u64::from(n / 2),
+    };
+    scaled.clamp(1, u64::from(n - 1)) as u32
 }
 
 pub async fn run(args: QueryArgs) -> Result<(), CliError> {
     let mut client = connect(&args.client).await?;
     let mut req = request(&args)?;
     snapshot_end(&mut client, &mut req).await?;
-    let output = Output::new(&args);
+    let output = Output::new(args.format, args.json, args.no_color);
     let mut remaining = (args.limit > 0).then_some(args.limit);
+    let mut fits = PAGE;
     let mut buf = Vec::new();
     output.header(&mut buf);
     loop {
-        req.page_size = remaining.map_or(PAGE, |r| r.min(PAGE));
-        let resp = client.query_logs(req.clone()).await?.into_inner();
+        let want = remaining.map_or(PAGE, |r| r.min(PAGE));
+        let resp = page(&mut client, &mut req, &mut fits, want).await?;
         output.page(&resp.records, &mut buf)?;
         if !emit(&mut buf)? {
             return Ok(());
@@ -190,5 +172,23 @@ pub async fn run(args: QueryArgs) -> Result<(), CliError> {
             return Ok(());
         }
         req.page_token = resp.next_page_token;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_page_shrinks_to_fit() {
+        let refusal = "Error, encoded message length too large: \
+                       found 8388608 bytes, the limit is: 4194304 bytes";
+        assert_eq!(smaller(1000, refusal), 450);
+        assert_eq!(smaller(1000, "no sizes"), 500);
+        assert_eq!(smaller(2, refusal), 1);
+        assert_eq!(
+            smaller(1000, "found 4194305 bytes, the limit is: 4194304 bytes"),
+            899
+        );
     }
 }
