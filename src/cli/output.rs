@@ -9,10 +9,14 @@ use super::{CliError, Printer};
 use crate::model::export::ExportFormat;
 use crate::proto::LogRecord;
 
+/// How `query` prints entries (`--format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
+    /// One line per entry, coloured on a terminal.
     Text,
+    /// The HTTP gateway's record JSON, one per line.
     Ndjson,
+    /// A header row, then one RFC 4180 row per entry.
     Csv,
 }
 

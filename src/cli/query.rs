@@ -43,8 +43,8 @@ pub struct QueryArgs {
     /// Print oldest first (default: newest first).
     #[arg(long)]
     pub oldest_first: bool,
-    /// text (one line per entry), ndjson (the HTTP gateway's JSON, one
-    /// object per line) or csv (a header row, then one RFC 4180 row each).
+    /// How entries are printed; ndjson and csv are what
+    /// `GET /v1/logs/export` answers.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
     /// The same as `--format ndjson`.

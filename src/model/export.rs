@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use super::json::RecordOut;
 use crate::proto::LogRecord;
 
+/// A file format of exported records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
     Ndjson,
