@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 const BIN: &str = env!("CARGO_BIN_EXE_taillight");
 
-backend_tests!(cli_commands_against_a_server);
+backend_tests!(cli_commands_against_a_server, query_formats_are_the_export);
 
 // ---------------------------------------------------------------- helpers
 
@@ -387,6 +387,139 @@ async fn exercise_cli(url: &str, server: Option<&TestServer>) {
 async fn cli_commands_against_a_server(backend: Backend) {
     let server = TestServer::start(backend).await;
     exercise_cli(&server.http(), Some(&server)).await;
+}
+
+/// The body of `GET /v1/logs/export` for `query`, which must succeed.
+async fn export_body(url: &str, query: &[(&str, &str)]) -> String {
+    let resp = reqwest::Client::new()
+        .get(format!("{url}/v1/logs/export"))
+        .query(query)
+        .send()
+        .await
+        .expect("export");
+    assert!(
+        resp.status().is_success(),
+        "export {query:?}: {}",
+        resp.status()
+    );
+    resp.text().await.expect("export body")
+}
+
+/// `query --format ndjson|csv` prints exactly what the export endpoint
+/// answers for the same filter, `--json` is `--format ndjson`, and
+/// `--limit 0` walks every page.
+async fn query_formats_are_the_export(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let url = server.http();
+    let svc = unique("cli-export");
+    // More than one page, with text CSV must quote; one attribute each, so
+    // even NDJSON compares byte for byte.
+    let entries: Vec<Value> = (0..1500)
+        .map(|i| {
+            serde_json::json!({
+                "service": svc,
+                "level": if i % 3 == 0 { "warn" } else { "info" },
+                "message": format!("line {i:04}, \"quoted\"\nsecond line ✓"),
+                "tags": ["t"],
+                "attributes": { "i": i.to_string() },
+            })
+        })
+        .collect();
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/v1/logs"))
+        .json(&entries)
+        .send()
+        .await
+        .expect("push");
+    assert!(resp.status().is_success(), "push: {}", resp.status());
+    server.settle().await;
+
+    let query = |extra: &[&str]| {
+        let mut args = vec!["query", "--server", url.as_str(), "-s", svc.as_str()];
+        args.extend_from_slice(extra);
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = run(&args, "", &[]).await;
+            assert!(out.status.success(), "query {args:?} failed");
+            String::from_utf8(out.stdout).expect("UTF-8 output")
+        }
+    };
+    let every = ["--limit", "0", "--oldest-first"];
+    for format in ["csv", "ndjson"] {
+        let printed = query(&[&every[..], &["--format", format]].concat()).await;
+        let body = export_body(&url, &[("service", &svc), ("format", format)]).await;
+        assert_eq!(printed, body, "query --format {format} --limit 0");
+    }
+    assert_eq!(
+        query(&[&every[..], &["--json"]].concat()).await,
+        query(&[&every[..], &["--format", "ndjson"]].concat()).await,
+        "--json is --format ndjson"
+    );
+    assert_eq!(
+        query(&[&every[..], &["--format", "csv", "-l", "warn"]].concat()).await,
+        export_body(
+            &url,
+            &[("service", &svc), ("format", "csv"), ("min_level", "warn")]
+        )
+        .await,
+        "filtered"
+    );
+
+    // Newest first by default; the limit counts records, not the header.
+    let newest = query(&["--format", "csv", "-n", "5"]).await;
+    let desc = export_body(
+        &url,
+        &[("service", &svc), ("format", "csv"), ("order", "newest")],
+    )
+    .await;
+    let rows: Vec<&str> = desc.split_inclusive("\r\n").collect();
+    assert!(rows.len() > 6, "{desc}");
+    assert_eq!(newest, rows[..6].concat());
+
+    // Pages of large entries would pass the server's 4 MiB response limit:
+    // the CLI shrinks them to fit and still prints every entry.
+    let big = unique("cli-export-big");
+    for half in 0..2 {
+        let entries: Vec<Value> = (0..40)
+            .map(|i| serde_json::json!({ "service": big, "message": format!("{half}-{i:02} {}", "x".repeat(60_000)) }))
+            .collect();
+        let resp = reqwest::Client::new()
+            .post(format!("{url}/v1/logs"))
+            .json(&entries)
+            .send()
+            .await
+            .expect("push");
+        assert!(resp.status().is_success(), "push: {}", resp.status());
+    }
+    server.settle().await;
+    let out = run(
+        &[
+            "query", "--server", &url, "-s", &big, "--format", "csv", "--limit", "0",
+        ],
+        "",
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "query of large entries failed");
+    let body = export_body(
+        &url,
+        &[("service", &big), ("format", "csv"), ("order", "newest")],
+    )
+    .await;
+    assert_eq!(out.stdout.len(), body.len(), "query of large entries");
+    assert!(
+        out.stdout == body.as_bytes(),
+        "query of large entries differs"
+    );
+
+    let out = run(
+        &["query", "--server", &url, "--json", "--format", "csv"],
+        "",
+        &[],
+    )
+    .await;
+    assert!(!out.status.success(), "--json and --format csv together");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,7 @@
 //! The HTTP/JSON gateway under `/v1`, for everything that cannot speak gRPC.
 //! Each handler builds the same proto request the gRPC method takes.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::Json;
@@ -17,15 +15,17 @@ use futures::{Stream, StreamExt};
 use serde_json::json;
 
 use super::error::ApiError;
+use super::params::{Params, query_request};
 use super::tail::{self, TailParams};
-use super::{ApiState, query};
-use crate::model::json::{EntryIn, RecordOut, level_from_json, parse_entries, time_from_json};
+use super::{ApiState, export, query};
+use crate::model::json::{EntryIn, RecordOut, parse_entries};
 use crate::model::time;
-use crate::proto::{self, LogFilter, QueryLogsRequest, TailRequest, tail_response};
+use crate::proto::{self, TailRequest, tail_response};
 
 pub fn router(state: Arc<ApiState>) -> axum::Router {
     axum::Router::new()
         .route("/v1/logs", post(push_logs).get(get_logs))
+        .route("/v1/logs/export", get(export::export))
         .route("/v1/services", get(services))
         .route("/v1/services/{service}/tags", get(tags))
         .route("/v1/tail", get(tail))
@@ -66,117 +66,6 @@ async fn push_logs(
             .map(|(i, v)| v.within(&format!("entries[{i}]")))
             .collect(),
         accepted: Some(accepted),
-    })
-}
-
-/// Query parameters: repeated keys and comma-separated values both work.
-pub struct Params(HashMap<String, Vec<String>>);
-
-impl Params {
-    pub fn parse(raw: Option<String>) -> Self {
-        let mut map: HashMap<String, Vec<String>> = HashMap::new();
-        for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-            map.entry(k.into_owned()).or_default().push(v.into_owned());
-        }
-        Params(map)
-    }
-
-    pub fn one(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.last()).map(String::as_str)
-    }
-
-    /// Every value of any of `keys`, split at commas.
-    pub fn list(&self, keys: &[&str]) -> Vec<String> {
-        keys.iter()
-            .filter_map(|k| self.0.get(*k))
-            .flatten()
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect()
-    }
-
-    pub fn num<T: FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
-        self.one(key)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.parse()
-                    .map_err(|_| ApiError::invalid(key, format!("{s:?} is not a valid number")))
-            })
-            .transpose()
-    }
-
-    pub fn filter(&self) -> Result<LogFilter, ApiError> {
-        let mut levels = Vec::new();
-        for (i, l) in self.list(&["level", "levels"]).iter().enumerate() {
-            let v = level_from_json(&serde_json::Value::String(l.clone())).map_err(|mut v| {
-                v.field = format!("level[{i}]");
-                ApiError::from_violation(v)
-            })?;
-            levels.push(v);
-        }
-        let min_level = match self.one("min_level").or(self.one("minLevel")) {
-            Some(l) => level_from_json(&serde_json::Value::String(l.into())).map_err(|mut v| {
-                v.field = "min_level".into();
-                ApiError::from_violation(v)
-            })?,
-            None => 0,
-        };
-        Ok(LogFilter {
-            services: self.list(&["service", "services"]),
-            levels,
-            min_level,
-            tags: self.list(&["tag", "tags"]),
-            text: self
-                .one("text")
-                .or(self.one("q"))
-                .unwrap_or_default()
-                .to_string(),
-        })
-    }
-
-    fn time(&self, keys: &[&str]) -> Result<Option<prost_types::Timestamp>, ApiError> {
-        for k in keys {
-            if let Some(t) = self.one(k).filter(|t| !t.is_empty()) {
-                return time_from_json(t, k)
-                    .map(Some)
-                    .map_err(ApiError::from_violation);
-            }
-        }
-        Ok(None)
-    }
-}
-
-fn query_request(p: &Params) -> Result<QueryLogsRequest, ApiError> {
-    let order = match p.one("order").unwrap_or("newest") {
-        "newest" | "newest_first" | "desc" | "ORDER_NEWEST_FIRST" => proto::Order::NewestFirst,
-        "oldest" | "oldest_first" | "asc" | "ORDER_OLDEST_FIRST" => proto::Order::OldestFirst,
-        o => {
-            return Err(ApiError::invalid(
-                "order",
-                format!("{o:?} is neither newest nor oldest"),
-            ));
-        }
-    };
-    Ok(QueryLogsRequest {
-        filter: Some(p.filter()?),
-        start_time: p.time(&["start", "start_time", "startTime"])?,
-        end_time: p.time(&["end", "end_time", "endTime"])?,
-        order: order as i32,
-        page_size: p.num("page_size")?.or(p.num("pageSize")?).unwrap_or(0),
-        page_token: p
-            .one("page_token")
-            .or(p.one("pageToken"))
-            .unwrap_or_default()
-            .to_string(),
-        page: p.num("page")?.unwrap_or(0),
-        include_total: matches!(
-            p.one("include_total").or(p.one("includeTotal")),
-            Some("true" | "1")
-        ),
-        after_id: p.num("after_id")?.or(p.num("afterId")?),
-        before_id: p.num("before_id")?.or(p.num("beforeId")?),
     })
 }
 

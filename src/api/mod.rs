@@ -1,14 +1,17 @@
 //! The public API: gRPC ([`grpc`], with [`grpc_tail`]), the HTTP/JSON
-//! gateway ([`gateway`]) and the seed-era endpoints ([`seed`]), all over one
-//! shared [`ApiState`]: entries go in through the [`Intake`], history comes
-//! from the store, live records from following it ([`tail`]). This is the
-//! only layer that speaks `tonic::Status` and HTTP statuses ([`error`]).
+//! gateway ([`gateway`], with its [`params`] and [`export`]) and the
+//! seed-era endpoints ([`seed`]), all over one shared [`ApiState`]: entries
+//! go in through the [`Intake`], history comes from the store, live records
+//! from following it ([`tail`]). This is the only layer that speaks
+//! `tonic::Status` and HTTP statuses ([`error`]).
 
 pub mod error;
+pub mod export;
 pub mod gateway;
 pub mod grpc;
 pub mod grpc_tail;
 pub mod ops;
+pub mod params;
 pub mod query;
 pub mod seed;
 pub mod tail;

@@ -83,10 +83,9 @@ fn decode_token(token: &str, order: Order) -> Result<u64, ApiError> {
     id.parse().map_err(|_| bad())
 }
 
-pub async fn query_logs(
-    state: &ApiState,
-    req: QueryLogsRequest,
-) -> Result<QueryLogsResponse, ApiError> {
+/// The records a request chooses, checked: its filter, time range, id
+/// bounds and order, with no paging yet (limit 0, no cursor).
+pub fn scope(req: &QueryLogsRequest) -> Result<Query, ApiError> {
     let order = match proto::Order::try_from(req.order) {
         Ok(proto::Order::Unspecified | proto::Order::NewestFirst) => Order::NewestFirst,
         Ok(proto::Order::OldestFirst) => Order::OldestFirst,
@@ -97,27 +96,6 @@ pub async fn query_logs(
             ));
         }
     };
-    let limit = match req.page_size {
-        0 => DEFAULT_PAGE_SIZE,
-        n if n > MAX_PAGE_SIZE => {
-            return Err(ApiError::invalid(
-                "page_size",
-                format!("{n} exceeds the limit of {MAX_PAGE_SIZE}"),
-            ));
-        }
-        n => n,
-    };
-    if req.page > 0 && !req.page_token.is_empty() {
-        return Err(ApiError::invalid(
-            "page",
-            "cannot be combined with page_token",
-        ));
-    }
-    let cursor = if req.page_token.is_empty() {
-        None
-    } else {
-        Some(decode_token(&req.page_token, order)?)
-    };
     let start_us = req.start_time.as_ref().map(time::to_micros);
     let end_us = req.end_time.as_ref().map(time::to_micros);
     if let (Some(s), Some(e)) = (start_us, end_us)
@@ -125,24 +103,51 @@ pub async fn query_logs(
     {
         return Err(ApiError::invalid("end_time", "is before start_time"));
     }
-    let page_mode = req.page > 0;
-    let q = Query {
-        filter: filter(req.filter)?,
+    Ok(Query {
+        filter: filter(req.filter.clone())?,
         start_us,
         end_us,
         after_id: req.after_id,
         before_id: req.before_id,
-        cursor,
         order,
-        // One more than asked tells whether another page exists.
-        limit: limit + 1,
-        offset: if page_mode {
-            u64::from(req.page - 1) * u64::from(limit)
-        } else {
-            0
-        },
-        count_total: page_mode || req.include_total,
-    };
+        ..Default::default()
+    })
+}
+
+fn page_size(requested: u32) -> Result<u32, ApiError> {
+    match requested {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        n if n > MAX_PAGE_SIZE => Err(ApiError::invalid(
+            "page_size",
+            format!("{n} exceeds the limit of {MAX_PAGE_SIZE}"),
+        )),
+        n => Ok(n),
+    }
+}
+
+pub async fn query_logs(
+    state: &ApiState,
+    req: QueryLogsRequest,
+) -> Result<QueryLogsResponse, ApiError> {
+    let mut q = scope(&req)?;
+    let limit = page_size(req.page_size)?;
+    if req.page > 0 && !req.page_token.is_empty() {
+        return Err(ApiError::invalid(
+            "page",
+            "cannot be combined with page_token",
+        ));
+    }
+    if !req.page_token.is_empty() {
+        q.cursor = Some(decode_token(&req.page_token, q.order)?);
+    }
+    let page_mode = req.page > 0;
+    // One more than asked tells whether another page exists.
+    q.limit = limit + 1;
+    if page_mode {
+        q.offset = u64::from(req.page - 1) * u64::from(limit);
+    }
+    q.count_total = page_mode || req.include_total;
+    let order = q.order;
     let mut result = state.store.query(q).await?;
     let more = result.records.len() > limit as usize;
     result.records.truncate(limit as usize);

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, FieldViolation};
-use super::gateway::Params;
+use super::params::Params;
 use super::{ApiState, query};
 use crate::model::json::{SeedEntry, level_from_json};
 use crate::model::{level, time};

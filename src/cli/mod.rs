@@ -1,6 +1,7 @@
 //! Client commands: push, tail, query, services. They use the same gRPC API
 //! as every other client.
 
+pub mod output;
 pub mod push;
 pub mod query;
 pub mod services;

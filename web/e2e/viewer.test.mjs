@@ -29,10 +29,11 @@
 //   7  markup in messages, tags and attributes stays text
 //   8  ?service=X&entry=ID permalinks
 //   9  #new-badge while scrolled up           10  .gap-marker / button.load-gap after a skip
+//  11  a#download (#download-format): the view's entries as NDJSON and CSV files
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -775,3 +776,81 @@ e2e('10. a tail that falls behind shows .gap-marker; button.load-gap fills it, e
   const rows = await waitListEquals(page, all, { what: 'list after loading the gaps', timeout: 60000 });
   assert.deepEqual(msgs(rows), all.map((r) => r.message), 'messages after loading the gaps');
 }, { server: { args: ['--tail-buffer', '1'] }, timeout: 180000 });
+
+// ------------------------------------------------------------------ 11
+
+/** Click a#download and read the file the browser saved. */
+async function download(page, format) {
+  await page.selectOption('#download-format', format);
+  const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 15000 }), page.click('#download')]);
+  const failure = await dl.failure();
+  assert.equal(failure, null, `the ${format} download failed`);
+  return { name: dl.suggestedFilename(), text: readFileSync(await dl.path(), 'utf8') };
+}
+
+/** RFC 4180 rows (quoted cells, doubled quotes, CRLF after each row). */
+function parseCsv(text) {
+  const rows = [];
+  let row = [];
+  let cell = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { cell += '"'; i++; } else if (c === '"') quoted = false; else cell += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') { row.push(cell); cell = ''; }
+    else if (c === '\r' && text[i + 1] === '\n') { row.push(cell); rows.push(row); row = []; cell = ''; i++; }
+    else cell += c;
+  }
+  assert.ok(!quoted && cell === '' && row.length === 0, `the CSV ends inside a row: ${short(text.slice(-200))}`);
+  return rows;
+}
+
+e2e('11. Download saves the entries of the current view (service, level, text, time range) as NDJSON and CSV', async ({ server, page, browser }) => {
+  const S = uniqueService('download');
+  const at = (s) => `2024-02-02T10:00:0${s}Z`;
+  const entries = [
+    { service: S, level: 'ERROR', message: 'needle, with "quotes"\nand a second line', tags: ['db'], attributes: { host: 'a,b' }, time: at(0) },
+    { service: S, level: 'WARN', message: 'needle ünïcødé ✓ 日本語', tags: ['db', 'x'], time: at(1) },
+    { service: S, level: 'INFO', message: 'needle, but INFO', time: at(2) },
+    { service: S, level: 'ERROR', message: 'no match here', time: at(3) },
+    { service: S, level: 'WARN', message: 'NEEDLE last', attributes: { n: '5' }, time: at(4) },
+  ];
+  await pushHttp(server, entries);
+  await pushHttp(server, [{ service: uniqueService('elsewhere'), level: 'ERROR', message: 'needle elsewhere' }]);
+
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}`);
+  await waitConnected(page);
+  await setFilterChecks(page, '#level-filter', 'data-level', ['ERROR', 'WARN']);
+  await page.fill('#search', 'needle');
+  await page.press('#search', 'Enter');
+  const filter = { service: S, levels: ['ERROR', 'WARN'], text: 'needle' };
+  const expected = await queryAll(server, filter);
+  assert.deepEqual(expected.map((r) => r.message), [entries[0], entries[1], entries[4]].map((e) => e.message));
+  await waitListEquals(page, expected, { what: 'the filtered list before downloading' });
+
+  const nd = await download(page, 'ndjson');
+  assert.equal(nd.name, 'taillight-export.ndjson');
+  assert.ok(nd.text.endsWith('\n'), 'the NDJSON file ends with a line break');
+  assert.deepEqual(nd.text.trimEnd().split('\n').map((l) => JSON.parse(l)), expected, 'NDJSON lines = GET /v1/logs records, oldest first');
+
+  const csv = await download(page, 'csv');
+  assert.equal(csv.name, 'taillight-export.csv');
+  const rows = parseCsv(csv.text);
+  assert.deepEqual(rows[0], ['id', 'time', 'received_time', 'service', 'level', 'message', 'tags', 'attributes']);
+  assert.deepEqual(
+    rows.slice(1).map((r) => ({ id: Number(r[0]), time: r[1], receivedTime: r[2], service: r[3], level: r[4], message: r[5], tags: JSON.parse(r[6]), attributes: JSON.parse(r[7]) })),
+    expected,
+    'CSV rows = GET /v1/logs records, oldest first',
+  );
+
+  // A time range narrows the download as it narrows the list: [01, 04) keeps one.
+  const from = encodeURIComponent(at(1));
+  const to = encodeURIComponent(at(4));
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}&levels=ERROR,WARN&q=needle&range=custom&from=${from}&to=${to}&history=1`);
+  await waitListEquals(page, expected.slice(1, 2), { what: 'the list in the custom range', toBottom: false });
+  const ranged = await download(page, 'ndjson');
+  assert.deepEqual(ranged.text.trimEnd().split('\n').map((l) => JSON.parse(l)), expected.slice(1, 2), 'NDJSON of the custom range');
+  assert.deepEqual(browser.errors, [], 'errors on the page (a CSP violation would be one)');
+});

@@ -5,6 +5,7 @@ import { Catalog } from "./catalog";
 import { Controller } from "./controller";
 import { prefs } from "./state/prefs";
 import { parseUrl } from "./state/url";
+import { Download } from "./ui/download";
 import { Filters } from "./ui/filters";
 import { bindKeys } from "./ui/keyboard";
 import { initTheme } from "./ui/theme";
@@ -34,6 +35,7 @@ const filters = new Filters((patch) => {
   if (patch.service !== undefined) catalog.watchTags(patch.service);
 });
 controller = new Controller(view, document.getElementById("log-list") as HTMLElement, toolbar, filters);
+new Download(() => controller.current);
 
 window.__taillight = {
   rows: () => controller.rows(),

@@ -1,0 +1,334 @@
+//! `GET /v1/logs/export`: every record a `GET /v1/logs` filter chooses, as
+//! one NDJSON or CSV download, oldest first unless `order=newest`.
+//!
+//! The body is written while the client reads it, one store page at a time
+//! by id cursor, so the server holds one page whatever the export's size.
+//! The export ends at the newest record stored when it began. A store error
+//! after the answer started aborts the body, so a client never takes a cut
+//! export for a whole one.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use futures::{Stream, TryStreamExt};
+use tokio_util::sync::CancellationToken;
+
+use super::error::ApiError;
+use super::params::{Params, scope_request};
+use super::{ApiState, query};
+use crate::model::export::ExportFormat;
+use crate::proto::{self, LogRecord};
+use crate::storage::{Order, Query, Store, StoreError};
+
+/// Records read from the store at a time: what the export holds in memory.
+const PAGE: u32 = query::MAX_PAGE_SIZE;
+/// Encoded bytes gathered before they go to the connection: few writes,
+/// little held.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// Why an export ended early; the client sees the body aborted.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("encoding a record: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+pub async fn export(
+    State(state): State<Arc<ApiState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(raw);
+    let format = format(&p)?;
+    let mut q = query::scope(&scope_request(&p, proto::Order::OldestFirst)?)?;
+    q.before_id = snapshot_end(state.store.as_ref(), q.before_id).await?;
+    let body = stream(state.store.clone(), state.stop.clone(), q, format).await?;
+    Ok(response(format, body))
+}
+
+fn format(p: &Params) -> Result<ExportFormat, ApiError> {
+    match p.one("format").filter(|f| !f.is_empty()) {
+        None => Ok(ExportFormat::Ndjson),
+        Some(f) => ExportFormat::parse(f)
+            .ok_or_else(|| ApiError::invalid("format", format!("{f:?} is neither ndjson nor csv"))),
+    }
+}
+
+/// The id the export stops before: the one after the newest stored now, or
+/// the caller's `before_id` if smaller. Without it an oldest-first export
+/// of a store written faster than it is read would never end.
+async fn snapshot_end(
+    store: &dyn Store,
+    before_id: Option<u64>,
+) -> Result<Option<u64>, StoreError> {
+    let newest = store
+        .query(Query {
+            order: Order::NewestFirst,
+            limit: 1,
+            ..Default::default()
+        })
+        .await?;
+    let end = newest.records.first().map_or(1, |r| r.id.saturating_add(1));
+    Ok(Some(before_id.map_or(end, |b| b.min(end))))
+}
+
+/// Reads the first page before the answer starts, so a store that is down
+/// gets its proper status instead of a 200 cut short; then streams it and
+/// every page after it.
+pub async fn stream(
+    store: Arc<dyn Store>,
+    stop: CancellationToken,
+    mut q: Query,
+    format: ExportFormat,
+) -> Result<impl Stream<Item = Result<Bytes, ExportError>> + Send + 'static, StoreError> {
+    q.limit = PAGE;
+    q.cursor = None;
+    let first = store.query(q.clone()).await?.records;
+    Ok(pages(store, stop, q, first, format))
+}
+
+fn pages(
+    store: Arc<dyn Store>,
+    stop: CancellationToken,
+    mut q: Query,
+    first: Vec<LogRecord>,
+    format: ExportFormat,
+) -> impl Stream<Item = Result<Bytes, ExportError>> + Send + 'static {
+    async_stream::try_stream! {
+        let mut buf = Vec::with_capacity(CHUNK_BYTES);
+        format.header(&mut buf);
+        let mut page = first;
+        loop {
+            for r in &page {
+                format.write(r, &mut buf)?;
+                if buf.len() >= CHUNK_BYTES {
+                    let full = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_BYTES));
+                    yield Bytes::from(full);
+                }
+            }
+            // A short page is the last; a full one may have more behind it.
+            let last = match page.last() {
+                Some(r) if page.len() >= PAGE as usize => r.id,
+                _ => break,
+            };
+            if stop.is_cancelled() {
+                Err(ExportError::ShuttingDown)?;
+            }
+            q.cursor = Some(last);
+            page = store.query(q.clone()).await?.records;
+        }
+        if !buf.is_empty() {
+            yield Bytes::from(buf);
+        }
+    }
+}
+
+fn disposition(format: ExportFormat) -> &'static str {
+    match format {
+        ExportFormat::Ndjson => "attachment; filename=\"taillight-export.ndjson\"",
+        ExportFormat::Csv => "attachment; filename=\"taillight-export.csv\"",
+    }
+}
+
+pub fn response(
+    format: ExportFormat,
+    body: impl Stream<Item = Result<Bytes, ExportError>> + Send + 'static,
+) -> Response {
+    // The client only sees the connection drop; the reason goes to the log.
+    let body = body.inspect_err(|e| tracing::warn!(error = %e, "export aborted"));
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        ),
+        (
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static(disposition(format)),
+        ),
+        // Log text must never be sniffed into something a browser runs.
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+    ];
+    (headers, Body::from_stream(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::model::QueuedEntry;
+    use crate::storage::QueryResult;
+
+    /// A store that breaks in the middle of an export.
+    struct Numbered {
+        /// It holds records 1..=total, answered in id order.
+        total: u64,
+        /// The query (counted from 0) that fails, to break it mid-export.
+        fail_at: usize,
+        /// Queries so far, to check one is made per page.
+        calls: AtomicUsize,
+    }
+
+    impl Numbered {
+        fn new(total: u64, fail_at: usize) -> Arc<Self> {
+            Arc::new(Numbered {
+                total,
+                fail_at,
+                calls: AtomicUsize::new(0),
+            })
+        }
+    }
+
+    #[async_trait]
+    impl Store for Numbered {
+        async fn insert(&self, _: Vec<QueuedEntry>) -> Result<Vec<LogRecord>, StoreError> {
+            Ok(Vec::new())
+        }
+
+        async fn query(&self, q: Query) -> Result<QueryResult, StoreError> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) == self.fail_at {
+                return Err(StoreError::Connection("the database went away".into()));
+            }
+            let from = q.cursor.unwrap_or(0) + 1;
+            let to = (from + u64::from(q.limit)).min(self.total + 1);
+            let records = (from..to)
+                .map(|id| LogRecord {
+                    id,
+                    service: "api".into(),
+                    message: format!("m{id}"),
+                    ..Default::default()
+                })
+                .collect();
+            Ok(QueryResult {
+                records,
+                total: None,
+            })
+        }
+
+        async fn services(&self) -> Result<Vec<String>, StoreError> {
+            Ok(Vec::new())
+        }
+
+        async fn tags(&self, _: String) -> Result<Vec<String>, StoreError> {
+            Ok(Vec::new())
+        }
+
+        async fn delete_before(&self, _: i64, _: u32) -> Result<u64, StoreError> {
+            Ok(0)
+        }
+    }
+
+    async fn collect(store: Arc<Numbered>, stop: CancellationToken) -> Result<String, ExportError> {
+        let q = Query {
+            order: Order::OldestFirst,
+            ..Default::default()
+        };
+        let chunks: Vec<Bytes> = stream(store, stop, q, ExportFormat::Ndjson)
+            .await?
+            .try_collect()
+            .await?;
+        Ok(chunks.iter().map(|c| String::from_utf8_lossy(c)).collect())
+    }
+
+    fn ids(text: &str) -> Vec<u64> {
+        text.lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).expect("a JSON line")["id"]
+                    .as_u64()
+                    .expect("an id")
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn streams_every_page_once_in_order() {
+        for total in [0, 1, 999, 1000, 1001, 2500, 3000] {
+            let store = Numbered::new(total, usize::MAX);
+            let text = collect(store.clone(), CancellationToken::new())
+                .await
+                .expect("export");
+            assert_eq!(
+                ids(&text),
+                (1..=total).collect::<Vec<_>>(),
+                "{total} records"
+            );
+            // One query per page, and one more only after a full last page.
+            let pages = (total / u64::from(PAGE) + 1) as usize;
+            assert_eq!(store.calls.load(Ordering::SeqCst), pages, "{total} records");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_down_at_the_start_is_an_error_before_the_answer() {
+        let err = collect(Numbered::new(10, 0), CancellationToken::new()).await;
+        assert!(matches!(err, Err(ExportError::Store(_))), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_the_body_with_an_error() {
+        let stop = CancellationToken::new();
+        stop.cancel();
+        let err = collect(Numbered::new(2500, usize::MAX), stop).await;
+        assert!(matches!(err, Err(ExportError::ShuttingDown)), "{err:?}");
+    }
+
+    /// Over a real connection: the client gets the first pages, then an
+    /// error, never a clean end of a shorter body. (The failure comes late
+    /// enough, ~800 kB in, that the connection has flushed a part of it.)
+    #[tokio::test]
+    async fn a_store_failing_mid_stream_aborts_the_connection() {
+        let store = Numbered::new(30_000, 20);
+        let app = axum::Router::new().route(
+            "/export",
+            axum::routing::get(move || {
+                let store = store.clone();
+                async move {
+                    let q = Query {
+                        order: Order::OldestFirst,
+                        ..Default::default()
+                    };
+                    match stream(store, CancellationToken::new(), q, ExportFormat::Csv).await {
+                        Ok(body) => response(ExportFormat::Csv, body),
+                        Err(e) => ApiError::from(e).into_response(),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let resp = reqwest::get(format!("http://{addr}/export"))
+            .await
+            .expect("the answer starts");
+        assert_eq!(resp.status(), reqwest::StatusCode::OK);
+        let mut body = resp.bytes_stream();
+        let mut received = 0;
+        let outcome = loop {
+            match futures::StreamExt::next(&mut body).await {
+                Some(Ok(chunk)) => received += chunk.len(),
+                Some(Err(e)) => break Err(e),
+                None => break Ok(()),
+            }
+        };
+        assert!(received > 0, "nothing arrived before the failure");
+        assert!(
+            outcome.is_err(),
+            "the body ended cleanly after {received} bytes"
+        );
+    }
+}
