@@ -14,6 +14,7 @@ backend_tests!(
     export_equals_the_query_for_every_filter,
     export_headers_empty_answers_and_bad_parameters,
     export_of_many_pages_is_whole_and_in_id_order,
+    shutdown_during_an_export_breaks_the_body_off,
 );
 
 const CSV_HEADER: &str = "id,time,received_time,service,level,message,tags,attributes";
@@ -354,4 +355,107 @@ async fn export_of_many_pages_is_whole_and_in_id_order(backend: Backend) {
         .map(|i| format!("entry {i:05}, \"quoted\""))
         .collect();
     assert_eq!(messages, pushed);
+}
+
+/// Fills `svc` with `n` entries of about 1 kB, so an export of them takes
+/// many pages and far more than the sockets buffer.
+async fn fill_large(server: &TestServer, svc: &str, n: usize) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let batch: Vec<Value> = chunk
+            .iter()
+            .map(|i| json!({ "service": svc, "message": format!("{i:06} {}", "x".repeat(1000)) }))
+            .collect();
+        push(server, &Value::Array(batch)).await;
+    }
+    server.settle().await;
+}
+
+/// Reads an export's first bytes, then does `meanwhile`, then reads on: the
+/// bytes before, and how the body ended.
+async fn read_across(
+    server: &TestServer,
+    svc: &str,
+    meanwhile: impl AsyncFnOnce(),
+) -> (usize, Result<(), reqwest::Error>) {
+    let resp = reqwest::get(format!(
+        "{}/v1/logs/export?service={svc}&format=csv",
+        server.http()
+    ))
+    .await
+    .expect("the answer starts");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.bytes_stream();
+    let first = futures::StreamExt::next(&mut body)
+        .await
+        .expect("a first chunk")
+        .expect("bytes");
+    meanwhile().await;
+    let mut received = first.len();
+    let end = loop {
+        match futures::StreamExt::next(&mut body).await {
+            Some(Ok(chunk)) => received += chunk.len(),
+            Some(Err(e)) => break Err(e),
+            None => break Ok(()),
+        }
+    };
+    (received, end)
+}
+
+/// The server shuts down in the middle of a long export: the client sees the
+/// body break off, never a shorter file that looks whole.
+async fn shutdown_during_an_export_breaks_the_body_off(backend: Backend) {
+    let server = TestServer::start_with(backend, |c| {
+        c.shutdown_timeout = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let svc = unique("exportstop");
+    fill_large(&server, &svc, 20_000).await;
+    let stop = server.stop_token();
+    let (received, end) = read_across(&server, &svc, async || stop.cancel()).await;
+    assert!(
+        received < 20_000 * 1000,
+        "the whole export arrived ({received} bytes)"
+    );
+    assert!(
+        end.is_err(),
+        "the body ended cleanly after {received} bytes"
+    );
+}
+
+/// MariaDB goes away in the middle of a long export (its database dropped):
+/// the body breaks off. A store that is gone before the export starts is a
+/// clear error, not a 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_failing_during_an_export_breaks_the_body_off() {
+    let server = TestServer::start(Backend::Distributed).await;
+    let svc = unique("exportfail");
+    fill_large(&server, &svc, 20_000).await;
+    let db = server
+        .cfg
+        .store
+        .mysql
+        .database_url
+        .as_deref()
+        .and_then(|u| u.rsplit('/').next())
+        .expect("database")
+        .to_string();
+    let drop_db = async || {
+        let status = std::process::Command::new("mariadb")
+            .args([
+                "-h127.0.0.1",
+                "-uroot",
+                "-e",
+                &format!("DROP DATABASE `{db}`"),
+            ])
+            .status()
+            .expect("mariadb client");
+        assert!(status.success(), "DROP DATABASE");
+    };
+    let (received, end) = read_across(&server, &svc, drop_db).await;
+    assert!(
+        end.is_err(),
+        "the body ended cleanly after {received} bytes"
+    );
+    let (status, _, body) = export(&server, &[("service", svc.as_str())]).await;
+    assert!(status.is_server_error(), "{status}: {body}");
 }

@@ -331,6 +331,12 @@ impl TestServer {
             .expect("connect")
     }
 
+    /// The token that shuts the server down, for a test that must begin a
+    /// shutdown while it is doing something else.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
     /// Graceful shutdown; waits until the server has drained.
     pub async fn stop(self) -> (ServeArgs, std::sync::Arc<Scratch>) {
         self.shutdown.cancel();
