@@ -175,9 +175,16 @@ pub struct RecordOut<'a> {
     pub level: &'static str,
     pub message: &'a str,
     pub tags: &'a [String],
+    /// Written with sorted keys, so the same record is always the same
+    /// bytes (exports and archives compare and compress the better for it).
+    #[serde(serialize_with = "sorted")]
     pub attributes: &'a HashMap<String, String>,
     pub time: String,
     pub received_time: String,
+}
+
+fn sorted<S: serde::Serializer>(map: &&HashMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(map.iter().collect::<std::collections::BTreeMap<_, _>>())
 }
 
 impl<'a> From<&'a LogRecord> for RecordOut<'a> {
