@@ -16,11 +16,14 @@ if ! command -v grpcurl >/dev/null 2>&1; then
 fi
 command -v grpcurl >/dev/null 2>&1 || { echo "grpcurl is still not on PATH" >&2; exit 1; }
 
-# The Redis source tests publish with redis-py, as real publishers do.
-if ! python3 -c 'import redis' >/dev/null 2>&1; then
-    step "installing redis-py"
-    python3 -m pip install --quiet --disable-pip-version-check redis
-fi
+# Real Python clients: redis-py publishes to the Redis sources, websockets
+# reads the seed's /ws.
+for module in redis websockets; do
+    if ! python3 -c "import $module" >/dev/null 2>&1; then
+        step "installing $module (Python)"
+        python3 -m pip install --quiet --disable-pip-version-check "$module"
+    fi
+done
 
 # The distributed tests need a Kafka-protocol broker (tansu, started by the
 # tests themselves), MariaDB and Redis.

@@ -15,12 +15,12 @@ use futures::{Stream, StreamExt};
 use serde_json::json;
 
 use super::error::ApiError;
-use super::params::{Params, query_request};
+use super::params::{self, Params, query_request};
 use super::tail::{self, TailParams};
 use super::{ApiState, export, query};
 use crate::model::json::{EntryIn, RecordOut, parse_entries};
 use crate::model::time;
-use crate::proto::{self, TailRequest, tail_response};
+use crate::proto::{self, tail_response};
 
 pub fn router(state: Arc<ApiState>) -> axum::Router {
     axum::Router::new()
@@ -112,15 +112,7 @@ async fn tail(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let req = TailRequest {
-        filter: Some(p.filter()?),
-        after_id: last_event_id.or(p.num("after_id")?),
-        last: p.num("last")?.unwrap_or(0),
-        heartbeat_interval: p.num::<u64>("heartbeat")?.map(|s| prost_types::Duration {
-            seconds: s.min(3600) as i64,
-            nanos: 0,
-        }),
-    };
+    let req = params::tail_request(&p, last_event_id)?;
     let params = TailParams::from_request(req, state.heartbeat)?;
     let stream =
         tail::stream(&state, params).flat_map(|item| futures::stream::iter(sse_events(item)));

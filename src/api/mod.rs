@@ -15,6 +15,7 @@ pub mod params;
 pub mod query;
 pub mod seed;
 pub mod tail;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;

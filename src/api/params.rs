@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use super::error::ApiError;
 use crate::model::json::{level_from_json, time_from_json};
-use crate::proto::{self, LogFilter, QueryLogsRequest};
+use crate::proto::{self, LogFilter, QueryLogsRequest, TailRequest};
 
 /// Query parameters: repeated keys and comma-separated values both work.
 pub struct Params(HashMap<String, Vec<String>>);
@@ -133,5 +133,20 @@ pub fn query_request(p: &Params) -> Result<QueryLogsRequest, ApiError> {
             Some("true" | "1")
         ),
         ..scope_request(p, proto::Order::NewestFirst)?
+    })
+}
+
+/// A live tail's request (SSE, the WebSocket): the filter, where to start
+/// (`resume_at` — a `Last-Event-ID` — before `after_id`), `last`, and the
+/// heartbeat in seconds.
+pub fn tail_request(p: &Params, resume_at: Option<u64>) -> Result<TailRequest, ApiError> {
+    Ok(TailRequest {
+        filter: Some(p.filter()?),
+        after_id: resume_at.or(p.num("after_id")?),
+        last: p.num("last")?.unwrap_or(0),
+        heartbeat_interval: p.num::<u64>("heartbeat")?.map(|s| prost_types::Duration {
+            seconds: s.min(3600) as i64,
+            nanos: 0,
+        }),
     })
 }

@@ -7,14 +7,12 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::{get, post};
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, FieldViolation};
 use super::params::Params;
 use super::{ApiState, query};
-use crate::model::json::{SeedEntry, level_from_json};
-use crate::model::{level, time};
+use crate::model::json::{SeedEntry, SeedRecordOut, level_from_json};
 use crate::proto::{LogFilter, QueryLogsRequest};
 
 /// The seed viewer's page size.
@@ -58,17 +56,6 @@ async fn set(State(state): State<Arc<ApiState>>, body: Bytes) -> Result<Json<Val
     Ok(Json(json!({ "message": "Log saved successfully" })))
 }
 
-#[derive(Serialize)]
-struct SeedLog<'a> {
-    id: u64,
-    service_name: &'a str,
-    level: &'static str,
-    message: &'a str,
-    tag: &'a str,
-    tags: &'a [String],
-    timestamp: String,
-}
-
 /// Newest first, `page` (1-based) of the service's entries, optionally only
 /// those carrying one of `tags` (comma-separated) or of `levels`.
 async fn get_logs(
@@ -95,23 +82,7 @@ async fn get_logs(
         ..Default::default()
     };
     let resp = query::query_logs(&state, req).await?;
-    let logs: Vec<SeedLog> = resp
-        .records
-        .iter()
-        .map(|r| SeedLog {
-            id: r.id,
-            service_name: &r.service,
-            level: level::name(r.level),
-            message: &r.message,
-            tag: r.tags.first().map_or("", String::as_str),
-            tags: &r.tags,
-            timestamp: r
-                .time
-                .as_ref()
-                .map(|t| time::rfc3339(time::to_micros(t)))
-                .unwrap_or_default(),
-        })
-        .collect();
+    let logs: Vec<SeedRecordOut> = resp.records.iter().map(SeedRecordOut::from).collect();
     Ok(Json(
         json!({ "logs": logs, "total": resp.total_count.unwrap_or(0) }),
     ))

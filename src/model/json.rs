@@ -129,6 +129,37 @@ impl SeedEntry {
     }
 }
 
+/// A stored record as the seed system's readers take it (its page and its
+/// WebSocket): the first tag as `tag`, all of them as `tags`.
+#[derive(Debug, Serialize)]
+pub struct SeedRecordOut<'a> {
+    pub id: u64,
+    pub service_name: &'a str,
+    pub level: &'static str,
+    pub message: &'a str,
+    pub tag: &'a str,
+    pub tags: &'a [String],
+    pub timestamp: String,
+}
+
+impl<'a> From<&'a LogRecord> for SeedRecordOut<'a> {
+    fn from(r: &'a LogRecord) -> Self {
+        SeedRecordOut {
+            id: r.id,
+            service_name: &r.service,
+            level: level::name(r.level),
+            message: &r.message,
+            tag: r.tags.first().map_or("", String::as_str),
+            tags: &r.tags,
+            timestamp: r
+                .time
+                .as_ref()
+                .map(|t| time::rfc3339(time::to_micros(t)))
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// Splits a request body into entries: one JSON object, an array of them,
 /// or newline-delimited objects. Each element is parsed on its own, so one
 /// malformed entry does not hide the others; a body that is not JSON at all

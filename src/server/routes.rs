@@ -11,7 +11,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use super::ServerError;
 use crate::api::grpc::LogApi;
 use crate::api::ops::{self, OpsState};
-use crate::api::{ApiState, gateway, grpc_tail, seed};
+use crate::api::{ApiState, gateway, grpc_tail, seed, ws};
 use crate::config::ServeArgs;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::log_service_server::LogServiceServer;
@@ -54,7 +54,8 @@ pub fn api(
 
     let mut app = grpc
         .merge(gateway::router(state.clone()))
-        .merge(seed::router(state))
+        .merge(seed::router(state.clone()))
+        .merge(ws::router(state))
         .merge(ops_only(ops))
         .merge(crate::viewer::router())
         .layer(DefaultBodyLimit::max(max))

@@ -37,6 +37,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createServer as createHttpServer } from 'node:http';
 
 import {
   LEVELS, sleep, waitFor, short, uniqueService, freePort,
@@ -853,4 +854,65 @@ e2e('11. Download saves the entries of the current view (service, level, text, t
   const ranged = await download(page, 'ndjson');
   assert.deepEqual(ranged.text.trimEnd().split('\n').map((l) => JSON.parse(l)), expected.slice(1, 2), 'NDJSON of the custom range');
   assert.deepEqual(browser.errors, [], 'errors on the page (a CSP violation would be one)');
+});
+
+// ------------------------------------------------------------------ 12
+
+/** The seed system's page: its WebSocket `onmessage` handler, as it shipped. */
+const SEED_PAGE = `<!doctype html><meta charset="utf-8"><title>seed</title>
+<label><input type="checkbox" class="log-filter" value="ALL" checked>ALL</label>
+<ul id="logs"></ul>
+<script>
+let isPaused = false;
+let currentServiceName = new URLSearchParams(location.hash.slice(1)).get('service');
+let selectedTags = ['전체선택'];
+function addLogs(logs) {
+  for (const l of logs) {
+    const li = document.createElement('li');
+    li.textContent = l.level + ' ' + l.service_name + ' ' + (l.tag || '-') + ' ' + l.message;
+    document.getElementById('logs').appendChild(li);
+  }
+}
+const socket = new WebSocket(new URLSearchParams(location.hash.slice(1)).get('ws'));
+window.__socketState = () => socket.readyState;
+socket.onmessage = function(event) {
+const data = JSON.parse(event.data);
+if (data.type === "ping") {
+socket.send(JSON.stringify({ type: "pong" }));
+return;
+}
+const selectedLogLevels = Array.from(document.querySelectorAll('.log-filter:checked')).map(cb => cb.value);
+if (!isPaused) {
+if (data.level && (selectedLogLevels.includes(data.level.toUpperCase()) || selectedLogLevels.includes('ALL'))) {
+if (data.service_name == currentServiceName && (selectedTags.includes('전체선택') || selectedTags.includes(data.tag))) {
+addLogs([data]);
+}
+}
+}
+};
+</script>`;
+
+e2e('12. the seed page\'s own script reads GET /ws live, answers its pings, and stays connected', async ({ t, server, page }) => {
+  const S = uniqueService('seedws');
+  const ws = `${server.url.replace('http', 'ws')}/ws?ping=1`;
+  // Served as the seed served it: from its own web server, another origin.
+  const seedSite = createHttpServer((_, res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(SEED_PAGE));
+  await new Promise((resolve) => seedSite.listen(0, '127.0.0.1', resolve));
+  t.after(() => seedSite.close());
+  const site = `http://127.0.0.1:${seedSite.address().port}/`;
+  await page.goto(`${site}#service=${encodeURIComponent(S)}&ws=${encodeURIComponent(ws)}`);
+  await waitFor(() => page.evaluate(() => window.__socketState()), (s) => s === 1, { what: 'the socket open' });
+  const items = () => page.evaluate(() => Array.from(document.querySelectorAll('#logs li')).map((li) => li.textContent));
+  await pushHttp(server, [
+    { service: S, level: 'error', message: 'payment failed', tags: ['pay'] },
+    { service: 'someone-else', level: 'error', message: 'not for this page' },
+    { service: S, level: 'info', message: 'order placed' },
+  ]);
+  await waitFor(items, (l) => l.length === 2, { what: 'two entries on the seed page' });
+  assert.deepEqual(await items(), ['ERROR ' + S + ' pay payment failed', 'INFO ' + S + ' - order placed']);
+  // Several pings later the page is still connected and still receiving.
+  await sleep(3500);
+  assert.equal(await page.evaluate(() => window.__socketState()), 1, 'the socket stayed open');
+  await pushHttp(server, [{ service: S, level: 'warn', message: 'still here' }]);
+  await waitFor(items, (l) => l.length === 3, { what: 'an entry after the pings' });
 });
