@@ -87,6 +87,7 @@ fn record(id: u64, service: &str, tags: &[&str]) -> LogRecord {
             seconds: 1_700_000_001 + id as i64,
             nanos: 0,
         }),
+        ..Default::default()
     }
 }
 

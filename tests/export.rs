@@ -17,7 +17,8 @@ backend_tests!(
     shutdown_during_an_export_breaks_the_body_off,
 );
 
-const CSV_HEADER: &str = "id,time,received_time,service,level,message,tags,attributes";
+const CSV_HEADER: &str =
+    "id,time,received_time,service,level,message,tags,attributes,trace_id,span_id";
 
 // ---------------------------------------------------------------- helpers
 
@@ -140,18 +141,25 @@ fn csv_records(body: &str) -> Vec<Value> {
     rows[1..]
         .iter()
         .map(|r| {
-            assert_eq!(r.len(), 8, "{r:?}");
+            assert_eq!(r.len(), 10, "{r:?}");
             let id: u64 = r[0]
                 .parse()
                 .unwrap_or_else(|e| panic!("id {:?}: {e}", r[0]));
             let json_cell = |s: &str| -> Value {
                 serde_json::from_str(s).unwrap_or_else(|e| panic!("{s:?}: {e}"))
             };
-            json!({
+            let mut v = json!({
                 "id": id, "time": r[1], "receivedTime": r[2], "service": r[3],
                 "level": r[4], "message": r[5], "tags": json_cell(&r[6]),
                 "attributes": json_cell(&r[7]),
-            })
+            });
+            // The JSON leaves out ids a record does not have.
+            for (i, key) in [(8, "traceId"), (9, "spanId")] {
+                if !r[i].is_empty() {
+                    v[key] = json!(r[i]);
+                }
+            }
+            v
         })
         .collect()
 }

@@ -171,6 +171,8 @@ fn entry(service: &str, level: Level, message: &str, tags: &[&str], time_us: i64
             tags: tags.iter().map(|t| t.to_string()).collect(),
             attributes: HashMap::from([("host".into(), "h1".into())]),
             time: Some(time::from_micros(time_us)),
+            trace_id: format!("{:032x}", time_us + 1),
+            span_id: format!("{:016x}", time_us + 2),
         },
         received_us: time_us + 7,
         source: None,

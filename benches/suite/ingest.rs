@@ -147,7 +147,7 @@ async fn push_unary(node: &Node, es: Vec<LogEntry>, concurrency: usize) {
 pub fn ndjson(es: &[LogEntry]) -> String {
     let mut out = String::new();
     for e in es {
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "service": e.service,
             "level": taillight::model::level::name(e.level),
             "message": e.message,
@@ -155,6 +155,10 @@ pub fn ndjson(es: &[LogEntry]) -> String {
             "attributes": e.attributes,
             "time": taillight::model::time::rfc3339(e.time.as_ref().map_or(0, taillight::model::time::to_micros)),
         });
+        if !e.trace_id.is_empty() {
+            v["traceId"] = e.trace_id.clone().into();
+            v["spanId"] = e.span_id.clone().into();
+        }
         out.push_str(&v.to_string());
         out.push('\n');
     }

@@ -116,9 +116,14 @@ pub fn entry(marker: &str, seq: u64, time: Option<prost_types::Timestamp>) -> Lo
     attributes.insert("request_id".to_string(), format!("{:016x}", mix(w)));
     attributes.insert("user_id".to_string(), format!("u{}", (w >> 20) % 50_000));
     attributes.insert("duration_ms".to_string(), ((h >> 40) % 2000).to_string());
-    if (w >> 60).is_multiple_of(2) {
-        attributes.insert("trace_id".to_string(), format!("{:032x}", w as u128 * 31));
-    }
+    // Half the entries were logged inside a trace.
+    let (trace_id, span_id) = match (w >> 60).is_multiple_of(2) {
+        true => (
+            format!("{:032x}", w as u128 * 31 + 1),
+            format!("{:016x}", h | 1),
+        ),
+        false => (String::new(), String::new()),
+    };
     LogEntry {
         service: service.to_string(),
         level: level as i32,
@@ -126,6 +131,8 @@ pub fn entry(marker: &str, seq: u64, time: Option<prost_types::Timestamp>) -> Lo
         tags,
         attributes,
         time,
+        trace_id,
+        span_id,
     }
 }
 
@@ -147,6 +154,8 @@ pub fn envelope(e: &LogEntry) -> LogRecord {
         attributes: e.attributes.clone(),
         time: e.time,
         received_time: e.time,
+        trace_id: e.trace_id.clone(),
+        span_id: e.span_id.clone(),
     }
 }
 

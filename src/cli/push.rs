@@ -53,6 +53,7 @@ pub async fn run(args: PushArgs) -> Result<(), CliError> {
         time: Some(crate::model::time::from_micros(
             crate::model::time::now_micros(),
         )),
+        ..Default::default()
     };
     let (tx, rx) = mpsc::channel::<PushLogsRequest>(8);
     let batch = args.batch.max(1);

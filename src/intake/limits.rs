@@ -166,6 +166,8 @@ impl Limits {
                 ));
             }
         }
+        check_id(&mut e.trace_id, "trace_id", 32)?;
+        check_id(&mut e.span_id, "span_id", 16)?;
         match &e.time {
             None => e.time = Some(time::from_micros(received_us)),
             Some(t) => {
@@ -180,6 +182,25 @@ impl Limits {
         }
         Ok(())
     }
+}
+
+/// A trace or span id: empty, or `digits` hex digits, kept in lower case;
+/// all zeros (W3C's "no id") is kept as empty.
+fn check_id(id: &mut String, field: &str, digits: usize) -> Result<(), FieldViolation> {
+    if id.is_empty() {
+        return Ok(());
+    }
+    if id.len() != digits || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(FieldViolation::new(
+            field,
+            format!("{id:?} is not {digits} hex digits"),
+        ));
+    }
+    id.make_ascii_lowercase();
+    if id.bytes().all(|b| b == b'0') {
+        id.clear();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -215,5 +236,17 @@ mod tests {
         let mut e = entry("x");
         e.level = 42;
         assert_eq!(l.check_entry(&mut e, 0).unwrap_err().field, "level");
+
+        let mut e = entry("x");
+        e.trace_id = "4BF92F3577B34DA6A3CE929D0E0E4736".into();
+        e.span_id = "0000000000000000".into();
+        l.check_entry(&mut e, 0).unwrap();
+        assert_eq!(
+            (e.trace_id.as_str(), e.span_id.as_str()),
+            ("4bf92f3577b34da6a3ce929d0e0e4736", "")
+        );
+        let mut e = entry("x");
+        e.span_id = "xyz".into();
+        assert_eq!(l.check_entry(&mut e, 0).unwrap_err().field, "span_id");
     }
 }

@@ -17,7 +17,7 @@ pub enum ExportFormat {
 }
 
 /// The CSV header, in column order.
-pub const CSV_COLUMNS: [&str; 8] = [
+pub const CSV_COLUMNS: [&str; 10] = [
     "id",
     "time",
     "received_time",
@@ -26,6 +26,8 @@ pub const CSV_COLUMNS: [&str; 8] = [
     "message",
     "tags",
     "attributes",
+    "trace_id",
+    "span_id",
 ];
 
 impl ExportFormat {
@@ -92,6 +94,8 @@ fn csv_row(rec: &RecordOut<'_>, out: &mut Vec<u8>) -> Result<(), serde_json::Err
         rec.message.to_string(),
         serde_json::to_string(rec.tags)?,
         serde_json::to_string(&attributes)?,
+        rec.trace_id.to_string(),
+        rec.span_id.to_string(),
     ];
     for (i, cell) in cells.iter().enumerate() {
         if i > 0 {
@@ -130,6 +134,7 @@ mod tests {
             attributes: [("k".to_string(), "v\"".to_string())].into(),
             time: Some(time::from_micros(1_700_000_000_000_000)),
             received_time: Some(time::from_micros(1_700_000_000_000_001)),
+            ..Default::default()
         }
     }
 
@@ -154,12 +159,12 @@ mod tests {
         let (header, row) = text.split_once("\r\n").expect("header line");
         assert_eq!(
             header,
-            "id,time,received_time,service,level,message,tags,attributes"
+            "id,time,received_time,service,level,message,tags,attributes,trace_id,span_id"
         );
         assert_eq!(
             row,
             "7,2023-11-14T22:13:20.000000Z,2023-11-14T22:13:20.000001Z,api,WARN,\
-             \"a, \"\"b\"\"\nc\r\nd é\",\"[\"\"x,y\"\",\"\"z\"\"]\",\"{\"\"k\"\":\"\"v\\\"\"\"\"}\"\r\n"
+             \"a, \"\"b\"\"\nc\r\nd é\",\"[\"\"x,y\"\",\"\"z\"\"]\",\"{\"\"k\"\":\"\"v\\\"\"\"\"}\",,\r\n"
         );
     }
 

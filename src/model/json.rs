@@ -29,6 +29,11 @@ pub struct EntryIn {
     pub attributes: HashMap<String, Value>,
     #[serde(default)]
     pub time: Option<String>,
+    /// Hex; `traceId` (the gateway's records, OTLP's JSON) is read too.
+    #[serde(default, alias = "traceId")]
+    pub trace_id: String,
+    #[serde(default, alias = "spanId")]
+    pub span_id: String,
 }
 
 /// Reads a level from a name or an enum number.
@@ -85,6 +90,8 @@ impl EntryIn {
                 .as_deref()
                 .map(|t| time_from_json(t, "time"))
                 .transpose()?,
+            trace_id: self.trace_id,
+            span_id: self.span_id,
         })
     }
 }
@@ -125,6 +132,7 @@ impl SeedEntry {
                 .as_deref()
                 .map(|t| time_from_json(t, "timestamp"))
                 .transpose()?,
+            ..Default::default()
         })
     }
 }
@@ -212,6 +220,11 @@ pub struct RecordOut<'a> {
     pub attributes: &'a HashMap<String, String>,
     pub time: String,
     pub received_time: String,
+    /// Left out when the record has none, as most do.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub trace_id: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub span_id: &'a str,
 }
 
 fn sorted<S: serde::Serializer>(map: &&HashMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
@@ -237,6 +250,8 @@ impl<'a> From<&'a LogRecord> for RecordOut<'a> {
                 .as_ref()
                 .map(|t| time::rfc3339(time::to_micros(t)))
                 .unwrap_or_default(),
+            trace_id: &r.trace_id,
+            span_id: &r.span_id,
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct LogRow {
     pub attributes: String,
     pub time_us: i64,
     pub received_us: i64,
+    pub trace_id: String,
+    pub span_id: String,
 }
 
 impl LogRow {
@@ -37,6 +39,8 @@ impl LogRow {
             attributes: serde_json::to_string(&e.attributes).unwrap_or_else(|_| "{}".into()),
             time_us: e.time.as_ref().map_or(q.received_us, time::to_micros),
             received_us: q.received_us,
+            trace_id: e.trace_id.clone(),
+            span_id: e.span_id.clone(),
         }
     }
 
@@ -54,6 +58,8 @@ impl LogRow {
             attributes,
             time: Some(time::from_micros(self.time_us)),
             received_time: Some(time::from_micros(self.received_us)),
+            trace_id: self.trace_id,
+            span_id: self.span_id,
         })
     }
 }
@@ -153,6 +159,8 @@ pub fn stored_record(id: i64, q: QueuedEntry) -> LogRecord {
         tags: q.entry.tags,
         attributes: q.entry.attributes,
         received_time: Some(time::from_micros(q.received_us)),
+        trace_id: q.entry.trace_id,
+        span_id: q.entry.span_id,
     }
 }
 

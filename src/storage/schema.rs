@@ -14,6 +14,9 @@ diesel::table! {
         attributes -> Text,
         time_us -> BigInt,
         received_us -> BigInt,
+        /// Hex; empty when the entry has none.
+        trace_id -> Text,
+        span_id -> Text,
     }
 }
 
@@ -86,6 +89,8 @@ pub mod mysql {
             attributes -> Text,
             time_us -> BigInt,
             received_us -> BigInt,
+            trace_id -> Text,
+            span_id -> Text,
             source_partition -> Nullable<Integer>,
             source_offset -> Nullable<BigInt>,
         }

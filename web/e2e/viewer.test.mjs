@@ -839,7 +839,7 @@ e2e('11. Download saves the entries of the current view (service, level, text, t
   const csv = await download(page, 'csv');
   assert.equal(csv.name, 'taillight-export.csv');
   const rows = parseCsv(csv.text);
-  assert.deepEqual(rows[0], ['id', 'time', 'received_time', 'service', 'level', 'message', 'tags', 'attributes']);
+  assert.deepEqual(rows[0], ['id', 'time', 'received_time', 'service', 'level', 'message', 'tags', 'attributes', 'trace_id', 'span_id']);
   assert.deepEqual(
     rows.slice(1).map((r) => ({ id: Number(r[0]), time: r[1], receivedTime: r[2], service: r[3], level: r[4], message: r[5], tags: JSON.parse(r[6]), attributes: JSON.parse(r[7]) })),
     expected,
@@ -915,4 +915,23 @@ e2e('12. the seed page\'s own script reads GET /ws live, answers its pings, and 
   assert.equal(await page.evaluate(() => window.__socketState()), 1, 'the socket stayed open');
   await pushHttp(server, [{ service: S, level: 'warn', message: 'still here' }]);
   await waitFor(items, (l) => l.length === 3, { what: 'an entry after the pings' });
+});
+
+// ------------------------------------------------------------------ 13
+
+e2e('13. an entry logged inside a trace shows its trace and span ids when expanded', async ({ server, page }) => {
+  const S = uniqueService('traced');
+  const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const spanId = '00f067aa0ba902b7';
+  await pushHttp(server, [{ service: S, level: 'error', message: 'charge failed', traceId, spanId }]);
+  const [rec] = await queryAll(server, { service: S });
+  assert.equal(rec.traceId, traceId, 'the gateway returns the trace id');
+  const row = `.row[data-id="${rec.id}"]`;
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}&entry=${rec.id}`);
+  await page.waitForSelector(row, { timeout: 15000 });
+  if ((await page.getAttribute(row, 'aria-expanded')) !== 'true') await page.click(`${row} .msg`);
+  await waitFor(() => page.getAttribute(row, 'aria-expanded'), (v) => v === 'true', { what: 'the entry expanded' });
+  const fields = await page.$$eval(`${row} .details dl dt`, (dts) => Object.fromEntries(dts.map((dt) => [dt.textContent, dt.nextElementSibling.textContent])));
+  assert.equal(fields.trace, traceId);
+  assert.equal(fields.span, spanId);
 });

@@ -30,6 +30,10 @@ struct Envelope {
     time: Option<Timestamp>,
     #[prost(message, optional, tag = "8")]
     received_time: Option<Timestamp>,
+    #[prost(string, tag = "9")]
+    trace_id: String,
+    #[prost(string, tag = "10")]
+    span_id: String,
     /// The entry's [`QueuedEntry::dedup_key`].
     #[prost(string, optional, tag = "15")]
     dedup_key: Option<String>,
@@ -44,6 +48,8 @@ pub(super) fn encode(q: &QueuedEntry) -> Vec<u8> {
         attributes: q.entry.attributes.clone(),
         time: q.entry.time,
         received_time: Some(time::from_micros(q.received_us)),
+        trace_id: q.entry.trace_id.clone(),
+        span_id: q.entry.span_id.clone(),
         dedup_key: q.dedup_key.clone(),
     }
     .encode_to_vec()
@@ -60,6 +66,8 @@ pub(super) fn decode(payload: &[u8], source: SourcePosition) -> Option<QueuedEnt
             tags: e.tags,
             attributes: e.attributes,
             time: e.time,
+            trace_id: e.trace_id,
+            span_id: e.span_id,
         },
         source: Some(source),
         dedup_key: e.dedup_key,
@@ -80,6 +88,8 @@ mod tests {
                 tags: vec!["t".into()],
                 attributes: HashMap::from([("k".into(), "v".into())]),
                 time: Some(time::from_micros(5)),
+                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+                span_id: "00f067aa0ba902b7".into(),
             },
             received_us: 9,
             source: None,
@@ -108,6 +118,8 @@ mod tests {
             attributes: HashMap::from([("k".into(), "v".into())]),
             time: Some(time::from_micros(5)),
             received_time: Some(time::from_micros(9)),
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            span_id: "00f067aa0ba902b7".into(),
         }
         .encode_to_vec();
         let back = decode(&old, at).expect("decodes");

@@ -193,6 +193,8 @@ fn logger_object(
         flatten("", Value::Object(attrs), &mut attributes);
     }
     flatten("", Value::Object(object), &mut attributes);
+    let trace_id = id_field(&mut attributes, &["trace_id", "traceId", "trace.id"]);
+    let span_id = id_field(&mut attributes, &["span_id", "spanId", "span.id"]);
     Ok(LogEntry {
         service,
         level,
@@ -200,7 +202,16 @@ fn logger_object(
         tags,
         attributes,
         time,
+        trace_id,
+        span_id,
     })
+}
+
+/// A logger's trace or span id, taken out of the attributes it was read into.
+fn id_field(attributes: &mut HashMap<String, String>, keys: &[&str]) -> String {
+    keys.iter()
+        .find_map(|k| attributes.remove(*k))
+        .unwrap_or_default()
 }
 
 /// The first of `keys` present, removed.

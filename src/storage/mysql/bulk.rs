@@ -51,7 +51,7 @@ pub(super) struct Table {
 pub(super) const LOGS: Table = Table {
     name: "logs",
     columns: "id, service, level, message, tags, attributes, time_us, received_us, \
-              source_partition, source_offset",
+              trace_id, span_id, source_partition, source_offset",
 };
 
 pub(super) const LOG_TAGS: Table = Table {
@@ -66,7 +66,7 @@ pub(super) enum Field<'a> {
     Null,
 }
 
-pub(super) fn log_fields<'a>((r, q): &'a (&LogRow, &QueuedEntry)) -> [Field<'a>; 10] {
+pub(super) fn log_fields<'a>((r, q): &'a (&LogRow, &QueuedEntry)) -> [Field<'a>; 12] {
     use Field::*;
     let (partition, offset) = match q.source {
         Some(s) => (Int(s.partition.into()), Int(s.offset)),
@@ -81,6 +81,8 @@ pub(super) fn log_fields<'a>((r, q): &'a (&LogRow, &QueuedEntry)) -> [Field<'a>;
         Text(&r.attributes),
         Int(r.time_us),
         Int(r.received_us),
+        Text(&r.trace_id),
+        Text(&r.span_id),
         partition,
         offset,
     ]

@@ -19,8 +19,8 @@ use crate::storage::codec::BatchRows;
 use crate::storage::contract::StoreError;
 
 const INSERT_LOG: &CStr = c"INSERT INTO logs \
-    (id, service, level, message, tags, attributes, time_us, received_us) \
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+    (id, service, level, message, tags, attributes, time_us, received_us, trace_id, span_id) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 const INSERT_TAG: &CStr = c"INSERT INTO log_tags (tag, log_id) VALUES (?, ?)";
 const INSERT_SERVICE: &CStr = c"INSERT OR IGNORE INTO services (name) VALUES (?)";
 const INSERT_SERVICE_TAG: &CStr =
@@ -157,6 +157,8 @@ impl BulkWriter {
                     Value::Text(&r.attributes),
                     Value::Int(r.time_us),
                     Value::Int(r.received_us),
+                    Value::Text(&r.trace_id),
+                    Value::Text(&r.span_id),
                 ],
             )?;
         }

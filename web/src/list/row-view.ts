@@ -61,6 +61,9 @@ function details(r: LogRecord): HTMLElement {
   field("received", rfc3339(r.receivedTime));
   field("service", r.service);
   field("level", levelName(r.level));
+  // Logged inside a trace (OpenTelemetry): the ids lead to it in a tracer.
+  if (r.traceId) field("trace", r.traceId);
+  if (r.spanId) field("span", r.spanId);
   d.append(dl);
 
   if (r.tags.length) {

@@ -1,0 +1,1 @@
+ALTER TABLE logs DROP COLUMN span_id, DROP COLUMN trace_id;

@@ -1,0 +1,2 @@
+ALTER TABLE logs DROP COLUMN span_id;
+ALTER TABLE logs DROP COLUMN trace_id;
