@@ -16,7 +16,7 @@ use crate::pipeline::retention;
 use crate::pipeline::writer::{Writer, WriterMetrics};
 use crate::queue::Ends;
 use crate::shutdown::{Part, Shutdown};
-use crate::sinks::SinkContext;
+use crate::sinks::{RedisSpot, SinkContext, SinkEnv};
 use crate::sources::SourceContext;
 
 /// How often retention looks for expired entries.
@@ -59,7 +59,13 @@ pub async fn start(
 ) -> Result<Node, ServerError> {
     check(cfg)?;
     let sources = cfg.sources.build()?;
-    let sinks = cfg.sinks.build()?;
+    let sinks = cfg.sinks.build(&SinkEnv {
+        clustered: cfg.queue.is_kafka(),
+        redis: cfg.bus.redis_url.clone().map(|url| RedisSpot {
+            url,
+            prefix: cfg.bus.redis_prefix.clone(),
+        }),
+    })?;
     let store = cfg.store.open().await?;
     let bus = cfg.bus.open().await?;
     let ends = Ends {

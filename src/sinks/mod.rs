@@ -4,6 +4,8 @@
 //! from its own flags by [`SinksArgs::build`] and started by the server as
 //! part of the sinks, which stop after the writer at shutdown.
 
+pub mod archive;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -44,13 +46,35 @@ pub trait Sink: Send + 'static {
     async fn run(self: Box<Self>, cx: SinkContext);
 }
 
+/// What the sinks are told of the rest of the process when they are built.
+#[derive(Debug, Clone, Default)]
+pub struct SinkEnv {
+    /// Several processes share the store (the Kafka mode): a sink that must
+    /// run once per cluster takes a lease in Redis.
+    pub clustered: bool,
+    /// The Redis of the bus, for such leases.
+    pub redis: Option<RedisSpot>,
+}
+
+/// Where a sink finds Redis, and the prefix of taillight's keys there.
+#[derive(Debug, Clone)]
+pub struct RedisSpot {
+    pub url: String,
+    pub prefix: String,
+}
+
 /// Every sink's flags.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct SinksArgs {}
+pub struct SinksArgs {
+    #[command(flatten)]
+    pub archive: archive::ArchiveArgs,
+}
 
 impl SinksArgs {
     /// The sinks the flags ask for.
-    pub fn build(&self) -> Result<Vec<Box<dyn Sink>>, SinkError> {
-        Ok(Vec::new())
+    pub fn build(&self, env: &SinkEnv) -> Result<Vec<Box<dyn Sink>>, SinkError> {
+        let mut sinks = Vec::new();
+        sinks.extend(self.archive.build(env)?);
+        Ok(sinks)
     }
 }
