@@ -153,6 +153,12 @@ pub fn serve_args(cfg: &ServeArgs) -> Vec<String> {
         "--data-dir",
         cfg.store.sqlite.data_dir.display().to_string(),
     );
+    let role = match cfg.role {
+        Role::All => "all",
+        Role::Ingest => "ingest",
+        Role::Writer => "writer",
+    };
+    flag("--role", role.to_string());
     let a = &cfg.sinks.archive;
     if let Some(d) = &a.archive_dir {
         flag("--archive-dir", d.display().to_string());
