@@ -53,6 +53,11 @@ pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 impl Node {
     pub async fn start(mode: Mode, bin: &str) -> Node {
+        Self::start_with(mode, bin, &[]).await
+    }
+
+    /// Starts a node with `env` added to its environment (more flags).
+    pub async fn start_with(mode: Mode, bin: &str, env: &[(&str, String)]) -> Node {
         let tansu = (mode == Mode::Distributed).then(Tansu::start_memory);
         let (mut cfg, scratch) = config_on(tansu.as_ref().map(Tansu::brokers));
         let port = free_port();
@@ -91,6 +96,9 @@ impl Node {
             cmd.env("TAILLIGHT_REDIS_URL", u)
                 .env("TAILLIGHT_REDIS_CHANNEL", &cfg.bus.redis_channel)
                 .env("TAILLIGHT_REDIS_PREFIX", &cfg.bus.redis_prefix);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
         }
         let child = cmd
             .spawn()

@@ -35,7 +35,7 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// what a restart writes again.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 /// How often the newest stored id is read, for the lag.
-const NEWEST_EVERY: Duration = Duration::from_secs(1);
+const NEWEST_EVERY: Duration = Duration::from_millis(250);
 /// Closed periods waiting for the closer (a long S3 outage): past this,
 /// writing waits too, and the records wait in the store.
 const QUEUED_CLOSES: usize = 64;
