@@ -429,3 +429,69 @@ async fn kafka_mode_without_redis_is_refused() {
         "{msg}"
     );
 }
+
+/// Several writers publish their batches independently, so a later batch
+/// can reach a node before an earlier one: a follower of every record (the
+/// archive) reads what was skipped over from the store, and gets every
+/// record once, in id order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_published_early_does_not_hide_the_ones_before_it() {
+    use futures::StreamExt;
+    use std::sync::Arc;
+    use taillight::bus::BusEvent;
+    use taillight::model::{Filter, QueuedEntry};
+    use taillight::pipeline::follow::{Followed, OnSkip};
+    use taillight::pipeline::hub::{Hub, HubArgs};
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = ServeArgs::with_data_dir(dir.path());
+    cfg.store.sqlite.sqlite_synchronous = taillight::storage::sqlite::Synchronous::Normal;
+    let store = cfg.store.open().await.expect("store");
+    let (events, feed) = futures::channel::mpsc::unbounded::<BusEvent>();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let registry = taillight::metrics::Registry::default();
+    let (hub, fan_out) = Hub::start(
+        feed.boxed(),
+        store.clone(),
+        &HubArgs { tail_buffer: 16 },
+        &registry,
+        stop.clone(),
+    );
+    tokio::spawn(fan_out);
+    let mut followed = Box::pin(hub.follow(0, Filter::default(), OnSkip::Repair, stop.clone()));
+    // Live (an empty store to catch up from).
+    match followed.next().await.expect("open").expect("follow") {
+        Followed::Status(_) => {}
+        other => panic!("before going live: {other:?}"),
+    }
+    let batch = |from: usize| {
+        (from..from + 10)
+            .map(|i| QueuedEntry {
+                entry: entry("early", Level::Info, &format!("m{i}"), &[]),
+                received_us: taillight::model::time::now_micros(),
+                source: None,
+                dedup_key: None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let a = store.insert(batch(0)).await.expect("a");
+    let b = store.insert(batch(10)).await.expect("b");
+    // The second batch is heard first.
+    events
+        .unbounded_send(BusEvent::Records(Arc::new(b)))
+        .expect("send");
+    events
+        .unbounded_send(BusEvent::Records(Arc::new(a)))
+        .expect("send");
+    let mut ids = Vec::new();
+    while ids.len() < 20 {
+        let item = tokio::time::timeout(Duration::from_secs(10), followed.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {ids:?} arrived"));
+        if let Followed::Records(rs) = item.expect("open").expect("follow") {
+            ids.extend(rs.iter().map(|r| r.id));
+        }
+    }
+    assert_eq!(ids, (1..=20).collect::<Vec<u64>>());
+    stop.cancel();
+}
