@@ -238,7 +238,7 @@ async fn terms(
             .metrics
             .holder
             .store(1, std::sync::atomic::Ordering::Relaxed);
-        let end = term::run(shared.clone(), term.clone()).await;
+        let end = term::run(shared.clone(), term.clone(), &stop).await;
         term.cancel();
         shared
             .metrics

@@ -70,8 +70,13 @@ struct Writer {
 }
 
 /// Writes the archive until `stop` (shutdown, or the role lost), or until
-/// something fails (the caller starts a new term after a pause).
-pub async fn run(shared: Arc<Shared>, stop: CancellationToken) -> Result<TermEnd, ArchiveError> {
+/// something fails (the caller starts a new term after a pause). `shutdown`
+/// tells the two stops apart.
+pub async fn run(
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    shutdown: &CancellationToken,
+) -> Result<TermEnd, ArchiveError> {
     let len = shared.period_len;
     let fresh = ArchiveState {
         period_start: Period::containing(now_micros(), len).start,
@@ -116,8 +121,10 @@ pub async fn run(shared: Arc<Shared>, stop: CancellationToken) -> Result<TermEnd
     if !closer.ended {
         let _ = (&mut closer.task).await;
     }
-    if matches!(end, Ok(TermEnd::Stopped)) {
+    if matches!(end, Ok(TermEnd::Stopped)) && shutdown.is_cancelled() {
         // A restart then resumes from here instead of rewriting the period.
+        // Not when the role was lost: the directory may be shared, and
+        // belongs to the new holder now.
         w.checkpoint().await?;
     }
     end
