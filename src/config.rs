@@ -46,6 +46,8 @@ pub enum Command {
     Query(crate::cli::query::QueryArgs),
     /// List services, or the tags of one service.
     Services(crate::cli::services::ServicesArgs),
+    /// Re-import an archive (its directory or its S3 copy) into the store.
+    Restore(Box<crate::cli::restore::RestoreArgs>),
 }
 
 #[derive(Debug, Clone, Args)]

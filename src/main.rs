@@ -32,6 +32,7 @@ async fn main() -> ExitCode {
         Command::Tail(a) => cli::tail::run(a).await.map_err(|e| e.to_string()),
         Command::Query(a) => cli::query::run(a).await.map_err(|e| e.to_string()),
         Command::Services(a) => cli::services::run(a).await.map_err(|e| e.to_string()),
+        Command::Restore(a) => cli::restore::run(*a).await.map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

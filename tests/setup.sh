@@ -25,6 +25,16 @@ for module in redis websockets; do
     fi
 done
 
+# The archive's S3 tests run moto's standalone S3 server and check what was
+# uploaded with boto3 (both from PyPI).
+if ! command -v moto_server >/dev/null 2>&1 || ! python3 -c 'import boto3' >/dev/null 2>&1; then
+    step "installing moto (an S3-protocol server) and boto3"
+    python3 -m pip install --quiet --disable-pip-version-check 'moto[server]' boto3
+    command -v pyenv >/dev/null 2>&1 && pyenv rehash
+    hash -r
+fi
+command -v moto_server >/dev/null 2>&1 || { echo "moto_server is still not on PATH" >&2; exit 1; }
+
 # The distributed tests need a Kafka-protocol broker (tansu, started by the
 # tests themselves), MariaDB and Redis.
 if ! command -v tansu >/dev/null 2>&1; then

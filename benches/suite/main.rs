@@ -10,6 +10,7 @@
 //!
 //! Sizes come from `TAILLIGHT_BENCH_*` variables (see [`Settings`]).
 
+mod archive;
 #[path = "../../tests/common/mod.rs"]
 mod common;
 mod ingest;
@@ -347,6 +348,28 @@ async fn one_run(s: &Settings, mode: Mode, run: usize) -> Run {
                 t.cores_per_10k * t.rate / 10_000.0,
             );
         }
+    }
+    // The archive at the maximum rate, on a node of its own.
+    let period = if s.full { "5s" } else { "2s" };
+    let a = archive::run(mode, &bin(), &m("archive"), max, s.tail_secs, period).await;
+    r.set("archive.rate", a.rate);
+    for (k, v) in ["p50", "p99", "max"].iter().zip(a.lag) {
+        r.set(format!("archive.lag_{k}"), v);
+    }
+    r.set("archive.catch_up_ms", a.catch_up_ms);
+    if a.entries > 0 && a.ndjson_bytes > 0 {
+        r.set(
+            "archive.ndjson_bytes_per_entry",
+            a.ndjson_bytes as f64 / a.entries as f64,
+        );
+        r.set(
+            "archive.zst_ratio",
+            a.zst_bytes as f64 / a.ndjson_bytes as f64,
+        );
+        r.set(
+            "archive.gzip_ratio",
+            a.gzip_bytes as f64 / a.ndjson_bytes as f64,
+        );
     }
     // MariaDB by itself at the tail runs' rates, after them, so that its
     // rows (240k at half the maximum), written and dropped, cannot be part

@@ -211,6 +211,46 @@ const ROWS: &[Row] = &[
         "steady load: server CPU per 10k entries/s",
         "cores",
     ),
+    row(
+        "archive.rate",
+        "archive (5 s periods) at the end-to-end maximum: rate pushed",
+        "entries/s",
+    ),
+    row(
+        "archive.lag_p50",
+        "archive lag while pushed: p50",
+        "entries",
+    ),
+    row(
+        "archive.lag_p99",
+        "archive lag while pushed: p99",
+        "entries",
+    ),
+    row(
+        "archive.lag_max",
+        "archive lag while pushed: most",
+        "entries",
+    ),
+    row(
+        "archive.catch_up_ms",
+        "archive lag back to 0 after the last push",
+        "ms",
+    ),
+    row(
+        "archive.ndjson_bytes_per_entry",
+        "archive NDJSON per entry",
+        "bytes",
+    ),
+    row(
+        "archive.zst_ratio",
+        "archive closed files: zstd bytes / NDJSON bytes",
+        "ratio",
+    ),
+    row(
+        "archive.gzip_ratio",
+        "the same NDJSON gzipped (level 6) / NDJSON bytes, for comparison",
+        "ratio",
+    ),
     row("query.fill.rate", "query store fill: stored", "entries/s"),
     row("query.entries", "query store size", "entries"),
     row("disk.bytes_per_entry", "bytes on disk per entry", "bytes"),
@@ -521,6 +561,20 @@ pub fn targets(s: &[Summary]) -> Vec<Target> {
             median(s, mode, "query.newest.p99_ms"),
             &ms,
             &|v| v < 20.0,
+        );
+        add(
+            mode,
+            "archive files compressed to at most 1/5 of their NDJSON",
+            median(s, mode, "archive.zst_ratio"),
+            &|v| format!("1/{:.1}", 1.0 / v),
+            &|v| v <= 0.2,
+        );
+        add(
+            mode,
+            "archive back to 0 lag within 2 s of a maximum-rate load",
+            median(s, mode, "archive.catch_up_ms"),
+            &ms,
+            &|v| v < 2_000.0,
         );
         let steady = median(s, mode, "steady.rate").unwrap_or(0.0);
         add(

@@ -278,7 +278,7 @@ pub mod lite {
 
 /// Pushes entries stamped with the current time at `rate` per second for
 /// `secs`; returns how many were acknowledged and over how long.
-async fn pace(node: &Node, marker: &str, rate: f64, secs: f64) -> (u64, f64) {
+pub async fn pace(node: &Node, marker: &str, rate: f64, secs: f64) -> (u64, f64) {
     let mut senders = Vec::new();
     let mut pushes = Vec::new();
     for _ in 0..PUSH_STREAMS {

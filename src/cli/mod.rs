@@ -1,9 +1,11 @@
-//! Client commands: push, tail, query, services. They use the same gRPC API
-//! as every other client.
+//! Client commands: push, tail, query, services, which use the same gRPC API
+//! as every other client; and restore, which writes an archive back into the
+//! store itself.
 
 pub mod output;
 pub mod push;
 pub mod query;
+pub mod restore;
 pub mod services;
 pub mod tail;
 

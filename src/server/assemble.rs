@@ -11,13 +11,14 @@ use crate::config::{Role, ServeArgs};
 use crate::health::Health;
 use crate::intake::Intake;
 use crate::metrics::Registry;
+use crate::net::Cluster;
 use crate::pipeline::hub::Hub;
 use crate::pipeline::retention;
 use crate::pipeline::writer::{Writer, WriterMetrics};
 use crate::queue::Ends;
 use crate::shutdown::{Part, Shutdown};
 use crate::sinks::SinkContext;
-use crate::sources::{Cluster, SourceContext};
+use crate::sources::SourceContext;
 
 /// How often retention looks for expired entries.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
@@ -59,12 +60,12 @@ pub async fn start(
 ) -> Result<Node, ServerError> {
     check(cfg)?;
     let cluster = Cluster {
+        shared: cfg.queue.is_kafka(),
         redis_url: cfg.bus.redis_url.clone(),
         redis_prefix: cfg.bus.redis_prefix.clone(),
-        shared: cfg.queue.is_kafka(),
     };
     let sources = cfg.sources.build(&cluster)?;
-    let sinks = cfg.sinks.build()?;
+    let sinks = cfg.sinks.build(&cluster)?;
     let store = cfg.store.open().await?;
     let bus = cfg.bus.open().await?;
     let ends = Ends {

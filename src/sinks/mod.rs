@@ -4,6 +4,8 @@
 //! from its own flags by [`SinksArgs::build`] and started by the server as
 //! part of the sinks, which stop after the writer at shutdown.
 
+pub mod archive;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -11,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::health::Health;
 use crate::metrics::Registry;
+use crate::net::Cluster;
 use crate::pipeline::hub::Hub;
 use crate::storage::Store;
 
@@ -46,11 +49,16 @@ pub trait Sink: Send + 'static {
 
 /// Every sink's flags.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct SinksArgs {}
+pub struct SinksArgs {
+    #[command(flatten)]
+    pub archive: archive::ArchiveArgs,
+}
 
 impl SinksArgs {
     /// The sinks the flags ask for.
-    pub fn build(&self) -> Result<Vec<Box<dyn Sink>>, SinkError> {
-        Ok(Vec::new())
+    pub fn build(&self, cluster: &Cluster) -> Result<Vec<Box<dyn Sink>>, SinkError> {
+        let mut sinks = Vec::new();
+        sinks.extend(self.archive.build(cluster)?);
+        Ok(sinks)
     }
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::health::Health;
 use crate::intake::Intake;
 use crate::metrics::Registry;
+use crate::net::Cluster;
 
 /// What every source runs with.
 pub struct SourceContext {
@@ -44,18 +45,6 @@ pub trait Source: Send + 'static {
 
     /// Runs until `cx.stop`, reconnecting by itself; never fails the server.
     async fn run(self: Box<Self>, cx: SourceContext);
-}
-
-/// What sources need to know of the rest of the process's configuration.
-#[derive(Debug, Clone, Default)]
-pub struct Cluster {
-    /// The bus's Redis: a default upstream, and where leases are kept.
-    pub redis_url: Option<String>,
-    /// Prefix of taillight's Redis keys.
-    pub redis_prefix: String,
-    /// Several nodes share the store (Kafka mode): a source that every node
-    /// would otherwise read in full (pub/sub) runs on one node at a time.
-    pub shared: bool,
 }
 
 /// Every source's flags.

@@ -11,12 +11,13 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 
 use super::{default_service, parse};
+use crate::net::Cluster;
 use crate::net::redis::Link;
 use crate::net::redis::lease::Lease;
 use crate::net::redis::subscriber::{self, Heard, Topics};
 use crate::sources::in_flight::InFlight;
 use crate::sources::report::SourceReport;
-use crate::sources::{Cluster, Source, SourceContext, SourceError};
+use crate::sources::{Source, SourceContext, SourceError};
 
 /// Messages waiting between the subscription and the intake; beyond them a
 /// stalled intake costs messages (counted), not memory.

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use ::redis::Client;
 
-use super::{Cluster, Source, SourceError};
+use super::{Source, SourceError};
 use crate::model::time::parse_duration;
+use crate::net::Cluster;
 pub use channel::ChannelSource;
 pub use stream::StreamSource;
 
