@@ -431,9 +431,9 @@ async fn kafka_mode_without_redis_is_refused() {
 }
 
 /// Several writers publish their batches independently, so a later batch
-/// can reach a node before an earlier one: a follower of every record (the
-/// archive) reads what was skipped over from the store, and gets every
-/// record once, in id order.
+/// can reach a node before an earlier one: the fan-out puts them back in
+/// order, so a follower of every record (the archive) and a filtered one (a
+/// tail) both get every record of theirs once, in id order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_published_early_does_not_hide_the_ones_before_it() {
     use futures::StreamExt;
@@ -459,15 +459,27 @@ async fn a_batch_published_early_does_not_hide_the_ones_before_it() {
     );
     tokio::spawn(fan_out);
     let mut followed = Box::pin(hub.follow(0, Filter::default(), OnSkip::Repair, stop.clone()));
+    let odd = Filter {
+        text: "odd".into(),
+        ..Filter::default()
+    };
+    let mut filtered = Box::pin(hub.follow(0, odd, OnSkip::Report, stop.clone()));
     // Live (an empty store to catch up from).
-    match followed.next().await.expect("open").expect("follow") {
-        Followed::Status(_) => {}
-        other => panic!("before going live: {other:?}"),
+    for f in [&mut followed, &mut filtered] {
+        match f.next().await.expect("open").expect("follow") {
+            Followed::Status(_) => {}
+            other => panic!("before going live: {other:?}"),
+        }
     }
     let batch = |from: usize| {
         (from..from + 10)
             .map(|i| QueuedEntry {
-                entry: entry("early", Level::Info, &format!("m{i}"), &[]),
+                entry: entry(
+                    "early",
+                    Level::Info,
+                    &format!("m{i} {}", if i % 2 == 1 { "odd" } else { "even" }),
+                    &[],
+                ),
                 received_us: taillight::model::time::now_micros(),
                 source: None,
                 dedup_key: None,
@@ -493,5 +505,18 @@ async fn a_batch_published_early_does_not_hide_the_ones_before_it() {
         }
     }
     assert_eq!(ids, (1..=20).collect::<Vec<u64>>());
+    let mut odd_ids = Vec::new();
+    while odd_ids.len() < 10 {
+        let item = tokio::time::timeout(Duration::from_secs(10), filtered.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {odd_ids:?} arrived"));
+        if let Followed::Records(rs) = item.expect("open").expect("follow") {
+            odd_ids.extend(rs.iter().map(|r| r.id));
+        }
+    }
+    assert_eq!(
+        odd_ids,
+        (1..=20).step_by(2).map(|i| i + 1).collect::<Vec<u64>>()
+    );
     stop.cancel();
 }

@@ -50,11 +50,6 @@ struct Cursor {
     /// The last page read was short: the store had nothing more then, so
     /// the next call ends the catch-up without asking it again.
     short: bool,
-    /// The filter matches every record, so the records handed over have
-    /// consecutive ids, and a live batch starting past `last_id + 1` shows
-    /// that the batches before it were published later: several writers
-    /// publish independently, in whichever order their publishes land.
-    every_record: bool,
 }
 
 impl Hub {
@@ -73,7 +68,6 @@ impl Hub {
         let sub = self.subscribe(filter.clone());
         let cursor = Cursor {
             hub: self.clone(),
-            every_record: *filter == Filter::default(),
             filter,
             last_id: after_id,
             short: false,
@@ -122,13 +116,6 @@ fn run(
             };
             match item {
                 Item::Records(share) => {
-                    // Ids are committed in order: what a batch published
-                    // early skipped over is in the store already.
-                    if at.ahead(&share) {
-                        while let Some(page) = at.page().await? {
-                            yield Followed::Records(page);
-                        }
-                    }
                     if let Some(fresh) = at.fresh(share) {
                         yield Followed::Records(fresh);
                     }
@@ -178,16 +165,6 @@ impl Cursor {
         self.short = records.len() < PAGE as usize;
         self.last_id = last;
         Ok(selection(records))
-    }
-
-    /// Whether `share` starts past the next id, for a follower of every
-    /// record: the records between were stored and not (yet) published.
-    fn ahead(&self, share: &Selection) -> bool {
-        self.every_record
-            && share
-                .iter()
-                .next()
-                .is_some_and(|r| r.id > self.last_id.saturating_add(1))
     }
 
     /// The records of `share` after the cursor (the store may have handed

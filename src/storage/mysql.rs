@@ -64,8 +64,12 @@ const CONTENTION_QUIET: Duration = Duration::from_secs(10);
 /// round trip for the question.
 const CONTENTION_RECHECK: Duration = Duration::from_secs(1);
 
-/// How often a batch that lost a deadlock is tried again before it fails.
-const DEADLOCK_RETRIES: u32 = 5;
+/// How long a batch that keeps losing deadlocks is tried again before it
+/// fails: longer than another process takes to hear, through
+/// `write_contention`, that it must stop guessing ids (up to
+/// [`CONTENTION_RECHECK`]), after which the deadlocks stop. Five quick
+/// retries (150 ms in all) ran out before that on a busy machine.
+const DEADLOCK_PATIENCE: Duration = Duration::from_secs(5);
 
 pub struct MysqlStore {
     /// Connections for reads and writes alike: InnoDB's row locks, not a
@@ -162,7 +166,8 @@ impl MysqlStore {
         } else {
             Ids::Locked
         };
-        let mut deadlocks = 0;
+        let mut deadlocks = 0u32;
+        let started = std::time::Instant::now();
         loop {
             let attempt = async {
                 let mut c = self.conn().await?;
@@ -196,13 +201,14 @@ impl MysqlStore {
                     turn.link.set(Stage::Choosing);
                     continue;
                 }
-                _ if deadlock && deadlocks < DEADLOCK_RETRIES => {
+                _ if deadlock && started.elapsed() < DEADLOCK_PATIENCE => {
                     // Lost to another process's guessed ids: ask it to stop
                     // guessing while we both write.
                     deadlocks += 1;
                     self.contended(true).await;
                     turn.link.set(Stage::Choosing);
-                    tokio::time::sleep(Duration::from_millis(10) * deadlocks).await;
+                    let pause = Duration::from_millis(10) * deadlocks.min(20);
+                    tokio::time::sleep(pause).await;
                     continue;
                 }
                 _ => {}

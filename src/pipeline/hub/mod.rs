@@ -8,6 +8,7 @@
 //! too; [`follow`](super::follow) repairs both from the store.
 
 mod inbox;
+mod reorder;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,7 @@ use futures::stream::BoxStream;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::BusEvent;
@@ -27,6 +29,7 @@ use crate::storage::{Order, Query, Store, StoreError};
 pub use inbox::SkipRun;
 pub(super) use inbox::{Inbox, Item};
 use inbox::{Owed, Sub};
+use reorder::{Out, Reorder};
 
 /// The fan-out's flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -109,40 +112,88 @@ impl Hub {
         mut events: BoxStream<'static, BusEvent>,
         stop: CancellationToken,
     ) {
+        let mut order = Reorder::default();
+        self.restart_order(&mut order).await;
         loop {
+            let deadline = order.deadline();
+            let wait = sleep_until(deadline.unwrap_or_else(Instant::now));
             let event = tokio::select! {
                 e = events.next() => match e { Some(e) => e, None => return },
+                _ = wait, if deadline.is_some() => {
+                    self.hand_on(order.give_up());
+                    continue;
+                }
                 _ = stop.cancelled() => return,
             };
-            let Ok(mut state) = self.state.lock() else {
-                return;
-            };
-            match &event {
-                BusEvent::Down(why) => state.down = Some(why.clone()),
-                BusEvent::Up => state.down = None,
-                _ => {}
-            }
-            let skipped = &self.skipped;
-            // Encoded once, for the first subscriber, and each sends its
-            // share of the bytes: per subscriber, filtering is all that is left.
-            let mut encoded: Option<Arc<EncodedBatch>> = None;
-            state.subs.retain(|_, sub| {
-                let item = match &event {
-                    BusEvent::Records(batch) => {
-                        let batch = encoded
-                            .get_or_insert_with(|| Arc::new(EncodedBatch::new(batch.clone())));
-                        match Selection::pick(batch, |r| sub.filter.matches(r)) {
-                            Some(share) => Item::Records(share),
-                            None => return !sub.tx.is_closed(),
+            match event {
+                BusEvent::Records(batch) => self.hand_on(order.push(batch, Instant::now())),
+                BusEvent::Down(why) => self.deliver(&BusEvent::Down(why)),
+                // The feed lost batches: followers repair from the store,
+                // which holds everything up to its newest id by now.
+                gap @ (BusEvent::Gap | BusEvent::Up) => {
+                    let held = order.forget();
+                    self.restart_order(&mut order).await;
+                    self.deliver(&gap);
+                    for out in held {
+                        if let Out::Batch(b) = out {
+                            self.hand_on(order.push(b, Instant::now()));
                         }
                     }
-                    BusEvent::Gap => Item::Gap { recovered: false },
-                    BusEvent::Up => Item::Gap { recovered: true },
-                    BusEvent::Down(why) => Item::Down(why.clone()),
-                };
-                sub.offer(item, skipped)
-            });
+                }
+            }
         }
+    }
+
+    /// The order of the feed starts after the store's newest record: what
+    /// is older reaches followers from the store.
+    async fn restart_order(&self, order: &mut Reorder) {
+        match self.newest_id().await {
+            Ok(newest) => order.start_at(newest + 1),
+            Err(e) => {
+                tracing::warn!(error = %e, "the store did not say its newest id; the feed's order starts with the next batch")
+            }
+        }
+    }
+
+    fn hand_on(&self, outs: Vec<Out>) {
+        for out in outs {
+            match out {
+                Out::Batch(batch) => self.deliver(&BusEvent::Records(batch)),
+                Out::Gap => self.deliver(&BusEvent::Gap),
+            }
+        }
+    }
+
+    /// Offers `event` to every subscriber, dropping those that are gone.
+    fn deliver(&self, event: &BusEvent) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        match event {
+            BusEvent::Down(why) => state.down = Some(why.clone()),
+            BusEvent::Up => state.down = None,
+            _ => {}
+        }
+        let skipped = &self.skipped;
+        // Encoded once, for the first subscriber, and each sends its share
+        // of the bytes: per subscriber, filtering is all that is left.
+        let mut encoded: Option<Arc<EncodedBatch>> = None;
+        state.subs.retain(|_, sub| {
+            let item = match event {
+                BusEvent::Records(batch) => {
+                    let batch =
+                        encoded.get_or_insert_with(|| Arc::new(EncodedBatch::new(batch.clone())));
+                    match Selection::pick(batch, |r| sub.filter.matches(r)) {
+                        Some(share) => Item::Records(share),
+                        None => return !sub.tx.is_closed(),
+                    }
+                }
+                BusEvent::Gap => Item::Gap { recovered: false },
+                BusEvent::Up => Item::Gap { recovered: true },
+                BusEvent::Down(why) => Item::Down(why.clone()),
+            };
+            sub.offer(item, skipped)
+        });
     }
 
     pub(super) fn subscribe(self: &Arc<Self>, filter: Arc<Filter>) -> Subscription {
