@@ -9,15 +9,15 @@ cd "$(dirname "$0")/.."
 . tests/setup.sh
 
 step "cargo fmt --check"
-cargo fmt --check
+cargo fmt --all --check
 
 step "cargo clippy"
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --locked --all-targets 2>&1 | tee "$log"
+cargo test --locked --workspace --all-targets 2>&1 | tee "$log"
 
 # The browser viewer: its committed bundle must be what its sources build,
 # and it is tested end to end in a real headless Chromium.

@@ -17,11 +17,11 @@ fi
 command -v grpcurl >/dev/null 2>&1 || { echo "grpcurl is still not on PATH" >&2; exit 1; }
 
 # Real Python clients: redis-py publishes to the Redis sources, websockets
-# reads the seed's /ws.
-for module in redis websockets; do
-    if ! python3 -c "import $module" >/dev/null 2>&1; then
-        step "installing $module (Python)"
-        python3 -m pip install --quiet --disable-pip-version-check "$module"
+# reads the seed's /ws, grpcio runs the Python client example.
+for pair in redis:redis websockets:websockets grpc:grpcio grpc_tools:grpcio-tools; do
+    if ! python3 -c "import ${pair%%:*}" >/dev/null 2>&1; then
+        step "installing ${pair#*:} (Python)"
+        python3 -m pip install --quiet --disable-pip-version-check "${pair#*:}"
     fi
 done
 
