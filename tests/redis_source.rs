@@ -349,8 +349,8 @@ async fn kill_9_during_a_stream_burst_loses_nothing_and_stores_nothing_twice(bac
     let ops = json!([{"op": "burst", "kind": "xadd", "to": stream, "prefix": "e", "count": N, "service": svc}]);
     redis_py(&redis_url(), &ops);
     let mut node = Proc::spawn(&args);
-    // Kill it once it has stored a part of the burst.
-    wait_stream_count(&node.url(), "accepted", 2_000.0).await;
+    // Kill it once it has read a part of the burst: with batches in flight.
+    wait_stream_count(&node.url(), "received", 2_000.0).await;
     node.child.kill().expect("kill -9");
     let _ = node.child.wait();
     // It died holding entries it had read and not acknowledged: some stored,
