@@ -57,8 +57,9 @@ fn sql_str(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-/// The ten columns of a `logs` row, text values passed through `quote`.
-fn fields(r: &LogRow, e: &QueuedEntry, quote: fn(&str) -> String) -> [String; 10] {
+/// The columns of a `logs` row, in the table's order, text values passed
+/// through `quote`.
+fn fields(r: &LogRow, e: &QueuedEntry, quote: fn(&str) -> String) -> [String; 12] {
     let s = e.source.expect("source");
     [
         r.id.to_string(),
@@ -69,6 +70,8 @@ fn fields(r: &LogRow, e: &QueuedEntry, quote: fn(&str) -> String) -> [String; 10
         quote(&r.attributes),
         r.time_us.to_string(),
         r.received_us.to_string(),
+        quote(&r.trace_id),
+        quote(&r.span_id),
         s.partition.to_string(),
         s.offset.to_string(),
     ]
