@@ -180,16 +180,16 @@ async fn uploads_survive_an_outage_and_restores_store_nothing_twice() {
     cfg.sinks.archive.archive_s3_url = Some(url.clone());
     let root = archive_dir(&cfg);
     // S3 is down when the first periods close.
-    let node = Proc::serve(&serve_args(&cfg), &aws_env(port));
-    let mut c = LogServiceClient::connect(node.url.clone())
+    let node = Proc::spawn_with(&serve_args(&cfg), &aws_env(port));
+    let mut c = LogServiceClient::connect(node.url())
         .await
         .expect("connect");
     let svcs = ["api", "a/b"];
     push(&mut c, &svcs, 0, 100).await;
     eventually(DEADLINE, async || {
         let failures =
-            common::metric_at(&node.url, "taillight_archive_upload_failures_total").await;
-        let ready = reqwest::get(format!("{}/readyz", node.url))
+            common::metric_at(&node.url(), "taillight_archive_upload_failures_total").await;
+        let ready = reqwest::get(format!("{}/readyz", node.url()))
             .await
             .expect("readyz");
         let (status, body) = (ready.status(), ready.text().await.unwrap_or_default());
@@ -226,7 +226,7 @@ async fn uploads_survive_an_outage_and_restores_store_nothing_twice() {
         }
     })
     .await;
-    let ready = reqwest::get(format!("{}/readyz", node.url))
+    let ready = reqwest::get(format!("{}/readyz", node.url()))
         .await
         .expect("readyz")
         .text()

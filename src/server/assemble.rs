@@ -100,7 +100,7 @@ pub async fn start(
         true => {
             let events = bus.bus.subscribe();
             let stop = shutdown.token(Part::Fanout);
-            let (hub, fan_out) = Hub::start(events, store.clone(), &cfg.hub, registry, stop);
+            let (hub, fan_out) = Hub::start(events, store.clone(), &cfg.hub, registry, stop).await;
             shutdown.spawn(Part::Fanout, fan_out);
             Some(hub)
         }

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use taillight::config::{Role, ServeArgs};
@@ -14,56 +14,75 @@ use taillight::model::json::RecordOut;
 use taillight::proto::LogRecord;
 use taillight::sinks::archive::names::dir_name;
 
+pub use crate::common::process::Proc;
+
 /// Every line of every archive file under `root`, by path relative to it.
 /// Of an `.ndjson` and its compressed copy only the copy counts (the open
-/// file is left beside it only by a close cut short). Fails on a line that
-/// is not whole JSON: a torn line.
+/// file is left beside it only by a close cut short). A running archive may
+/// be caught mid-write (a file's last line half flushed, a file renamed by
+/// a close): such a read is tried again for up to two seconds, ten flush
+/// periods; a torn line still there then is one for good, and fails.
 pub fn read_archive(root: &Path) -> BTreeMap<String, Vec<serde_json::Value>> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match try_read_archive(root) {
+            Ok(archive) => return archive,
+            Err(why) if Instant::now() >= deadline => panic!("{why}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+fn try_read_archive(root: &Path) -> Result<BTreeMap<String, Vec<serde_json::Value>>, String> {
     let mut out = BTreeMap::new();
     let Ok(dirs) = std::fs::read_dir(root) else {
-        return out;
+        return Ok(out);
     };
-    for d in dirs.map(|d| d.expect("dir entry")) {
-        if !d.file_type().expect("type").is_dir() {
+    let fail = |what: &Path, e: &dyn std::fmt::Display| format!("{}: {e}", what.display());
+    for d in dirs {
+        let d = d.map_err(|e| fail(root, &e))?;
+        if !d.file_type().map_err(|e| fail(&d.path(), &e))?.is_dir() {
             continue;
         }
-        for f in std::fs::read_dir(d.path()).expect("service dir") {
-            let path = f.expect("entry").path();
+        for f in std::fs::read_dir(d.path()).map_err(|e| fail(&d.path(), &e))? {
+            let path = f.map_err(|e| fail(&d.path(), &e))?.path();
             let name = path
                 .file_name()
                 .expect("name")
                 .to_string_lossy()
                 .into_owned();
             let bytes = if name.ends_with(".ndjson.zst") {
-                zstd::stream::decode_all(std::fs::File::open(&path).expect("open"))
-                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                let file = std::fs::File::open(&path).map_err(|e| fail(&path, &e))?;
+                zstd::stream::decode_all(file).map_err(|e| fail(&path, &e))?
             } else if name.ends_with(".ndjson") {
                 let closed = path.with_file_name(format!("{name}.zst"));
                 if closed.exists() {
                     continue;
                 }
-                std::fs::read(&path).expect("read")
+                std::fs::read(&path).map_err(|e| fail(&path, &e))?
             } else {
                 continue;
             };
             let rel = format!("{}/{name}", d.file_name().to_string_lossy());
-            out.insert(rel.clone(), lines(&rel, &bytes));
+            let parsed = lines(&rel, &bytes)?;
+            out.insert(rel, parsed);
         }
     }
-    out
+    Ok(out)
 }
 
-fn lines(rel: &str, bytes: &[u8]) -> Vec<serde_json::Value> {
+fn lines(rel: &str, bytes: &[u8]) -> Result<Vec<serde_json::Value>, String> {
     if bytes.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    assert_eq!(bytes.last(), Some(&b'\n'), "{rel}: last line torn");
+    if bytes.last() != Some(&b'\n') {
+        return Err(format!("{rel}: last line torn"));
+    }
     bytes[..bytes.len() - 1]
         .split(|b| *b == b'\n')
         .map(|l| {
-            serde_json::from_slice(l).unwrap_or_else(|e| {
-                panic!("{rel}: torn line {:?}: {e}", String::from_utf8_lossy(l))
-            })
+            serde_json::from_slice(l)
+                .map_err(|e| format!("{rel}: torn line {:?}: {e}", String::from_utf8_lossy(l)))
         })
         .collect()
 }
@@ -118,6 +137,17 @@ pub fn assert_exact(archive: &BTreeMap<String, Vec<serde_json::Value>>, store: &
     );
 }
 
+/// The archive holds each id once, and every record of `store`: what a
+/// stopped node leaves when entries may have been stored after `store` was
+/// read.
+pub fn assert_covers(archive: &BTreeMap<String, Vec<serde_json::Value>>, store: &[LogRecord]) {
+    let ids = archived_ids(archive);
+    let unique: BTreeSet<u64> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "an id archived twice");
+    let missing = store.iter().filter(|r| !unique.contains(&r.id)).count();
+    assert_eq!(missing, 0, "{missing} stored ids not archived");
+}
+
 /// Polls `check` every 200 ms until it returns `Ok`, for at most `within`.
 pub async fn eventually<T>(
     within: Duration,
@@ -133,127 +163,15 @@ pub async fn eventually<T>(
     }
 }
 
-/// The flags that start a `taillight serve` child on `cfg`'s backends and
-/// archive.
+/// The flags of a `taillight serve` child process on `cfg`'s backends, in
+/// its role, with its archive.
 pub fn serve_args(cfg: &ServeArgs) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--shutdown-timeout",
-        "20s",
-    ]
-    .map(String::from)
-    .into();
-    let mut flag = |f: &str, v: String| {
-        args.push(f.to_string());
-        args.push(v);
-    };
-    flag(
-        "--data-dir",
-        cfg.store.sqlite.data_dir.display().to_string(),
-    );
     let role = match cfg.role {
         Role::All => "all",
         Role::Ingest => "ingest",
         Role::Writer => "writer",
     };
-    flag("--role", role.to_string());
-    let a = &cfg.sinks.archive;
-    if let Some(d) = &a.archive_dir {
-        flag("--archive-dir", d.display().to_string());
-    }
-    flag(
-        "--archive-period",
-        format!("{}s", a.archive_period.as_secs()),
-    );
-    if let Some(u) = &a.archive_s3_url {
-        flag("--archive-s3-url", u.clone());
-    }
-    if let Some(b) = &cfg.queue.kafka.kafka_brokers {
-        let k = &cfg.queue.kafka;
-        flag("--kafka-brokers", b.clone());
-        flag("--kafka-topic", k.kafka_topic.clone());
-        flag("--kafka-group", k.kafka_group.clone());
-        flag("--kafka-partitions", k.kafka_partitions.to_string());
-        flag(
-            "--kafka-session-timeout",
-            format!("{}ms", k.kafka_session_timeout.as_millis()),
-        );
-    }
-    if let Some(u) = &cfg.store.mysql.database_url {
-        flag("--database-url", u.clone());
-    }
-    if let Some(u) = &cfg.bus.redis_url {
-        flag("--redis-url", u.clone());
-        flag("--redis-channel", cfg.bus.redis_channel.clone());
-        flag("--redis-prefix", cfg.bus.redis_prefix.clone());
-    }
-    args
-}
-
-/// A `taillight` child process, killed (SIGKILL) when dropped.
-pub struct Proc {
-    pub child: Child,
-    /// `http://host:port` once it listens.
-    pub url: String,
-}
-
-impl Proc {
-    /// Starts `taillight ARGS` with `env` added and waits until it listens.
-    pub fn serve(args: &[String], env: &[(String, String)]) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_taillight"))
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("TAILLIGHT_LOG", "warn,taillight::sinks=info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn taillight");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            let mut tx = Some(tx);
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                eprintln!("[child] {line}");
-                if let Some(addr) = line.strip_prefix("taillight listening on ")
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(addr.trim().to_string());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("child never listened");
-        Proc {
-            child,
-            url: format!("http://{addr}"),
-        }
-    }
-
-    /// SIGTERM, and waits for a graceful exit.
-    pub fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.child.try_wait().expect("try_wait").is_none() {
-            assert!(Instant::now() < deadline, "child did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    crate::common::process::serve_args(cfg, role)
 }
 
 /// Runs `taillight ARGS` to the end; its stdout, failing on a non-zero exit.

@@ -432,6 +432,14 @@ pub async fn query_all(
 
 /// Reads one value from the /metrics of the server at `base` (`http://…`).
 pub async fn metric_at(base: &str, name: &str) -> u64 {
+    try_metric_at(base, name)
+        .await
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+/// One value from /metrics, or `None` while the part that reports it has
+/// not started yet.
+pub async fn try_metric_at(base: &str, name: &str) -> Option<u64> {
     let text = reqwest::get(format!("{base}/metrics"))
         .await
         .expect("GET /metrics")
@@ -440,7 +448,6 @@ pub async fn metric_at(base: &str, name: &str) -> u64 {
         .expect("metrics body");
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name}"))
 }
 
 /// A unique service name per test, so tests sharing a store never see each

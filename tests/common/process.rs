@@ -39,11 +39,21 @@ pub fn serve_args(cfg: &ServeArgs, role: &str) -> Vec<String> {
         ("--kafka-brokers", &cfg.queue.kafka.kafka_brokers),
         ("--database-url", &cfg.store.mysql.database_url),
         ("--redis-url", &cfg.bus.redis_url),
+        ("--archive-s3-url", &cfg.sinks.archive.archive_s3_url),
     ] {
         if let Some(v) = v {
             args.push(flag.into());
             args.push(v.clone());
         }
+    }
+    let a = &cfg.sinks.archive;
+    if let Some(dir) = &a.archive_dir {
+        args.extend([
+            "--archive-dir".into(),
+            dir.display().to_string(),
+            "--archive-period".into(),
+            format!("{}s", a.archive_period.as_secs()),
+        ]);
     }
     args
 }
@@ -56,9 +66,15 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(args: &[String]) -> Proc {
+        Proc::spawn_with(args, &[])
+    }
+
+    /// Starts `taillight ARGS` with `env` added, and waits until it listens.
+    pub fn spawn_with(args: &[String], env: &[(String, String)]) -> Proc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_taillight"))
             .args(args)
-            .env("TAILLIGHT_LOG", "warn")
+            .env("TAILLIGHT_LOG", "warn,taillight::sinks=info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -89,6 +105,14 @@ impl Proc {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// SIGTERM, and waits for a graceful exit.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.wait_exit(Duration::from_secs(60));
     }
 
     /// Waits for the process to exit by itself; its status.

@@ -79,8 +79,13 @@ impl Drop for Subscription {
 
 impl Hub {
     /// Starts the fan-out of `events`, the node's one bus subscription,
-    /// until `stop`; the task's handle tells when it has let go of the store.
-    pub fn start(
+    /// until `stop`; the returned future is the fan-out, to be run.
+    ///
+    /// The feed's order starts after the store's newest record, read here,
+    /// before any follower can subscribe: every follower's catch-up then
+    /// reaches at least as far, so a batch older than that which is
+    /// published late reaches each follower from the store.
+    pub async fn start(
         events: BoxStream<'static, BusEvent>,
         store: Arc<dyn Store>,
         args: &HubArgs,
@@ -103,17 +108,18 @@ impl Hub {
                 "Records dropped from tail subscribers that could not keep up.",
             ),
         });
-        let task = hub.clone().fan_out(events, stop);
+        let mut order = Reorder::default();
+        hub.restart_order(&mut order).await;
+        let task = hub.clone().fan_out(events, order, stop);
         (hub, task)
     }
 
     async fn fan_out(
         self: Arc<Self>,
         mut events: BoxStream<'static, BusEvent>,
+        mut order: Reorder,
         stop: CancellationToken,
     ) {
-        let mut order = Reorder::default();
-        self.restart_order(&mut order).await;
         loop {
             let deadline = order.deadline();
             let wait = sleep_until(deadline.unwrap_or_else(Instant::now));

@@ -66,9 +66,10 @@ impl Reorder {
                 self.release(&mut out);
                 out
             }
-            // Late (heard again after a retried publish, or before the
-            // start): its records were handed on, or come from the store.
-            Some(next) if last < next => Vec::new(),
+            // Late (heard again after a retried publish, or stored before
+            // the order started): handed on as it is, since a follower that
+            // has not passed its ids takes them, and one that has drops them.
+            Some(next) if last < next => vec![Out::Batch(batch)],
             Some(next) if first < next => {
                 self.next = Some(last + 1);
                 vec![Out::Batch(batch)]
@@ -167,9 +168,11 @@ mod tests {
         let out = r.push(batch(1..=10), now);
         assert_eq!(firsts(&out), [Some(1), Some(11), Some(21)]);
         assert_eq!(r.deadline(), None);
-        // In order from then on; late repeats are dropped.
+        // In order from then on; a late repeat goes on as it is (followers
+        // drop ids they passed) without moving the order.
         assert_eq!(firsts(&r.push(batch(26..=30), now)), [Some(26)]);
-        assert!(r.push(batch(1..=10), now).is_empty());
+        assert_eq!(firsts(&r.push(batch(1..=10), now)), [Some(1)]);
+        assert_eq!(firsts(&r.push(batch(31..=31), now)), [Some(31)]);
     }
 
     #[test]
