@@ -1,0 +1,149 @@
+//! Syslog over TCP: a task per connection, at most `--syslog-max-connections`
+//! at once (one more is closed at once, and counted). A connection that
+//! begins a message and does not finish it within the frame timeout is
+//! closed, the half message counted; one silent for the idle timeout (when
+//! set) is closed too; one whose peer is gone is found by keepalive probes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{SockRef, TcpKeepalive};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
+
+use super::frame::{Decoder, Event};
+use super::gather::{Gathered, Peer, Shared};
+use crate::model::time;
+use crate::net::backoff::Backoff;
+
+/// Bytes read from a connection at once.
+const READ_CHUNK: usize = 16 * 1024;
+/// Quiet time before the first keepalive probe, the time between probes, and
+/// how many unanswered probes end the connection.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 3;
+
+/// Accepts connections until the source stops; each holds one of `slots`.
+pub async fn accept(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    tasks: TaskTracker,
+) {
+    // Accepting fails when the process is out of file descriptors: pause
+    // rather than spin.
+    let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.stop.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => {
+                backoff.reset();
+                a
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "syslog: accepting a TCP connection failed");
+                tokio::select! {
+                    _ = shared.stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff.step()) => continue,
+                }
+            }
+        };
+        match slots.clone().try_acquire_owned() {
+            Ok(slot) => {
+                keep_alive(&stream);
+                tasks.spawn(connection(stream, peer, shared.clone(), slot));
+            }
+            Err(_) => {
+                let why = "too many connections (--syslog-max-connections)";
+                shared
+                    .report
+                    .rejected("connection_limit", why, &peer.to_string());
+            }
+        }
+    }
+}
+
+/// Probes a quiet connection, so a sender that vanished (its host gone,
+/// no FIN) gives its place back within a couple of minutes; closing quiet
+/// connections instead would lose what Python's `SysLogHandler`, which never
+/// reconnects, logs after a quiet spell.
+fn keep_alive(stream: &TcpStream) {
+    let probes = TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_RETRIES);
+    if let Err(e) = SockRef::from(stream).set_tcp_keepalive(&probes) {
+        tracing::debug!(error = %e, "syslog: could not set TCP keepalive");
+    }
+}
+
+/// Resolves at `deadline`, or never.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads one connection's messages until it closes, stalls or the source
+/// stops. `_slot` is its place among the connections allowed.
+async fn connection(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    _slot: OwnedSemaphorePermit,
+) {
+    let peer = Peer::of(addr);
+    let max = shared.settings.max_message;
+    let mut decoder = Decoder::new(max);
+    let mut chunk = vec![0u8; READ_CHUNK.min(max + 1)];
+    // When the message under way began, if one is.
+    let mut begun: Option<Instant> = None;
+    loop {
+        let deadline = match begun {
+            Some(t) => Some(t + shared.settings.frame_timeout),
+            None => shared.settings.idle_timeout.map(|d| Instant::now() + d),
+        };
+        let read = tokio::select! {
+            _ = shared.stop.cancelled() => return,
+            _ = until(deadline) => None,
+            r = stream.read(&mut chunk) => Some(r),
+        };
+        let mut gathered = Gathered::default();
+        let now_us = time::now_micros();
+        let n = match read {
+            Some(Ok(n)) if n > 0 => n,
+            Some(Ok(_)) => {
+                decoder.finish(|e| shared.take(e, &peer, now_us, &mut gathered));
+                shared.hand_on(gathered).await;
+                return;
+            }
+            // Reset, or stalled: a message under way will not be finished.
+            Some(Err(_)) | None => {
+                decoder.abandon(|e| shared.take(e, &peer, now_us, &mut gathered));
+                return;
+            }
+        };
+        let mut finished = false;
+        decoder.push(&chunk[..n], |e| {
+            finished |= !matches!(e, Event::Incomplete(_));
+            shared.take(e, &peer, now_us, &mut gathered)
+        });
+        begun = match decoder.pending() {
+            false => None,
+            true if finished || begun.is_none() => Some(Instant::now()),
+            true => begun,
+        };
+        if !shared.hand_on(gathered).await {
+            return;
+        }
+    }
+}
