@@ -23,15 +23,21 @@ const MAX_IN_FLIGHT: usize = 8;
 
 /// A submission awaiting durability.
 struct Submitted {
+    /// How many, to count as accepted or lost once settled.
     entries: u64,
     /// The budget its entries hold, given back once they are settled.
     _permit: OwnedSemaphorePermit,
 }
 
 pub struct Batcher {
+    /// Where the entries go.
     intake: Intake,
+    /// Counts entries accepted, rejected by validation, and lost.
     report: Arc<SourceReport>,
+    /// What the TCP connections and the UDP reader parsed.
     parcels: mpsc::UnboundedReceiver<Parcel>,
+    /// Submissions awaiting durability; while it is full no parcel is
+    /// taken, and the budget fills.
     in_flight: InFlight<Submitted>,
 }
 

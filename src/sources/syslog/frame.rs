@@ -45,6 +45,7 @@ pub struct Decoder {
     /// Bytes received and not yet cut into messages; begins at a message's
     /// start (or its count) whenever the decoder waits for more.
     buf: Vec<u8>,
+    /// Where in the framing the next byte falls.
     state: State,
     /// In a line: how much of `buf` is known to hold no line end, so each
     /// byte is searched once however slowly the line arrives.
@@ -92,24 +93,24 @@ impl Decoder {
 
     /// The end of the stream: a last line without its line end is a
     /// message; anything else begun is incomplete.
-    pub fn finish(&mut self, mut on: impl FnMut(Event<'_>)) {
-        let state = std::mem::replace(&mut self.state, State::Start);
-        let buf = std::mem::take(&mut self.buf);
-        match state {
-            State::Line if buf.len() > self.max => on(Event::TooLarge(buf.len())),
-            State::Line => on(Event::Frame(trim_cr(&buf))),
-            State::Counted(_) => on(Event::Incomplete(buf.len())),
-            State::Start if !buf.is_empty() => on(Event::Incomplete(buf.len())),
-            State::Start | State::Skip(_) | State::SkipLine => {}
-        }
+    pub fn finish(&mut self, on: impl FnMut(Event<'_>)) {
+        self.end(true, on)
     }
 
     /// The connection stalled: whatever message was begun is incomplete,
     /// and the stream cannot be read further.
-    pub fn abandon(&mut self, mut on: impl FnMut(Event<'_>)) {
+    pub fn abandon(&mut self, on: impl FnMut(Event<'_>)) {
+        self.end(false, on)
+    }
+
+    /// Ends the stream, taking a last unterminated line as a message when
+    /// `line_is_whole`.
+    fn end(&mut self, line_is_whole: bool, mut on: impl FnMut(Event<'_>)) {
         let state = std::mem::replace(&mut self.state, State::Start);
         let buf = std::mem::take(&mut self.buf);
         match state {
+            State::Line if line_is_whole && buf.len() > self.max => on(Event::TooLarge(buf.len())),
+            State::Line if line_is_whole => on(Event::Frame(trim_cr(&buf))),
             State::Line | State::Counted(_) => on(Event::Incomplete(buf.len())),
             State::Start if !buf.is_empty() => on(Event::Incomplete(buf.len())),
             State::Start | State::Skip(_) | State::SkipLine => {}
@@ -121,37 +122,7 @@ impl Decoder {
     fn step(&mut self, pos: &mut usize, on: &mut impl FnMut(Event<'_>)) -> bool {
         let avail = &self.buf[*pos..];
         match self.state {
-            State::Start => {
-                let gap = avail.iter().take_while(|b| b"\n\r\0".contains(b)).count();
-                *pos += gap;
-                let avail = &avail[gap..];
-                let Some(first) = avail.first() else {
-                    return false;
-                };
-                if !first.is_ascii_digit() {
-                    self.state = State::Line;
-                    self.scanned = 0;
-                    return true;
-                }
-                match count(avail) {
-                    Count::Need => return false,
-                    Count::Bad => {
-                        on(Event::BadCount);
-                        self.state = State::SkipLine;
-                    }
-                    Count::Len(n, header) => {
-                        *pos += header;
-                        self.state = match n > self.max {
-                            true => {
-                                on(Event::TooLarge(n));
-                                State::Skip(n)
-                            }
-                            false => State::Counted(n),
-                        };
-                    }
-                }
-                true
-            }
+            State::Start => self.start(pos, on),
             State::Counted(n) => {
                 if avail.len() < n {
                     return false;
@@ -183,6 +154,43 @@ impl Decoder {
                 }
             },
         }
+    }
+
+    /// Between messages: what frames the next one.
+    fn start(&mut self, pos: &mut usize, on: &mut impl FnMut(Event<'_>)) -> bool {
+        // Blank lines, CRLF halves, NULs after newlines: nothing to report.
+        let gap = self.buf[*pos..]
+            .iter()
+            .take_while(|b| b"\n\r\0".contains(b))
+            .count();
+        *pos += gap;
+        let avail = &self.buf[*pos..];
+        let Some(first) = avail.first() else {
+            return false;
+        };
+        if !first.is_ascii_digit() {
+            self.state = State::Line;
+            self.scanned = 0;
+            return true;
+        }
+        match count(avail) {
+            Count::Need => return false,
+            Count::Bad => {
+                on(Event::BadCount);
+                self.state = State::SkipLine;
+            }
+            Count::Len(n, header) => {
+                *pos += header;
+                self.state = match n > self.max {
+                    true => {
+                        on(Event::TooLarge(n));
+                        State::Skip(n)
+                    }
+                    false => State::Counted(n),
+                };
+            }
+        }
+        true
     }
 
     /// Inside a line: a message at its end, or too long without one.
@@ -225,9 +233,9 @@ fn count(avail: &[u8]) -> Count {
     if after != b' ' {
         return Count::Bad;
     }
-    let n = avail[..digits]
-        .iter()
-        .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
+    let n = avail[..digits].iter().fold(0usize, |n, d| {
+        n.saturating_mul(10).saturating_add(usize::from(d - b'0'))
+    });
     match n {
         0 => Count::Bad,
         n => Count::Len(n, digits + 1),

@@ -63,7 +63,8 @@ pub struct Peer {
 impl Peer {
     pub fn of(addr: SocketAddr) -> Self {
         Peer {
-            host: addr.ip().to_string(),
+            // An IPv4 sender on a dual-stack socket is named as IPv4.
+            host: addr.ip().to_canonical().to_string(),
             origin: addr.to_string().into(),
         }
     }
@@ -71,11 +72,13 @@ impl Peer {
 
 pub struct Shared {
     pub settings: Settings,
+    /// Where every message received, rejected or lost is counted.
     pub report: Arc<SourceReport>,
     /// Bytes the source may hold, in permits.
     budget: Arc<Semaphore>,
     /// The budget's size: no parcel asks for more.
     budget_total: usize,
+    /// Unbounded, since the budget bounds what can be in it.
     to_batcher: mpsc::UnboundedSender<Parcel>,
     /// Cancelled when the ways in stop.
     pub stop: CancellationToken,

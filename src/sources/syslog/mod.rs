@@ -121,9 +121,11 @@ fn bind(addr: SocketAddr) -> std::io::Result<(std::net::TcpListener, std::net::U
 }
 
 pub struct SyslogSource {
+    /// The flags it was built from: limits and timeouts.
     args: SyslogArgs,
     /// Bound at build, so the server refuses to start on a taken address.
     tcp: std::net::TcpListener,
+    /// Bound with `tcp`, on the same port.
     udp: std::net::UdpSocket,
 }
 
