@@ -42,14 +42,34 @@ enum State {
 pub struct Decoder {
     /// Largest message taken, in bytes.
     max: usize,
-    /// Bytes received and not yet cut into messages; begins at a message's
-    /// start (or its count) whenever the decoder waits for more.
+    /// Bytes received: those before `pos` are read and leave at the next
+    /// `feed`, those from `pos` on begin a message (or its count).
     buf: Vec<u8>,
-    /// Where in the framing the next byte falls.
+    /// Where the next message begins in `buf`.
+    pos: usize,
+    /// Where in the framing the byte at `pos` falls.
     state: State,
-    /// In a line: how much of `buf` is known to hold no line end, so each
-    /// byte is searched once however slowly the line arrives.
+    /// In a line: how much after `pos` is known to hold no line end, so
+    /// each byte is searched once however slowly the line arrives.
     scanned: usize,
+}
+
+/// What a step found, as positions in `buf`, so that the event borrows the
+/// buffer only once the step is done.
+enum Found {
+    Frame(usize, usize),
+    TooLarge(usize),
+    BadCount,
+    Incomplete(usize),
+}
+
+/// What one step of the state machine did.
+enum Progress {
+    Found(Found),
+    /// Moved on without anything to tell.
+    Moved,
+    /// Needs more bytes.
+    Need,
 }
 
 /// Octet count parsing.
@@ -65,11 +85,17 @@ fn ends_line(b: &u8) -> bool {
     matches!(b, b'\n' | b'\0')
 }
 
+/// What may lie between messages: blank lines, CRLF halves, NULs.
+fn is_gap(b: &u8) -> bool {
+    b"\n\r\0".contains(b)
+}
+
 impl Decoder {
     pub fn new(max: usize) -> Self {
         Decoder {
             max,
             buf: Vec::new(),
+            pos: 0,
             state: State::Start,
             scanned: 0,
         }
@@ -78,145 +104,174 @@ impl Decoder {
     /// Whether a message has begun and not ended: a connection stalling now
     /// leaves half a message.
     pub fn pending(&self) -> bool {
-        self.state != State::Start || !self.buf.is_empty()
+        self.state != State::Start || self.pos < self.buf.len()
     }
 
-    /// Takes `data` and tells `on` of every message (or problem) it
-    /// completes, in order.
-    pub fn push(&mut self, data: &[u8], mut on: impl FnMut(Event<'_>)) {
+    /// Takes a read's bytes; [`Decoder::next`] then tells what they hold.
+    pub fn feed(&mut self, data: &[u8]) {
+        // What was read leaves once per read, not once per message.
+        self.buf.drain(..self.pos);
+        self.pos = 0;
         self.buf.extend_from_slice(data);
-        let mut pos = 0;
-        while self.step(&mut pos, &mut on) {}
-        // Consumed bytes leave once per read, not once per message.
-        self.buf.drain(..pos);
+    }
+
+    /// The next message (or problem) in what was fed; `None` when more bytes
+    /// are needed.
+    pub fn next(&mut self) -> Option<Event<'_>> {
+        loop {
+            match self.step() {
+                Progress::Found(found) => return Some(self.event(found)),
+                Progress::Moved => {}
+                Progress::Need => return None,
+            }
+        }
     }
 
     /// The end of the stream: a last line without its line end is a
     /// message; anything else begun is incomplete.
-    pub fn finish(&mut self, on: impl FnMut(Event<'_>)) {
-        self.end(true, on)
+    pub fn finish(&mut self) -> Option<Event<'_>> {
+        self.end(true)
     }
 
     /// The connection stalled: whatever message was begun is incomplete,
     /// and the stream cannot be read further.
-    pub fn abandon(&mut self, on: impl FnMut(Event<'_>)) {
-        self.end(false, on)
+    pub fn abandon(&mut self) -> Option<Event<'_>> {
+        self.end(false)
     }
 
     /// Ends the stream, taking a last unterminated line as a message when
     /// `line_is_whole`.
-    fn end(&mut self, line_is_whole: bool, mut on: impl FnMut(Event<'_>)) {
+    fn end(&mut self, line_is_whole: bool) -> Option<Event<'_>> {
         let state = std::mem::replace(&mut self.state, State::Start);
-        let buf = std::mem::take(&mut self.buf);
-        match state {
-            State::Line if line_is_whole && buf.len() > self.max => on(Event::TooLarge(buf.len())),
-            State::Line if line_is_whole => on(Event::Frame(trim_cr(&buf))),
-            State::Line | State::Counted(_) => on(Event::Incomplete(buf.len())),
-            State::Start if !buf.is_empty() => on(Event::Incomplete(buf.len())),
-            State::Start | State::Skip(_) | State::SkipLine => {}
+        let (from, to) = (self.pos, self.buf.len());
+        self.pos = to;
+        let found = match state {
+            State::Line if line_is_whole && to - from > self.max => Found::TooLarge(to - from),
+            State::Line if line_is_whole => Found::Frame(from, self.trim_cr(from, to)),
+            State::Line | State::Counted(_) => Found::Incomplete(to - from),
+            State::Start if !self.buf[from..].iter().all(is_gap) => Found::Incomplete(to - from),
+            State::Start | State::Skip(_) | State::SkipLine => return None,
+        };
+        Some(self.event(found))
+    }
+
+    fn event(&self, found: Found) -> Event<'_> {
+        match found {
+            Found::Frame(from, to) => Event::Frame(&self.buf[from..to]),
+            Found::TooLarge(n) => Event::TooLarge(n),
+            Found::BadCount => Event::BadCount,
+            Found::Incomplete(n) => Event::Incomplete(n),
         }
     }
 
-    /// One step of the state machine from `pos`; false when it needs more
-    /// bytes.
-    fn step(&mut self, pos: &mut usize, on: &mut impl FnMut(Event<'_>)) -> bool {
-        let avail = &self.buf[*pos..];
+    /// One step of the state machine from `pos`.
+    fn step(&mut self) -> Progress {
+        let avail = self.buf.len() - self.pos;
         match self.state {
-            State::Start => self.start(pos, on),
+            State::Start => self.start(),
+            State::Counted(n) if avail < n => Progress::Need,
             State::Counted(n) => {
-                if avail.len() < n {
-                    return false;
-                }
-                on(Event::Frame(&avail[..n]));
-                *pos += n;
+                let from = self.pos;
+                self.pos += n;
                 self.state = State::Start;
-                true
+                Progress::Found(Found::Frame(from, from + n))
             }
-            State::Line => self.line(pos, on),
+            State::Line => self.line(),
             State::Skip(n) => {
-                let k = n.min(avail.len());
-                *pos += k;
-                self.state = match k < n {
-                    true => State::Skip(n - k),
-                    false => State::Start,
-                };
-                k == n
+                let k = n.min(avail);
+                self.pos += k;
+                match k < n {
+                    true => {
+                        self.state = State::Skip(n - k);
+                        Progress::Need
+                    }
+                    false => {
+                        self.state = State::Start;
+                        Progress::Moved
+                    }
+                }
             }
-            State::SkipLine => match avail.iter().position(ends_line) {
+            State::SkipLine => match self.buf[self.pos..].iter().position(ends_line) {
                 Some(i) => {
-                    *pos += i + 1;
+                    self.pos += i + 1;
                     self.state = State::Start;
-                    true
+                    Progress::Moved
                 }
                 None => {
-                    *pos = self.buf.len();
-                    false
+                    self.pos = self.buf.len();
+                    Progress::Need
                 }
             },
         }
     }
 
     /// Between messages: what frames the next one.
-    fn start(&mut self, pos: &mut usize, on: &mut impl FnMut(Event<'_>)) -> bool {
-        // Blank lines, CRLF halves, NULs after newlines: nothing to report.
-        let gap = self.buf[*pos..]
+    fn start(&mut self) -> Progress {
+        self.pos += self.buf[self.pos..]
             .iter()
-            .take_while(|b| b"\n\r\0".contains(b))
+            .take_while(|b| is_gap(b))
             .count();
-        *pos += gap;
-        let avail = &self.buf[*pos..];
+        let avail = &self.buf[self.pos..];
         let Some(first) = avail.first() else {
-            return false;
+            return Progress::Need;
         };
         if !first.is_ascii_digit() {
             self.state = State::Line;
             self.scanned = 0;
-            return true;
+            return Progress::Moved;
         }
         match count(avail) {
-            Count::Need => return false,
+            Count::Need => Progress::Need,
             Count::Bad => {
-                on(Event::BadCount);
                 self.state = State::SkipLine;
+                Progress::Found(Found::BadCount)
             }
             Count::Len(n, header) => {
-                *pos += header;
-                self.state = match n > self.max {
+                self.pos += header;
+                match n > self.max {
                     true => {
-                        on(Event::TooLarge(n));
-                        State::Skip(n)
+                        self.state = State::Skip(n);
+                        Progress::Found(Found::TooLarge(n))
                     }
-                    false => State::Counted(n),
-                };
+                    false => {
+                        self.state = State::Counted(n);
+                        Progress::Moved
+                    }
+                }
             }
         }
-        true
     }
 
     /// Inside a line: a message at its end, or too long without one.
-    fn line(&mut self, pos: &mut usize, on: &mut impl FnMut(Event<'_>)) -> bool {
-        let avail = &self.buf[*pos..];
-        match avail[self.scanned..].iter().position(ends_line) {
+    fn line(&mut self) -> Progress {
+        let (from, avail) = (self.pos, self.buf.len() - self.pos);
+        match self.buf[from + self.scanned..].iter().position(ends_line) {
             Some(i) => {
-                let end = self.scanned + i;
-                match end > self.max {
-                    true => on(Event::TooLarge(end)),
-                    false => on(Event::Frame(trim_cr(&avail[..end]))),
-                }
-                *pos += end + 1;
+                let len = self.scanned + i;
+                self.pos = from + len + 1;
                 self.state = State::Start;
-                true
+                Progress::Found(match len > self.max {
+                    true => Found::TooLarge(len),
+                    false => Found::Frame(from, self.trim_cr(from, from + len)),
+                })
             }
-            None if avail.len() > self.max => {
-                on(Event::TooLarge(avail.len()));
-                *pos = self.buf.len();
+            None if avail > self.max => {
+                self.pos = self.buf.len();
                 self.state = State::SkipLine;
-                false
+                Progress::Found(Found::TooLarge(avail))
             }
             None => {
-                self.scanned = avail.len();
-                false
+                self.scanned = avail;
+                Progress::Need
             }
+        }
+    }
+
+    /// The end of a line from `from` to `to`, less a CR before its LF.
+    fn trim_cr(&self, from: usize, to: usize) -> usize {
+        match to > from && self.buf[to - 1] == b'\r' {
+            true => to - 1,
+            false => to,
         }
     }
 }
@@ -242,30 +297,32 @@ fn count(avail: &[u8]) -> Count {
     }
 }
 
-/// Lines ended with CRLF lose the CR too.
-fn trim_cr(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn show(e: Event<'_>) -> String {
+        match e {
+            Event::Frame(f) => format!("frame {}", String::from_utf8_lossy(f)),
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// Everything `d` can tell now.
+    fn drain(d: &mut Decoder) -> Vec<String> {
+        std::iter::from_fn(|| d.next().map(show)).collect()
+    }
 
     /// What the decoder makes of `chunks`, as owned events.
     fn decode(max: usize, chunks: &[&[u8]], eof: bool) -> Vec<String> {
         let mut d = Decoder::new(max);
         let mut out = Vec::new();
-        let mut record = |e: Event<'_>| {
-            out.push(match e {
-                Event::Frame(f) => format!("frame {}", String::from_utf8_lossy(f)),
-                other => format!("{other:?}"),
-            })
-        };
         for c in chunks {
-            d.push(c, &mut record);
+            d.feed(c);
+            out.extend(drain(&mut d));
         }
         if eof {
-            d.finish(&mut record);
+            out.extend(d.finish().map(show));
         }
         out
     }
@@ -357,26 +414,28 @@ mod tests {
         assert_eq!(decode(100, &[b"40 <13>half"], true), ["Incomplete(8)"]);
         assert_eq!(decode(100, &[b"12"], true), ["Incomplete(2)"]);
         assert!(decode(100, &[b"<13>a\n"], true).len() == 1);
+        assert!(decode(100, &[b"<13>a\n\r\n"], true).len() == 1);
         let mut d = Decoder::new(100);
-        d.push(b"<13>a\n<13>half a line", |_| {});
-        let mut got = Vec::new();
-        d.abandon(|e| got.push(format!("{e:?}")));
-        assert_eq!(got, ["Incomplete(15)"]);
+        d.feed(b"<13>a\n<13>half a line");
+        assert_eq!(drain(&mut d), ["frame <13>a"]);
+        assert_eq!(d.abandon().map(show).as_deref(), Some("Incomplete(15)"));
         assert!(!d.pending());
+        assert!(d.finish().is_none());
     }
 
     #[test]
     fn pending_tells_a_begun_message() {
         let mut d = Decoder::new(100);
+        let feed = |d: &mut Decoder, bytes: &[u8]| {
+            d.feed(bytes);
+            drain(d);
+            d.pending()
+        };
         assert!(!d.pending());
-        d.push(b"<13>a\n\n", |_| {});
-        assert!(!d.pending());
-        d.push(b"<13>hal", |_| {});
-        assert!(d.pending());
-        d.push(b"f\n", |_| {});
-        assert!(!d.pending());
-        d.push(b"30 <1", |_| {});
-        assert!(d.pending());
+        assert!(!feed(&mut d, b"<13>a\n\n"));
+        assert!(feed(&mut d, b"<13>hal"));
+        assert!(!feed(&mut d, b"f\n"));
+        assert!(feed(&mut d, b"30 <1"));
     }
 
     #[test]
@@ -385,9 +444,10 @@ mod tests {
         let chunk = vec![b'y'; 4096];
         let mut too_large = 0;
         for _ in 0..1000 {
-            d.push(&chunk, |e| {
-                too_large += matches!(e, Event::TooLarge(_)) as usize
-            });
+            d.feed(&chunk);
+            while let Some(e) = d.next() {
+                too_large += matches!(e, Event::TooLarge(_)) as usize;
+            }
             assert!(d.buf.len() <= 1000 + 4096);
         }
         assert_eq!(too_large, 1);

@@ -21,6 +21,9 @@ use crate::sources::report::SourceReport;
 /// What an entry is counted as besides its message's bytes: the entry,
 /// its attributes' keys and values, the queue's bookkeeping.
 const ENTRY_OVERHEAD: usize = 1024;
+/// What a reader gathers before handing it on: what it holds outside the
+/// budget while it waits for room.
+const PARCEL_BYTES: usize = 64 * 1024;
 
 /// The settings every reader uses.
 pub struct Settings {
@@ -50,6 +53,13 @@ pub struct Parcel {
 pub struct Gathered {
     entries: Vec<(LogEntry, Arc<str>)>,
     bytes: usize,
+}
+
+impl Gathered {
+    /// Whether it is time to hand these on.
+    pub fn is_full(&self) -> bool {
+        self.bytes >= PARCEL_BYTES
+    }
 }
 
 /// Who sent a message.

@@ -15,7 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
-use super::frame::{Decoder, Event};
+use super::frame::Decoder;
 use super::gather::{Gathered, Peer, Shared};
 use crate::model::time;
 use crate::net::backoff::Backoff;
@@ -122,21 +122,31 @@ async fn connection(
         let n = match read {
             Some(Ok(n)) if n > 0 => n,
             Some(Ok(_)) => {
-                decoder.finish(|e| shared.take(e, &peer, now_us, &mut gathered));
+                if let Some(e) = decoder.finish() {
+                    shared.take(e, &peer, now_us, &mut gathered);
+                }
                 shared.hand_on(gathered).await;
                 return;
             }
             // Reset, or stalled: a message under way will not be finished.
             Some(Err(_)) | None => {
-                decoder.abandon(|e| shared.take(e, &peer, now_us, &mut gathered));
+                if let Some(e) = decoder.abandon() {
+                    shared.take(e, &peer, now_us, &mut gathered);
+                }
                 return;
             }
         };
+        decoder.feed(&chunk[..n]);
         let mut finished = false;
-        decoder.push(&chunk[..n], |e| {
-            finished |= !matches!(e, Event::Incomplete(_));
-            shared.take(e, &peer, now_us, &mut gathered)
-        });
+        while let Some(e) = decoder.next() {
+            finished = true;
+            shared.take(e, &peer, now_us, &mut gathered);
+            // A read of many small messages is handed on in parts, so what
+            // waits for the budget outside it stays small.
+            if gathered.is_full() && !shared.hand_on(std::mem::take(&mut gathered)).await {
+                return;
+            }
+        }
         begun = match decoder.pending() {
             false => None,
             true if finished || begun.is_none() => Some(Instant::now()),

@@ -15,7 +15,8 @@ use crate::model::time;
 
 /// Largest UDP payload, plus one: a datagram filling it was cut.
 const MAX_DATAGRAM: usize = 65_536;
-/// Most datagrams read before handing them on as one parcel.
+/// Most datagrams read before handing them on as one parcel (fewer when
+/// large).
 const PARCEL: usize = 256;
 
 pub async fn receive(socket: UdpSocket, shared: Arc<Shared>) {
@@ -32,7 +33,9 @@ pub async fn receive(socket: UdpSocket, shared: Arc<Shared>) {
         }
         let mut gathered = Gathered::default();
         let now_us = time::now_micros();
-        for _ in 0..PARCEL {
+        let mut read = 0;
+        while read < PARCEL && !gathered.is_full() {
+            read += 1;
             match socket.try_recv_from(&mut buf) {
                 Ok((n, addr)) => {
                     let peer = Peer::of(addr);
