@@ -96,64 +96,105 @@ async fn until(deadline: Option<Instant>) {
 /// Reads one connection's messages until it closes, stalls or the source
 /// stops. `_slot` is its place among the connections allowed.
 async fn connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     addr: SocketAddr,
     shared: Arc<Shared>,
     _slot: OwnedSemaphorePermit,
 ) {
-    let peer = Peer::of(addr);
     let max = shared.settings.max_message;
-    let mut decoder = Decoder::new(max);
-    let mut chunk = vec![0u8; READ_CHUNK.min(max + 1)];
-    // When the message under way began, if one is.
-    let mut begun: Option<Instant> = None;
-    loop {
-        let deadline = match begun {
-            Some(t) => Some(t + shared.settings.frame_timeout),
-            None => shared.settings.idle_timeout.map(|d| Instant::now() + d),
-        };
+    let mut c = Connection {
+        stream,
+        peer: Peer::of(addr),
+        decoder: Decoder::new(max),
+        chunk: vec![0u8; READ_CHUNK.min(max + 1)],
+        begun: None,
+        shared,
+    };
+    while c.read().await {}
+}
+
+/// One connection's state between reads.
+struct Connection {
+    stream: TcpStream,
+    /// Who sends, for the host of messages that name none, and for logs.
+    peer: Peer,
+    decoder: Decoder,
+    /// Where a read lands before the decoder takes it.
+    chunk: Vec<u8>,
+    /// When the message under way began, if one is: it must be finished
+    /// within the frame timeout.
+    begun: Option<Instant>,
+    shared: Arc<Shared>,
+}
+
+impl Connection {
+    /// Reads once and hands on what the read completed; false when the
+    /// connection is done with.
+    async fn read(&mut self) -> bool {
         let read = tokio::select! {
-            _ = shared.stop.cancelled() => return,
-            _ = until(deadline) => None,
-            r = stream.read(&mut chunk) => Some(r),
+            _ = self.shared.stop.cancelled() => return false,
+            _ = until(self.deadline()) => None,
+            r = self.stream.read(&mut self.chunk) => Some(r),
         };
-        let mut gathered = Gathered::default();
-        let now_us = time::now_micros();
-        let n = match read {
-            Some(Ok(n)) if n > 0 => n,
+        match read {
+            Some(Ok(n)) if n > 0 => self.take(n).await,
             Some(Ok(_)) => {
-                if let Some(e) = decoder.finish() {
-                    shared.take(e, &peer, now_us, &mut gathered);
-                }
-                shared.hand_on(gathered).await;
-                return;
+                self.end(true).await;
+                false
             }
             // Reset, or stalled: a message under way will not be finished.
             Some(Err(_)) | None => {
-                if let Some(e) = decoder.abandon() {
-                    shared.take(e, &peer, now_us, &mut gathered);
-                }
-                return;
+                self.end(false).await;
+                false
             }
-        };
-        decoder.feed(&chunk[..n]);
+        }
+    }
+
+    /// When the connection has waited too long: for the rest of a message,
+    /// or (if limited) for the next one.
+    fn deadline(&self) -> Option<Instant> {
+        let settings = &self.shared.settings;
+        match self.begun {
+            Some(t) => Some(t + settings.frame_timeout),
+            None => settings.idle_timeout.map(|d| Instant::now() + d),
+        }
+    }
+
+    /// The messages `n` more bytes complete; false when the source stops.
+    async fn take(&mut self, n: usize) -> bool {
+        let now_us = time::now_micros();
+        let mut gathered = Gathered::default();
+        self.decoder.feed(&self.chunk[..n]);
         let mut finished = false;
-        while let Some(e) = decoder.next() {
+        while let Some(e) = self.decoder.next() {
             finished = true;
-            shared.take(e, &peer, now_us, &mut gathered);
+            self.shared.take(e, &self.peer, now_us, &mut gathered);
             // A read of many small messages is handed on in parts, so what
             // waits for the budget outside it stays small.
-            if gathered.is_full() && !shared.hand_on(std::mem::take(&mut gathered)).await {
-                return;
+            if gathered.is_full() && !self.shared.hand_on(std::mem::take(&mut gathered)).await {
+                return false;
             }
         }
-        begun = match decoder.pending() {
+        self.begun = match self.decoder.pending() {
             false => None,
-            true if finished || begun.is_none() => Some(Instant::now()),
-            true => begun,
+            true if finished || self.begun.is_none() => Some(Instant::now()),
+            true => self.begun,
         };
-        if !shared.hand_on(gathered).await {
-            return;
+        self.shared.hand_on(gathered).await
+    }
+
+    /// The stream ended: closed by the sender (`closed`: a last line
+    /// without its line end is a message), or reset or stalled.
+    async fn end(&mut self, closed: bool) {
+        let mut gathered = Gathered::default();
+        let last = match closed {
+            true => self.decoder.finish(),
+            false => self.decoder.abandon(),
+        };
+        if let Some(e) = last {
+            self.shared
+                .take(e, &self.peer, time::now_micros(), &mut gathered);
         }
+        self.shared.hand_on(gathered).await;
     }
 }
