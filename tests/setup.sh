@@ -25,6 +25,12 @@ for pair in redis:redis websockets:websockets grpc:grpcio grpc_tools:grpcio-tool
     fi
 done
 
+# The syslog tests send with util-linux's logger (Debian's bsdutils).
+if ! command -v logger >/dev/null 2>&1; then
+    step "installing logger (util-linux)"
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bsdutils
+fi
+
 # The archive's S3 tests run moto's standalone S3 server and check what was
 # uploaded with boto3 (both from PyPI).
 if ! command -v moto_server >/dev/null 2>&1 || ! python3 -c 'import boto3' >/dev/null 2>&1; then

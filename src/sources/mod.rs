@@ -1,12 +1,14 @@
 //! The ways in that are not request handlers: components that pull entries
-//! from elsewhere (a Redis channel or stream) and hand them to the
-//! [`Intake`], as the API's handlers do. Each is built from its own flags by
+//! from elsewhere (a Redis channel or stream) or listen for them in a
+//! protocol of their own (syslog), and hand them to the [`Intake`], as the
+//! API's handlers do. Each is built from its own flags by
 //! [`SourcesArgs::build`] and started by the server as part of the intake,
 //! so it stops first at shutdown.
 
 mod in_flight;
 pub mod redis;
 mod report;
+pub mod syslog;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
@@ -52,11 +54,15 @@ pub trait Source: Send + 'static {
 pub struct SourcesArgs {
     #[command(flatten)]
     pub redis: redis::RedisSourceArgs,
+    #[command(flatten)]
+    pub syslog: syslog::SyslogArgs,
 }
 
 impl SourcesArgs {
     /// The sources the flags ask for.
     pub fn build(&self, cluster: &Cluster) -> Result<Vec<Box<dyn Source>>, SourceError> {
-        self.redis.build(cluster)
+        let mut sources = self.redis.build(cluster)?;
+        sources.extend(self.syslog.build()?);
+        Ok(sources)
     }
 }

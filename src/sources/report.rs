@@ -1,6 +1,6 @@
 //! What every source reports: messages taken, entries stored, rejections by
-//! reason (logged at a bounded rate, so a flood of bad input cannot flood
-//! the log), messages lost before the intake, and whether its upstream is
+//! reason and messages lost before the intake (both logged at a bounded
+//! rate, so a flood cannot flood the log), and whether its upstream is
 //! reachable (`/metrics` and `/readyz`).
 
 use std::collections::HashMap;
@@ -29,6 +29,9 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+/// What is logged at a bounded rate: a kind (rejected, lost) and a reason.
+type LogKey = (&'static str, &'static str);
+
 pub struct SourceReport {
     /// The source's label in every metric, and its name in `/readyz`.
     name: &'static str,
@@ -45,9 +48,9 @@ pub struct SourceReport {
     /// Times the connection was lost.
     disconnects: Counter,
     health: Health,
-    /// Per reason: when a rejection was last logged, and how many were not
-    /// logged since.
-    logged: Mutex<HashMap<&'static str, (Instant, u64)>>,
+    /// Per kind (rejected, lost) and reason: when it was last logged, and
+    /// how many messages were not logged since.
+    logged: Mutex<HashMap<LogKey, (Instant, u64)>>,
 }
 
 impl SourceReport {
@@ -109,20 +112,14 @@ impl SourceReport {
             reason,
         };
         self.rejected.get_or_create(&label).inc();
-        let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = logged
-            .entry(reason)
-            .or_insert((Instant::now() - LOG_EVERY, 0));
-        if entry.0.elapsed() >= LOG_EVERY {
-            let also = std::mem::take(&mut entry.1);
+        if let Some(also) = self.log_now("rejected", reason, 1) {
             tracing::warn!(source = self.name, origin, reason, %detail, not_logged_since = also, "message rejected");
-            entry.0 = Instant::now();
-        } else {
-            entry.1 += 1;
         }
     }
 
-    /// Messages lost on the way (pub/sub delivers at most once).
+    /// Messages lost on the way (pub/sub delivers at most once, and so does
+    /// syslog): counted, and logged unless this reason was logged a moment
+    /// ago (a flood loses in many small bites).
     pub fn lost(&self, reason: &'static str, n: u64) {
         if n == 0 {
             return;
@@ -132,7 +129,35 @@ impl SourceReport {
             reason,
         };
         self.lost.get_or_create(&label).inc_by(n);
-        tracing::warn!(source = self.name, reason, messages = n, "messages lost");
+        if let Some(also) = self.log_now("lost", reason, n) {
+            tracing::warn!(
+                source = self.name,
+                reason,
+                messages = n,
+                not_logged_since = also,
+                "messages lost"
+            );
+        }
+    }
+
+    /// Whether to log `n` more messages of `kind` and `reason` now; if so,
+    /// how many went unlogged before them.
+    fn log_now(&self, kind: &'static str, reason: &'static str, n: u64) -> Option<u64> {
+        let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
+        match logged.get_mut(&(kind, reason)) {
+            Some((at, quiet)) if at.elapsed() < LOG_EVERY => {
+                *quiet += n;
+                None
+            }
+            Some((at, quiet)) => {
+                *at = Instant::now();
+                Some(std::mem::take(quiet))
+            }
+            None => {
+                logged.insert((kind, reason), (Instant::now(), 0));
+                Some(0)
+            }
+        }
     }
 
     pub fn connected(&self) {
@@ -154,5 +179,38 @@ impl SourceReport {
         self.up.set(0);
         self.health.set(self.name, State::Ok);
         tracing::info!(source = self.name, why, "standing by");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_and_losses_are_counted_always_and_logged_at_a_bounded_rate() {
+        let registry = Registry::default();
+        let report = SourceReport::new("test", &registry, Health::default());
+        assert_eq!(report.log_now("lost", "backlog", 256), Some(0));
+        assert_eq!(report.log_now("lost", "backlog", 256), None);
+        assert_eq!(report.log_now("lost", "backlog", 10), None);
+        // Another kind or reason has a rate of its own.
+        assert_eq!(report.log_now("rejected", "backlog", 1), Some(0));
+        assert_eq!(report.log_now("lost", "shutdown", 1), Some(0));
+        // A period later, the next line tells how many went unlogged.
+        report
+            .logged
+            .lock()
+            .unwrap()
+            .get_mut(&("lost", "backlog"))
+            .unwrap()
+            .0 -= LOG_EVERY;
+        assert_eq!(report.log_now("lost", "backlog", 1), Some(266));
+        report.lost("backlog", 5);
+        report.lost("backlog", 5);
+        let text = registry.render();
+        assert!(
+            text.contains("taillight_source_lost_total{source=\"test\",reason=\"backlog\"} 10"),
+            "{text}"
+        );
     }
 }
