@@ -18,7 +18,14 @@ command -v grpcurl >/dev/null 2>&1 || { echo "grpcurl is still not on PATH" >&2;
 
 # Real Python clients: redis-py publishes to the Redis sources, websockets
 # reads the seed's /ws, grpcio runs the Python client example.
-for pair in redis:redis websockets:websockets grpc:grpcio grpc_tools:grpcio-tools; do
+# The OpenTelemetry SDK with both OTLP exporters and python-logging-loki ship
+# logs the way applications do; cramjam compresses the Loki protobuf test
+# sender's bodies with snappy.
+for pair in redis:redis websockets:websockets grpc:grpcio grpc_tools:grpcio-tools \
+    opentelemetry.sdk:opentelemetry-sdk \
+    opentelemetry.exporter.otlp.proto.grpc:opentelemetry-exporter-otlp-proto-grpc \
+    opentelemetry.exporter.otlp.proto.http:opentelemetry-exporter-otlp-proto-http \
+    logging_loki:python-logging-loki cramjam:cramjam; do
     if ! python3 -c "import ${pair%%:*}" >/dev/null 2>&1; then
         step "installing ${pair#*:} (Python)"
         python3 -m pip install --quiet --disable-pip-version-check "${pair#*:}"

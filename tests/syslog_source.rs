@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Backend, TestServer, metrics_text_at, sample, unique, wait_records};
@@ -52,22 +51,8 @@ async fn syslog_server(
 
 /// Runs `ops` with Python's SysLogHandler (tests/syslog_client.py).
 fn python(ops: &Value) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/syslog_client.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(ops.to_string().as_bytes())
-        .expect("write ops");
-    let out = child.wait_with_output().expect("syslog client");
-    assert!(out.status.success(), "the SysLogHandler client failed");
-    serde_json::from_slice(&out.stdout).expect("client's answer")
+    let out = common::process::python("syslog_client.py", &[], &[], &ops.to_string());
+    serde_json::from_str(&out).expect("client's answer")
 }
 
 /// util-linux `logger` to the server's port.

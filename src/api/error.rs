@@ -30,6 +30,12 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// A body in a media type or encoding the endpoint does not take.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A body over the request limit once decoded.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 impl From<IntakeError> for ApiError {
@@ -58,7 +64,8 @@ impl ApiError {
 
     fn code(&self) -> Code {
         match self {
-            ApiError::Invalid { .. } => Code::InvalidArgument,
+            ApiError::Invalid { .. } | ApiError::UnsupportedMediaType(_) => Code::InvalidArgument,
+            ApiError::TooLarge(_) => Code::ResourceExhausted,
             ApiError::NotFound(_) => Code::NotFound,
             ApiError::Queue(QueueError::Timeout(_)) => Code::DeadlineExceeded,
             ApiError::Queue(_) | ApiError::ShuttingDown => Code::Unavailable,
@@ -117,11 +124,15 @@ struct ErrorInfo {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = self.code();
-        let (http, name) = match code {
-            Code::InvalidArgument => (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT"),
-            Code::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
-            Code::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED"),
-            Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+        let (http, name) = match (&self, code) {
+            (ApiError::UnsupportedMediaType(_), _) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "INVALID_ARGUMENT")
+            }
+            (_, Code::ResourceExhausted) => (StatusCode::PAYLOAD_TOO_LARGE, "RESOURCE_EXHAUSTED"),
+            (_, Code::InvalidArgument) => (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT"),
+            (_, Code::NotFound) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            (_, Code::DeadlineExceeded) => (StatusCode::GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED"),
+            (_, Code::Unavailable) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         };
         let message = self.to_string();

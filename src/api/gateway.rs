@@ -17,7 +17,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::params::{self, Params, query_request};
 use super::tail::{self, TailParams};
-use super::{ApiState, export, query};
+use super::{ApiState, batch, body, export, otlp, query};
 use crate::model::json::{EntryIn, RecordOut, parse_entries};
 use crate::model::time;
 use crate::proto::{self, tail_response};
@@ -34,39 +34,26 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
 
 /// Stores every valid entry of the body. If some are invalid, the answer is
 /// 400 listing each one (`entries[I].FIELD`) with how many were accepted;
-/// the valid ones are stored all the same.
+/// the valid ones are stored all the same. An OTLP/HTTP export (protobuf, or
+/// JSON with `resourceLogs`) to the same path goes to [`otlp::http`].
 async fn push_logs(
     State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    let max = state.intake.limits().max_request_bytes;
+    let body = body::decode(&headers, body, max)?;
+    if otlp::http::is_otlp(&headers, &body) {
+        return otlp::http::export(&state, &headers, &body).await;
+    }
     let parsed = parse_entries::<EntryIn>(&body).map_err(ApiError::from_violation)?;
-    let mut violations = Vec::new();
-    let mut entries = Vec::new();
-    let mut positions = Vec::new();
-    for (i, item) in parsed.into_iter().enumerate() {
-        match item.and_then(EntryIn::into_proto) {
-            Ok(e) => {
-                entries.push(e);
-                positions.push(i);
-            }
-            Err(v) => violations.push((i, v)),
-        }
-    }
-    let prepared = state.intake.prepare(entries, false);
-    violations.extend(prepared.invalid.into_iter().map(|(i, v)| (positions[i], v)));
-    let accepted = prepared.entries.len() as u64;
-    state.intake.push(prepared.entries).await?;
-    if violations.is_empty() {
-        return Ok(Json(json!({ "accepted": accepted })));
-    }
-    violations.sort_by_key(|(i, _)| *i);
-    Err(ApiError::Invalid {
-        violations: violations
-            .into_iter()
-            .map(|(i, v)| v.within(&format!("entries[{i}]")))
-            .collect(),
-        accepted: Some(accepted),
-    })
+    let items = parsed
+        .into_iter()
+        .map(|item| item.and_then(EntryIn::into_proto))
+        .collect();
+    let outcome = batch::push_valid(&state.intake, items, |i| format!("entries[{i}]")).await?;
+    let accepted = outcome.into_result()?;
+    Ok(Json(json!({ "accepted": accepted })).into_response())
 }
 
 async fn get_logs(

@@ -1,16 +1,21 @@
 //! The public API: gRPC ([`grpc`], with [`grpc_tail`]), the HTTP/JSON
-//! gateway ([`gateway`], with its [`params`] and [`export`]) and the
-//! seed-era endpoints ([`seed`]), all over one shared [`ApiState`]: entries
+//! gateway ([`gateway`], with its [`params`] and [`export`]), the seed-era
+//! endpoints ([`seed`], [`ws`]) and the protocols of other tools ([`otlp`],
+//! [`loki`]), all over one shared [`ApiState`]: entries
 //! go in through the [`Intake`], history comes from the store, live records
 //! from following it ([`tail`]). This is the only layer that speaks
 //! `tonic::Status` and HTTP statuses ([`error`]).
 
+pub mod batch;
+pub mod body;
 pub mod error;
 pub mod export;
 pub mod gateway;
 pub mod grpc;
 pub mod grpc_tail;
+pub mod loki;
 pub mod ops;
+pub mod otlp;
 pub mod params;
 pub mod query;
 pub mod seed;
@@ -35,6 +40,8 @@ pub struct ApiArgs {
     /// Heartbeat interval of quiet tail streams (e.g. `15s`).
     #[arg(long, env = "TAILLIGHT_HEARTBEAT", default_value = "15s", value_parser = parse_duration)]
     pub heartbeat: Duration,
+    #[command(flatten)]
+    pub otlp: otlp::OtlpArgs,
 }
 
 /// Everything a request handler needs.
@@ -49,6 +56,8 @@ pub struct ApiState {
     pub catalog: Option<Arc<dyn Catalog>>,
     /// Default heartbeat interval of tail streams.
     pub heartbeat: Duration,
+    /// How OTLP records map to entries.
+    pub otlp: otlp::OtlpArgs,
     /// Ends tail streams when the ways in stop.
     pub stop: CancellationToken,
 }

@@ -140,6 +140,7 @@ pub async fn start(
             hub,
             catalog: bus.catalog,
             heartbeat: cfg.api.heartbeat,
+            otlp: cfg.api.otlp.clone(),
             stop: intake_stop,
         })),
     })

@@ -1,5 +1,6 @@
 //! One axum router for every protocol: gRPC (with gRPC-web, health and
-//! reflection), the HTTP/JSON gateway, the seed endpoints and operations.
+//! reflection), OTLP, Loki push, the HTTP/JSON gateway, the seed endpoints
+//! and operations.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use super::ServerError;
 use crate::api::grpc::LogApi;
 use crate::api::ops::{self, OpsState};
-use crate::api::{ApiState, gateway, grpc_tail, seed, ws};
+use crate::api::{ApiState, gateway, grpc_tail, loki, otlp, seed, ws};
 use crate::config::ServeArgs;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::log_service_server::LogServiceServer;
@@ -44,6 +45,7 @@ pub fn api(
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
     let grpc = tonic::service::Routes::new(logs)
+        .add_service(otlp::grpc::server(state.clone(), max))
         .add_service(health)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
@@ -54,6 +56,7 @@ pub fn api(
 
     let mut app = grpc
         .merge(gateway::router(state.clone()))
+        .merge(loki::router(state.clone()))
         .merge(seed::router(state.clone()))
         .merge(ws::router(state))
         .merge(ops_only(ops))

@@ -202,3 +202,33 @@ impl Drop for PrivateRedis {
         self.kill();
     }
 }
+
+/// Runs the Python script `tests/<script>` with `args`, extra `env` and
+/// `input` on its stdin, failing the test with its stderr if it fails; its
+/// stdout.
+pub fn python(script: &str, args: &[&str], env: &[(&str, &str)], input: &str) -> String {
+    use std::io::Write;
+    let path = format!("{}/tests/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect(script);
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
