@@ -1,4 +1,5 @@
-//! Ingest throughput over PushLogs, unary PushLog and HTTP NDJSON: the rate
+//! Ingest throughput over PushLogs, unary PushLog, HTTP NDJSON, OTLP and
+//! Loki push ([`protocols`]): the rate
 //! pushes were acknowledged at, and the end-to-end rate until every entry
 //! was stored and queryable. Every run checks the store holds each entry
 //! exactly once, with consecutive ids.
@@ -9,7 +10,7 @@ use futures::future::join_all;
 use taillight::proto::{LogEntry, PushLogRequest, PushLogsRequest};
 
 use crate::node::Node;
-use crate::workload;
+use crate::{protocols, workload};
 
 /// What one ingest run measured.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +38,10 @@ pub enum Shape {
     Unary { concurrency: usize },
     /// `concurrency` HTTP POSTs of `batch`-line NDJSON bodies in flight.
     Ndjson { concurrency: usize, batch: usize },
+    /// `concurrency` OTLP gRPC exports of `batch` records in flight.
+    Otlp { concurrency: usize, batch: usize },
+    /// `concurrency` Loki protobuf pushes of `batch` lines in flight.
+    Loki { concurrency: usize, batch: usize },
 }
 
 pub fn entries(marker: &str, n: u64) -> Vec<LogEntry> {
@@ -57,6 +62,12 @@ pub async fn run(node: &Node, marker: &str, n: u64, shape: Shape) -> Ingest {
         Shape::Stream { streams, batch } => push_streams(node, es, streams, batch).await,
         Shape::Unary { concurrency } => push_unary(node, es, concurrency).await,
         Shape::Ndjson { concurrency, batch } => push_ndjson(node, es, concurrency, batch).await,
+        Shape::Otlp { concurrency, batch } => {
+            protocols::push_otlp(node, es, concurrency, batch).await
+        }
+        Shape::Loki { concurrency, batch } => {
+            protocols::push_loki(node, es, concurrency, batch).await
+        }
     }
     let acked = t0.elapsed().as_secs_f64();
     let done = node

@@ -16,6 +16,7 @@ mod common;
 mod ingest;
 mod limits;
 mod node;
+mod protocols;
 mod query;
 mod redis;
 mod report;
@@ -296,6 +297,22 @@ async fn one_run(s: &Settings, mode: Mode, run: usize) -> Run {
             ingest::Shape::Ndjson {
                 concurrency: 4,
                 batch: 1000,
+            },
+        ),
+        (
+            "otlp",
+            s.entries,
+            ingest::Shape::Otlp {
+                concurrency: 32,
+                batch: 500,
+            },
+        ),
+        (
+            "loki",
+            s.entries,
+            ingest::Shape::Loki {
+                concurrency: 32,
+                batch: 500,
             },
         ),
     ] {

@@ -183,6 +183,18 @@ const ROWS: &[Row] = &[
         "entries/s",
     ),
     vs(
+        "ingest.otlp.e2e",
+        "OTLP gRPC Export, 500 records each, 32 in flight: stored end to end",
+        "entries/s",
+        "ingest.stream.e2e",
+    ),
+    vs(
+        "ingest.loki.e2e",
+        "Loki push (snappy protobuf), 500 lines each, 32 in flight: stored end to end",
+        "entries/s",
+        "ingest.stream.e2e",
+    ),
+    vs(
         "redis.channel.e2e",
         "Redis channel (PUBLISH, JSON lines): stored end to end",
         "entries/s",
@@ -544,6 +556,18 @@ pub fn targets(s: &[Summary]) -> Vec<Target> {
                 fraction(s, mode, key, "ingest.stream.e2e"),
                 &frac,
                 &|v| v >= 0.8,
+            );
+        }
+        for (key, what) in [
+            ("ingest.otlp.e2e", "OTLP gRPC"),
+            ("ingest.loki.e2e", "Loki push"),
+        ] {
+            add(
+                mode,
+                &format!("{what} end to end >= 75% of PushLogs"),
+                fraction(s, mode, key, "ingest.stream.e2e"),
+                &frac,
+                &|v| v >= 0.75,
             );
         }
         for subs in [1, 50] {
