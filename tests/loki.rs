@@ -8,11 +8,11 @@ mod common;
 use std::time::Duration;
 
 use common::process::python;
-use common::{Backend, TestServer, send_json, unique, wait_records};
+use common::{Backend, TestServer, attr, only, send_json, unique, wait_records};
 use prost::Message;
 use serde_json::{Value, json};
 use taillight::api::loki::proto::{EntryAdapter, PushRequest, StreamAdapter};
-use taillight::proto::{Level, LogFilter, LogRecord};
+use taillight::proto::Level;
 
 backend_tests!(
     python_logging_loki_handler,
@@ -23,22 +23,8 @@ backend_tests!(
 
 const WITHIN: Duration = Duration::from_secs(60);
 
-fn only(service: &str) -> LogFilter {
-    LogFilter {
-        services: vec![service.to_string()],
-        ..Default::default()
-    }
-}
-
 fn push_url(server: &TestServer) -> String {
     format!("{}/loki/api/v1/push", server.http())
-}
-
-fn attr<'a>(r: &'a LogRecord, key: &str) -> &'a str {
-    r.attributes
-        .get(key)
-        .map(String::as_str)
-        .unwrap_or_else(|| panic!("no attribute {key} in {:?}", r.attributes))
 }
 
 async fn python_logging_loki_handler(backend: Backend) {

@@ -8,14 +8,14 @@ mod common;
 use std::time::Duration;
 
 use common::process::python;
-use common::{Backend, TestServer, send_json, unique, wait_records};
+use common::{Backend, TestServer, attr, only, send_json, unique, wait_records};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use prost::Message;
 use serde_json::{Value, json};
-use taillight::proto::{Level, LogFilter, LogRecord};
+use taillight::proto::Level;
 
 backend_tests!(
     python_sdk_over_grpc_and_http,
@@ -25,20 +25,6 @@ backend_tests!(
 );
 
 const WITHIN: Duration = Duration::from_secs(60);
-
-fn only(service: &str) -> LogFilter {
-    LogFilter {
-        services: vec![service.to_string()],
-        ..Default::default()
-    }
-}
-
-fn attr<'a>(r: &'a LogRecord, key: &str) -> &'a str {
-    r.attributes
-        .get(key)
-        .map(String::as_str)
-        .unwrap_or_else(|| panic!("no attribute {key} in {:?}", r.attributes))
-}
 
 async fn python_sdk_over_grpc_and_http(backend: Backend) {
     let server = TestServer::start(backend).await;

@@ -5,18 +5,17 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::process::{PrivateRedis, Proc, serve_args};
 use common::{
-    Backend, TestServer, metrics_text_at, redis_url, sample, unique, unique_name, wait_records,
+    Backend, TestServer, metrics_text_at, only, redis_url, sample, unique, unique_name,
+    wait_records,
 };
 use serde_json::{Value, json};
 use taillight::config::ServeArgs;
 use taillight::model::time;
-use taillight::proto::{Level, LogFilter, LogRecord};
+use taillight::proto::{Level, LogRecord};
 
 backend_tests!(
     channel_messages_of_every_form_are_stored_and_bad_ones_counted,
@@ -29,22 +28,8 @@ const WITHIN: Duration = Duration::from_secs(60);
 
 /// Runs `ops` with redis-py (tests/redis_publisher.py) against `url`.
 fn redis_py(url: &str, ops: &Value) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/redis_publisher.py");
-    let mut child = Command::new("python3")
-        .args([script, url])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 (tests/setup.sh installs redis-py)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(ops.to_string().as_bytes())
-        .expect("write ops");
-    let out = child.wait_with_output().expect("publisher");
-    assert!(out.status.success(), "redis-py publisher failed");
-    serde_json::from_slice(&out.stdout).expect("publisher's answer")
+    let out = common::process::python("redis_publisher.py", &[url], &[], &ops.to_string());
+    serde_json::from_str(&out).expect("publisher's answer")
 }
 
 fn redis_cmd<T: ::redis::FromRedisValue>(url: &str, cmd: &mut ::redis::Cmd) -> T {
@@ -120,13 +105,6 @@ fn assert_each_once(records: &[LogRecord], n: usize) {
         assert!(seen.insert(m), "{m} stored twice");
     }
     assert_eq!(seen.len(), n);
-}
-
-fn only(service: &str) -> LogFilter {
-    LogFilter {
-        services: vec![service.to_string()],
-        ..Default::default()
-    }
 }
 
 fn messages(rs: &[LogRecord]) -> Vec<&str> {

@@ -8,10 +8,10 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestServer, metrics_text_at, sample, unique, wait_records};
+use common::{Backend, TestServer, metrics_text_at, only, sample, unique, wait_records};
 use serde_json::{Value, json};
 use taillight::model::time;
-use taillight::proto::{Level, LogFilter, LogRecord};
+use taillight::proto::{Level, LogRecord};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -63,13 +63,6 @@ fn logger(port: u16, args: &[&str]) {
         .status()
         .expect("logger (tests/setup.sh installs util-linux)");
     assert!(status.success(), "logger {args:?} failed");
-}
-
-fn only(service: &str) -> LogFilter {
-    LogFilter {
-        services: vec![service.to_string()],
-        ..Default::default()
-    }
 }
 
 fn find<'a>(rs: &'a [LogRecord], message: &str) -> &'a LogRecord {

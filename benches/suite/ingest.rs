@@ -177,32 +177,21 @@ pub fn ndjson(es: &[LogEntry]) -> String {
 }
 
 async fn push_ndjson(node: &Node, es: Vec<LogEntry>, concurrency: usize, batch: usize) {
-    let bodies: Vec<(usize, String)> = es.chunks(batch).map(|c| (c.len(), ndjson(c))).collect();
-    let queue = std::sync::Arc::new(std::sync::Mutex::new(bodies.into_iter()));
-    let http = reqwest::Client::new();
+    let bodies = es
+        .chunks(batch)
+        .map(|c| (c.len(), ndjson(c).into_bytes()))
+        .collect();
     let url = format!("{}/v1/logs", node.base);
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (queue, http, url) = (queue.clone(), http.clone(), url.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let next = queue.lock().expect("queue").next();
-                let Some((n, body)) = next else { return };
-                let r = http
-                    .post(&url)
-                    .header("content-type", "application/x-ndjson")
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("POST /v1/logs");
-                let status = r.status();
-                let v: serde_json::Value = r.json().await.expect("JSON answer");
-                assert!(status.is_success(), "POST /v1/logs: {status} {v}");
-                assert_eq!(v["accepted"].as_u64(), Some(n as u64), "accepted: {v}");
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.expect("http pusher");
-    }
+    protocols::post_all(
+        &url,
+        "application/x-ndjson",
+        bodies,
+        concurrency,
+        |n, status, text| {
+            let v: serde_json::Value = serde_json::from_str(text).expect("JSON answer");
+            assert!(status.is_success(), "POST /v1/logs: {status} {v}");
+            assert_eq!(v["accepted"].as_u64(), Some(n as u64), "accepted: {v}");
+        },
+    )
+    .await;
 }

@@ -168,7 +168,13 @@ fn main() {
     std::fs::write(s.out.join("latest.md"), &md).expect("write markdown");
     eprintln!("\n{md}\nwritten to {}", s.out.display());
     if full && std::env::var_os("TAILLIGHT_BENCH_OUT").is_none() {
-        update_benchmarks_md(&md);
+        let lead = format!(
+            "Targets, medians of the latest recorded run ({}, {}; details under Results):\n\n{}",
+            header.get("taillight").map_or("", String::as_str),
+            header.get("date").map_or("", String::as_str),
+            report::targets_table(&targets)
+        );
+        update_benchmarks_md(&md, &lead);
     } else if full {
         // Results sent elsewhere are a trial (one side of an A/B, a short
         // diagnostic run): the recorded results stay as they are.
@@ -184,21 +190,24 @@ fn main() {
     }
 }
 
-/// Replaces the generated part of BENCHMARKS.md (between the markers).
-fn update_benchmarks_md(md: &str) {
-    const BEGIN: &str = "<!-- results:begin (written by the benchmark suite) -->";
-    const END: &str = "<!-- results:end -->";
+/// Replaces the generated parts of BENCHMARKS.md (between their markers):
+/// the targets table it opens with, and the results section.
+fn update_benchmarks_md(md: &str, lead: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
-    let Ok(doc) = std::fs::read_to_string(&path) else {
+    let Ok(mut doc) = std::fs::read_to_string(&path) else {
         eprintln!("no BENCHMARKS.md to update");
         return;
     };
-    let (Some(a), Some(b)) = (doc.find(BEGIN), doc.find(END)) else {
-        eprintln!("BENCHMARKS.md has no results markers; left as it is");
-        return;
-    };
-    let new = format!("{}{BEGIN}\n{md}\n{}", &doc[..a], &doc[b..]);
-    std::fs::write(&path, new).expect("write BENCHMARKS.md");
+    for (name, text) in [("lead", lead), ("results", md)] {
+        let begin = format!("<!-- {name}:begin (written by the benchmark suite) -->");
+        let end = format!("<!-- {name}:end -->");
+        let (Some(a), Some(b)) = (doc.find(&begin), doc.find(&end)) else {
+            eprintln!("BENCHMARKS.md has no {name} markers; that part is left as it is");
+            continue;
+        };
+        doc = format!("{}{begin}\n{text}\n{}", &doc[..a], &doc[b..]);
+    }
+    std::fs::write(&path, doc).expect("write BENCHMARKS.md");
 }
 
 async fn run_all(s: &Settings) -> Vec<Run> {

@@ -164,35 +164,52 @@ pub async fn push_otlp(node: &Node, es: Vec<LogEntry>, concurrency: usize, batch
 
 /// Sends every push, `concurrency` in flight.
 pub async fn push_loki(node: &Node, es: Vec<LogEntry>, concurrency: usize, batch: usize) {
-    let queue = Arc::new(Mutex::new(loki_pushes(&es, batch).into_iter()));
+    let bodies = loki_pushes(&es, batch);
     drop(es);
-    let http = reqwest::Client::new();
     let url = format!("{}/loki/api/v1/push", node.base);
+    post_all(
+        &url,
+        "application/x-protobuf",
+        bodies,
+        concurrency,
+        |_, status, text| {
+            assert_eq!(status, 204, "Loki push: {text}");
+        },
+    )
+    .await;
+}
+
+/// POSTs every body to `url`, `concurrency` in flight; `check` judges each
+/// answer from the entries the body held, the status and the answer's text.
+pub async fn post_all(
+    url: &str,
+    content_type: &'static str,
+    bodies: Vec<(usize, Vec<u8>)>,
+    concurrency: usize,
+    check: fn(usize, reqwest::StatusCode, &str),
+) {
+    let queue = Arc::new(Mutex::new(bodies.into_iter()));
+    let http = reqwest::Client::new();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (queue, http, url) = (queue.clone(), http.clone(), url.clone());
+        let (queue, http, url) = (queue.clone(), http.clone(), url.to_string());
         tasks.push(tokio::spawn(async move {
             loop {
                 let next = queue.lock().expect("queue").next();
-                let Some((_, body)) = next else { return };
+                let Some((n, body)) = next else { return };
                 let r = http
                     .post(&url)
-                    .header("content-type", "application/x-protobuf")
+                    .header("content-type", content_type)
                     .body(body)
                     .send()
                     .await
-                    .expect("POST /loki/api/v1/push");
+                    .expect("POST");
                 let status = r.status();
-                assert_eq!(
-                    status,
-                    204,
-                    "Loki push: {}",
-                    r.text().await.unwrap_or_default()
-                );
+                check(n, status, &r.text().await.unwrap_or_default());
             }
         }));
     }
     for t in tasks {
-        t.await.expect("Loki pusher");
+        t.await.expect("HTTP pusher");
     }
 }

@@ -638,6 +638,22 @@ fn num(v: f64, unit: &str) -> String {
     }
 }
 
+/// Every target, measured and met or not, as one markdown table.
+pub fn targets_table(targets: &[Target]) -> String {
+    let mut md = String::from("| mode | target | measured | met |\n|---|---|---|---|\n");
+    for t in targets {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            t.mode.name(),
+            t.target,
+            t.measured,
+            if t.met { "yes" } else { "**no**" }
+        );
+    }
+    md
+}
+
 /// The markdown tables: targets, then one table per mode.
 pub fn markdown(
     summary: &[Summary],
@@ -649,17 +665,7 @@ pub fn markdown(
         let _ = writeln!(md, "- **{k}:** {v}");
     }
     let _ = writeln!(md, "\n### Targets (medians)\n");
-    let _ = writeln!(md, "| mode | target | measured | met |\n|---|---|---|---|");
-    for t in targets {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} |",
-            t.mode.name(),
-            t.target,
-            t.measured,
-            if t.met { "yes" } else { "**no**" }
-        );
-    }
+    md.push_str(&targets_table(targets));
     for mode in distinct(summary.iter().map(|s| s.mode)) {
         let _ = writeln!(md, "\n### {}\n", mode.name());
         let _ = writeln!(

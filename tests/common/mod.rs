@@ -462,6 +462,22 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// The filter of one service's records.
+pub fn only(service: &str) -> taillight::proto::LogFilter {
+    taillight::proto::LogFilter {
+        services: vec![service.to_string()],
+        ..Default::default()
+    }
+}
+
+/// A record's attribute, failing the test when it has none by that name.
+pub fn attr<'a>(r: &'a taillight::proto::LogRecord, key: &str) -> &'a str {
+    r.attributes
+        .get(key)
+        .map(String::as_str)
+        .unwrap_or_else(|| panic!("no attribute {key} in {:?}", r.attributes))
+}
+
 pub fn entry(service: &str, level: Level, message: &str, tags: &[&str]) -> LogEntry {
     LogEntry {
         service: service.to_string(),

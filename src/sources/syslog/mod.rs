@@ -6,6 +6,7 @@
 //! sender has written is its own business once it is in the socket.
 
 mod batch;
+mod fields;
 mod frame;
 mod gather;
 mod parse;

@@ -17,7 +17,7 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
-use super::parse::Fields;
+use super::fields::Fields;
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

@@ -3,7 +3,7 @@
 
 use chrono::DateTime;
 
-use super::parse::Fields;
+use super::fields::Fields;
 
 /// Longest SD-ID or PARAM-NAME (RFC 5424, 6.3).
 const MAX_SD_NAME: usize = 32;
