@@ -87,6 +87,31 @@ fn stream_node_args(
     args
 }
 
+/// Waits until `n` consumers of `group` have read `stream` (a consumer
+/// joins at its first XREADGROUP, even one that finds nothing).
+fn wait_consumers(stream: &str, group: &str, n: usize) {
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let consumers: Result<Vec<::redis::Value>, _> = ::redis::Client::open(redis_url().as_str())
+            .and_then(|c| c.get_connection())
+            .and_then(|mut c| {
+                ::redis::cmd("XINFO")
+                    .arg("CONSUMERS")
+                    .arg(stream)
+                    .arg(group)
+                    .query(&mut c)
+            });
+        if consumers.is_ok_and(|c| c.len() >= n) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} consumers never read {stream}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits until the stream source of the node at `base` has counted at least
 /// `n` in `metric` (`received` or `accepted`).
 async fn wait_stream_count(base: &str, metric: &str, n: f64) {
@@ -357,10 +382,13 @@ async fn the_living_claim_what_a_dead_reader_left_pending() {
     let _writer = Proc::spawn(&serve_args(&cfg, "writer"));
     let mut a = Proc::spawn(&node_args("a"));
     let b = Proc::spawn(&node_args("b"));
+    // Both must be reading before the burst: a node still starting (a slow
+    // CI machine) could otherwise find the other has taken it all.
+    wait_consumers(&stream, "taillight", 2);
     let ops = json!([{"op": "burst", "kind": "xadd", "to": stream, "prefix": "e", "count": N, "service": svc}]);
     let url = redis_url();
     let publisher = std::thread::spawn(move || redis_py(&url, &ops));
-    wait_stream_count(&a.url(), "received", 1_000.0).await;
+    wait_stream_count(&a.url(), "received", 500.0).await;
     a.child.kill().expect("kill -9");
     let _ = a.child.wait();
     publisher.join().expect("publisher");
