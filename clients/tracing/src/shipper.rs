@@ -169,26 +169,34 @@ impl Shipper {
         }
     }
 
-    async fn run(mut self, mut stopped: oneshot::Receiver<()>) {
-        let mut draining = false;
-        loop {
-            let batch = match draining {
-                false => tokio::select! {
-                    b = self.next_batch() => b,
-                    _ = &mut stopped => { draining = true; self.rx.close(); continue; }
-                },
-                true => self.next_batch().await,
-            };
-            let Some(batch) = batch else { return };
+    async fn run(mut self, stopped: oneshot::Receiver<()>) {
+        let mut stopped = Some(stopped);
+        while let Some(batch) = self.next_batch(&mut stopped).await {
             self.deliver(batch).await;
         }
     }
 
     /// The next batch: waits for a first entry, then up to `linger` for more.
     /// `None` once the layer is gone (or the shipper stopping) and the
-    /// buffer is empty.
-    async fn next_batch(&mut self) -> Option<Vec<LogEntry>> {
-        let first = self.rx.recv().await?;
+    /// buffer is empty. The stop is heard only while waiting for a first
+    /// entry: a batch begun is finished, never dropped with what it holds.
+    async fn next_batch(
+        &mut self,
+        stopped: &mut Option<oneshot::Receiver<()>>,
+    ) -> Option<Vec<LogEntry>> {
+        let first = loop {
+            let Some(stop) = stopped.as_mut() else {
+                break self.rx.recv().await?;
+            };
+            tokio::select! {
+                e = self.rx.recv() => break e?,
+                _ = stop => {
+                    // Drain: what is queued is still sent, nothing new comes.
+                    *stopped = None;
+                    self.rx.close();
+                }
+            }
+        };
         let mut bytes = first.encoded_len();
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + self.linger;
