@@ -34,6 +34,11 @@ use crate::pipeline::hub::Hub;
 use crate::storage::Store;
 use error::ApiError;
 
+/// The service of an entry whose sender names none (OTLP without
+/// `service.name`, Loki without a service label): what OpenTelemetry and
+/// Loki call it themselves.
+pub const UNKNOWN_SERVICE: &str = "unknown_service";
+
 /// The API's own flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApiArgs {

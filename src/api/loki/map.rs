@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use crate::api::UNKNOWN_SERVICE;
 use crate::api::batch::Item;
 use crate::model::{FieldViolation, level, time};
 use crate::proto::LogEntry;
@@ -20,7 +21,6 @@ const SERVICE_LABELS: [&str; 4] = ["service_name", "service", "app", "job"];
 /// Labels that carry the level, in the order they are looked at
 /// (`severity` is python-logging-loki's).
 const LEVEL_LABELS: [&str; 3] = ["level", "detected_level", "severity"];
-const UNKNOWN_SERVICE: &str = "unknown_service";
 
 /// One stream of a push, decoded from either body.
 pub struct Stream {

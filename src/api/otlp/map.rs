@@ -24,12 +24,10 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use serde_json::json;
 
+use crate::api::UNKNOWN_SERVICE;
 use crate::api::batch::Item;
 use crate::model::{FieldViolation, level, time};
 use crate::proto::{Level, LogEntry};
-
-/// The service of a resource without `service.name`.
-const UNKNOWN_SERVICE: &str = "unknown_service";
 
 /// A request's records as entries.
 pub struct Mapped {
