@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::access::AccessArgs;
 use crate::api::ApiArgs;
 use crate::bus::RedisArgs;
 use crate::intake::IntakeArgs;
@@ -48,6 +49,8 @@ pub enum Command {
     Services(crate::cli::services::ServicesArgs),
     /// Re-import an archive (its directory or its S3 copy) into the store.
     Restore(Box<crate::cli::restore::RestoreArgs>),
+    /// Create, list and revoke API keys in a keys file.
+    Keys(crate::cli::keys::KeysArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -59,8 +62,10 @@ pub struct ServeArgs {
     /// writer's drain, then the sinks) may take before it is cut short.
     #[arg(long, env = "TAILLIGHT_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
-    /// Browser origins allowed to call the API cross-origin (CORS),
-    /// comma-separated, e.g. `https://logs.example.com`. None by default.
+    /// Web pages' origins allowed to call the API besides the server's own
+    /// (CORS), comma-separated, e.g. `https://logs.example.com`. A request
+    /// a browser sends from any other page is refused (403). None by
+    /// default.
     #[arg(long, env = "TAILLIGHT_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
     /// What this process does: `all` (API and writer), `ingest` (the API,
@@ -68,6 +73,8 @@ pub struct ServeArgs {
     /// serves only metrics and health). Ingest and writer need Kafka.
     #[arg(long, env = "TAILLIGHT_ROLE", value_enum, default_value = "all")]
     pub role: Role,
+    #[command(flatten)]
+    pub access: AccessArgs,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]

@@ -2,6 +2,7 @@
 //!
 //! Layers, each importing only from those before it:
 //! - [`model`] (with the generated [`proto`]): entries, records, the filter.
+//! - [`access`] (API keys, scopes, the services a key covers).
 //! - [`intake`], [`queue`], [`storage`], [`bus`], [`net`], [`metrics`],
 //!   [`health`]: the door every way in uses, and the backends behind traits.
 //! - [`pipeline`]: the writer (queue → store → bus), the fan-out of the live
@@ -10,6 +11,7 @@
 //! - [`server`] (with [`config`] and [`shutdown`]): wires one process.
 //! - [`cli`]: the client commands.
 
+pub mod access;
 pub mod api;
 pub mod bus;
 pub mod cli;

@@ -33,6 +33,7 @@ async fn main() -> ExitCode {
         Command::Query(a) => cli::query::run(a).await.map_err(|e| e.to_string()),
         Command::Services(a) => cli::services::run(a).await.map_err(|e| e.to_string()),
         Command::Restore(a) => cli::restore::run(*a).await.map_err(|e| e.to_string()),
+        Command::Keys(a) => cli::keys::run(a).map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

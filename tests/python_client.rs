@@ -13,34 +13,9 @@ backend_tests!(logging_records_arrive_through_the_handler);
 
 async fn logging_records_arrive_through_the_handler(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let root = env!("CARGO_MANIFEST_DIR");
-    let stubs = tempfile::tempdir().expect("tmp");
-    let status = Command::new("python3")
-        .args(["-m", "grpc_tools.protoc", "-I", &format!("{root}/proto")])
-        .arg(format!("--python_out={}", stubs.path().display()))
-        .arg(format!("--grpc_python_out={}", stubs.path().display()))
-        .arg(format!("{root}/proto/taillight/v1/logs.proto"))
-        .status()
-        .expect("grpcio-tools (tests/setup.sh installs it)");
-    assert!(status.success(), "generating the stubs");
     let svc = unique("python");
-    let out = Command::new("python3")
-        .arg(format!("{root}/clients/python/example.py"))
-        .env(
-            "PYTHONPATH",
-            format!("{root}/clients/python:{}", stubs.path().display()),
-        )
-        .env("TAILLIGHT_SERVER", server.addr.to_string())
-        .env("TAILLIGHT_SERVICE", &svc)
-        .output()
-        .expect("python3");
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{printed}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(printed.trim(), "sent 4 dropped 0");
+    let printed = run_example(&server, &svc, None);
+    assert_eq!(printed.trim(), "sent 4 dropped 0 refused None");
     server.settle().await;
     let mut c = server.client().await;
     let rs = common::query_all(
@@ -72,4 +47,70 @@ async fn logging_records_arrive_through_the_handler(backend: Backend) {
         "{}",
         rs[2].message
     );
+}
+
+/// Runs clients/python/example.py against `server` as service `svc`, with
+/// the API key `key` if given; what it printed.
+fn run_example(server: &TestServer, svc: &str, key: Option<&str>) -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let stubs = tempfile::tempdir().expect("tmp");
+    let status = Command::new("python3")
+        .args(["-m", "grpc_tools.protoc", "-I", &format!("{root}/proto")])
+        .arg(format!("--python_out={}", stubs.path().display()))
+        .arg(format!("--grpc_python_out={}", stubs.path().display()))
+        .arg(format!("{root}/proto/taillight/v1/logs.proto"))
+        .status()
+        .expect("grpcio-tools (tests/setup.sh installs it)");
+    assert!(status.success(), "generating the stubs");
+    let mut cmd = Command::new("python3");
+    cmd.arg(format!("{root}/clients/python/example.py"))
+        .env(
+            "PYTHONPATH",
+            format!("{root}/clients/python:{}", stubs.path().display()),
+        )
+        .env("TAILLIGHT_SERVER", server.addr.to_string())
+        .env("TAILLIGHT_SERVICE", svc)
+        .env_remove("TAILLIGHT_KEY");
+    if let Some(k) = key {
+        cmd.env("TAILLIGHT_KEY", k);
+    }
+    let out = cmd.output().expect("python3");
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    printed
+}
+
+/// With keys required, the handler ships with a push key, and a key
+/// without the push scope gets its batch refused (dropped and said why,
+/// not retried forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handler_sends_its_api_key() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("keys.toml");
+    let push = common::create_key(&file, &["--scope", "push", "--name", "py"]);
+    let read = common::create_key(&file, &["--scope", "read", "--name", "reader"]);
+    let admin = common::create_key(&file, &["--scope", "admin", "--name", "ops"]);
+    let mut server = TestServer::start_with(Backend::Embedded, |c| {
+        c.access.keys_file = Some(file.clone());
+    })
+    .await;
+    server.admin_key = Some(admin);
+    let svc = unique("pykey");
+    assert_eq!(
+        run_example(&server, &svc, Some(&push)).trim(),
+        "sent 4 dropped 0 refused None"
+    );
+    let refused = run_example(&server, &svc, Some(&read));
+    assert!(
+        refused.starts_with(
+            "sent 0 dropped 4 refused API key \"reader\" does not have the push scope"
+        ),
+        "{refused}"
+    );
+    let none = run_example(&server, &svc, None);
+    assert!(none.contains("an API key is required"), "{none}");
 }

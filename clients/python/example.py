@@ -1,6 +1,7 @@
 """Ships a few records the way an application would: the standard logging
 calls, with a TaillightHandler on the root logger. TAILLIGHT_SERVER names
-the server (HOST:PORT), TAILLIGHT_SERVICE the service."""
+the server (HOST:PORT), TAILLIGHT_SERVICE the service, TAILLIGHT_KEY the API
+key if the server requires one."""
 
 import logging
 import os
@@ -8,7 +9,8 @@ import os
 from taillight_handler import TaillightHandler
 
 handler = TaillightHandler(os.environ.get("TAILLIGHT_SERVER", "127.0.0.1:50051"),
-                           service=os.environ.get("TAILLIGHT_SERVICE", "example"))
+                           service=os.environ.get("TAILLIGHT_SERVICE", "example"),
+                           key=os.environ.get("TAILLIGHT_KEY"))
 logging.basicConfig(level=logging.DEBUG, handlers=[handler])
 log = logging.getLogger("shop.checkout")
 
@@ -21,4 +23,4 @@ except ZeroDivisionError:
 log.debug("done")
 
 logging.shutdown()
-print(f"sent {handler.sent} dropped {handler.dropped}")
+print(f"sent {handler.sent} dropped {handler.dropped} refused {handler.refused}")

@@ -41,14 +41,17 @@ def _level(levelno):
 
 
 class TaillightHandler(logging.Handler):
-    """Ships records to the taillight server at `server` (HOST:PORT)."""
+    """Ships records to the taillight server at `server` (HOST:PORT), with
+    the API key `key` when the server requires one."""
 
-    def __init__(self, server, service, buffer=10_000, batch=500, linger=0.2):
+    def __init__(self, server, service, buffer=10_000, batch=500, linger=0.2, key=None):
         super().__init__()
+        self._metadata = (("authorization", f"Bearer {key}"),) if key else ()
         self.service = service
         self.batch = batch
         self.linger = linger
         self.dropped = 0
+        self.refused = None
         self.sent = 0
         self._queue = queue.Queue(maxsize=buffer)
         self._stub = logs_pb2_grpc.LogServiceStub(grpc.insecure_channel(server))
@@ -109,7 +112,8 @@ class TaillightHandler(logging.Handler):
             pause = 0.1
             while batch:
                 try:
-                    self._stub.PushLogs(iter([logs_pb2.PushLogsRequest(entries=batch)]), timeout=30)
+                    self._stub.PushLogs(iter([logs_pb2.PushLogsRequest(entries=batch)]), timeout=30,
+                                        metadata=self._metadata)
                     self.sent += len(batch)
                     batch = []
                 except grpc.RpcError as e:
@@ -119,6 +123,11 @@ class TaillightHandler(logging.Handler):
                         n = int(accepted) if accepted.isdigit() else 0
                         self.sent += n
                         batch = batch[n + 1:]
+                    elif e.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                        # A missing or insufficient key does not fix itself.
+                        self.refused = e.details()
+                        self.dropped += len(batch)
+                        batch = []
                     elif self._closing.is_set() and time.monotonic() > self._give_up:
                         self.dropped += len(batch)
                         batch = []

@@ -4,6 +4,7 @@
 //! blocks the others.
 
 use super::error::ApiError;
+use crate::access::Grant;
 use crate::intake::Intake;
 use crate::model::FieldViolation;
 use crate::proto::LogEntry;
@@ -25,6 +26,7 @@ pub struct Outcome {
 /// names item `i` within the request (`entries[3]`).
 pub async fn push_valid(
     intake: &Intake,
+    grant: &Grant,
     items: Vec<Item>,
     path: impl Fn(usize) -> String,
 ) -> Result<Outcome, ApiError> {
@@ -40,7 +42,7 @@ pub async fn push_valid(
             Err(v) => rejected.push((i, v)),
         }
     }
-    let prepared = intake.prepare(entries, false);
+    let prepared = intake.prepare_for(grant, entries, false)?;
     rejected.extend(prepared.invalid.into_iter().map(|(i, v)| (positions[i], v)));
     let accepted = prepared.entries.len() as u64;
     intake.push(prepared.entries).await?;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use tonic::Code;
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::access::AccessError;
 use crate::intake::IntakeError;
 pub use crate::model::FieldViolation;
 use crate::model::violation::describe;
@@ -36,6 +37,9 @@ pub enum ApiError {
     /// A body over the request limit once decoded.
     #[error("{0}")]
     TooLarge(String),
+    /// No valid key, or one that does not cover the request.
+    #[error(transparent)]
+    Access(#[from] AccessError),
 }
 
 impl From<IntakeError> for ApiError {
@@ -71,6 +75,9 @@ impl ApiError {
             ApiError::Queue(_) | ApiError::ShuttingDown => Code::Unavailable,
             ApiError::Store(StoreError::Connection(_)) => Code::Unavailable,
             ApiError::Store(_) => Code::Internal,
+            ApiError::Access(AccessError::Unauthenticated(_)) => Code::Unauthenticated,
+            ApiError::Access(AccessError::Denied(_)) => Code::PermissionDenied,
+            ApiError::Access(_) => Code::Internal,
         }
     }
 }
@@ -131,6 +138,8 @@ impl IntoResponse for ApiError {
             (_, Code::ResourceExhausted) => (StatusCode::PAYLOAD_TOO_LARGE, "RESOURCE_EXHAUSTED"),
             (_, Code::InvalidArgument) => (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT"),
             (_, Code::NotFound) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            (_, Code::Unauthenticated) => (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
+            (_, Code::PermissionDenied) => (StatusCode::FORBIDDEN, "PERMISSION_DENIED"),
             (_, Code::DeadlineExceeded) => (StatusCode::GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED"),
             (_, Code::Unavailable) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{RawQuery, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, TryStreamExt};
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::error::ApiError;
 use super::params::{Params, scope_request};
 use super::{ApiState, query};
+use crate::access::Grant;
 use crate::model::export::ExportFormat;
 use crate::proto::{self, LogRecord};
 use crate::storage::{Order, Query, Store, StoreError};
@@ -42,11 +43,12 @@ pub enum ExportError {
 
 pub async fn export(
     State(state): State<Arc<ApiState>>,
+    Extension(grant): Extension<Grant>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(raw);
     let format = format(&p)?;
-    let mut q = query::scope(&scope_request(&p, proto::Order::OldestFirst)?)?;
+    let mut q = query::scope(&grant, &scope_request(&p, proto::Order::OldestFirst)?)?;
     q.before_id = snapshot_end(state.store.as_ref(), q.before_id).await?;
     let body = stream(state.store.clone(), state.stop.clone(), q, format).await?;
     Ok(response(format, body))

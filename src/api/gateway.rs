@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +18,7 @@ use super::error::ApiError;
 use super::params::{self, Params, query_request};
 use super::tail::{self, TailParams};
 use super::{ApiState, batch, body, export, otlp, query};
+use crate::access::Grant;
 use crate::model::json::{EntryIn, RecordOut, parse_entries};
 use crate::model::time;
 use crate::proto::{self, tail_response};
@@ -38,30 +39,33 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
 /// JSON with `resourceLogs`) to the same path goes to [`otlp::http`].
 async fn push_logs(
     State(state): State<Arc<ApiState>>,
+    Extension(grant): Extension<Grant>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let max = state.intake.limits().max_request_bytes;
     let body = body::decode(&headers, body, max)?;
     if otlp::http::is_otlp(&headers, &body) {
-        return otlp::http::export(&state, &headers, &body).await;
+        return otlp::http::export(&state, &grant, &headers, &body).await;
     }
     let parsed = parse_entries::<EntryIn>(&body).map_err(ApiError::from_violation)?;
     let items = parsed
         .into_iter()
         .map(|item| item.and_then(EntryIn::into_proto))
         .collect();
-    let outcome = batch::push_valid(&state.intake, items, |i| format!("entries[{i}]")).await?;
+    let outcome =
+        batch::push_valid(&state.intake, &grant, items, |i| format!("entries[{i}]")).await?;
     let accepted = outcome.into_result()?;
     Ok(Json(json!({ "accepted": accepted })).into_response())
 }
 
 async fn get_logs(
     State(state): State<Arc<ApiState>>,
+    Extension(grant): Extension<Grant>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let req = query_request(&Params::parse(raw))?;
-    let resp = query::query_logs(&state, req).await?;
+    let resp = query::query_logs(&state, &grant, req).await?;
     let records: Vec<RecordOut> = resp.records.iter().map(RecordOut::from).collect();
     let mut body = json!({ "records": records, "nextPageToken": resp.next_page_token });
     if let Some(total) = resp.total_count {
@@ -70,12 +74,16 @@ async fn get_logs(
     Ok(Json(body).into_response())
 }
 
-async fn services(State(state): State<Arc<ApiState>>) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(json!({ "services": state.services().await? })))
+async fn services(
+    State(state): State<Arc<ApiState>>,
+    Extension(grant): Extension<Grant>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(json!({ "services": state.services(&grant).await? })))
 }
 
 async fn tags(
     State(state): State<Arc<ApiState>>,
+    Extension(grant): Extension<Grant>,
     Path(service): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     state
@@ -83,7 +91,7 @@ async fn tags(
         .limits()
         .check_service(&service)
         .map_err(ApiError::from_violation)?;
-    Ok(Json(json!({ "tags": state.tags(service).await? })))
+    Ok(Json(json!({ "tags": state.tags(&grant, service).await? })))
 }
 
 /// Live tail as Server-Sent Events: one `log` event per record with the
@@ -91,6 +99,7 @@ async fn tags(
 /// through `Last-Event-ID`.
 async fn tail(
     State(state): State<Arc<ApiState>>,
+    Extension(grant): Extension<Grant>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -100,7 +109,7 @@ async fn tail(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let req = params::tail_request(&p, last_event_id)?;
-    let params = TailParams::from_request(req, state.heartbeat)?;
+    let params = TailParams::from_request(&grant, req, state.heartbeat)?;
     let stream =
         tail::stream(&state, params).flat_map(|item| futures::stream::iter(sse_events(item)));
     Ok(Sse::new(stream))

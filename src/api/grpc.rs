@@ -8,6 +8,7 @@ use futures::stream::FuturesOrdered;
 use futures::{FutureExt, Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use super::auth::grant_of;
 use super::error::ApiError;
 use super::tail::{self, TailParams};
 use super::{ApiState, query};
@@ -35,11 +36,16 @@ impl LogService for LogApi {
         &self,
         req: Request<PushLogRequest>,
     ) -> Result<Response<PushLogResponse>, Status> {
+        let grant = grant_of(&req)?;
         let entry = req
             .into_inner()
             .entry
             .ok_or_else(|| ApiError::invalid("entry", "is required"))?;
-        let p = self.state.intake.prepare(vec![entry], true);
+        let p = self
+            .state
+            .intake
+            .prepare_for(&grant, vec![entry], true)
+            .map_err(ApiError::from)?;
         if let Some((_, v)) = p.invalid.into_iter().next() {
             return Err(ApiError::Invalid {
                 violations: vec![v.within("entry")],
@@ -59,6 +65,7 @@ impl LogService for LogApi {
         &self,
         req: Request<Streaming<PushLogsRequest>>,
     ) -> Result<Response<PushLogsResponse>, Status> {
+        let grant = grant_of(&req)?;
         let mut stream = req.into_inner();
         let mut pending = Pending::new();
         // Entries seen so far in the stream, so violations name a stream-wide index.
@@ -73,7 +80,13 @@ impl LogService for LogApi {
                 }
             };
             let n = msg.entries.len() as u64;
-            let p = self.state.intake.prepare(msg.entries, true);
+            let p = match self.state.intake.prepare_for(&grant, msg.entries, true) {
+                Ok(p) => p,
+                Err(e) => {
+                    pending.settle_all().await?;
+                    return Err(ApiError::from(e).into());
+                }
+            };
             if !p.entries.is_empty() {
                 let count = p.entries.len() as u64;
                 match self.state.intake.submit(p.entries).await {
@@ -104,7 +117,8 @@ impl LogService for LogApi {
     type TailStream = TailStream;
 
     async fn tail(&self, req: Request<TailRequest>) -> Result<Response<Self::TailStream>, Status> {
-        let params = TailParams::from_request(req.into_inner(), self.state.heartbeat)?;
+        let grant = grant_of(&req)?;
+        let params = TailParams::from_request(&grant, req.into_inner(), self.state.heartbeat)?;
         let stream = tail::stream(&self.state, params)
             .map(|r| r.map_err(|e| Status::from(ApiError::from(e))));
         Ok(Response::new(Box::pin(stream)))
@@ -115,15 +129,15 @@ impl LogService for LogApi {
         req: Request<QueryLogsRequest>,
     ) -> Result<Response<QueryLogsResponse>, Status> {
         Ok(Response::new(
-            query::query_logs(&self.state, req.into_inner()).await?,
+            query::query_logs(&self.state, &grant_of(&req)?, req.into_inner()).await?,
         ))
     }
 
     async fn list_services(
         &self,
-        _req: Request<ListServicesRequest>,
+        req: Request<ListServicesRequest>,
     ) -> Result<Response<ListServicesResponse>, Status> {
-        let services = self.state.services().await?;
+        let services = self.state.services(&grant_of(&req)?).await?;
         Ok(Response::new(ListServicesResponse { services }))
     }
 
@@ -131,13 +145,14 @@ impl LogService for LogApi {
         &self,
         req: Request<ListTagsRequest>,
     ) -> Result<Response<ListTagsResponse>, Status> {
+        let grant = grant_of(&req)?;
         let service = req.into_inner().service;
         self.state
             .intake
             .limits()
             .check_service(&service)
             .map_err(ApiError::from_violation)?;
-        let tags = self.state.tags(service).await?;
+        let tags = self.state.tags(&grant, service).await?;
         Ok(Response::new(ListTagsResponse { tags }))
     }
 }

@@ -32,6 +32,7 @@ use prost::encoding::{WireType, encode_key, encode_varint};
 use tonic::Status;
 
 use super::ApiState;
+use super::auth::grant_in;
 use super::error::ApiError;
 use super::tail::{self, TailParams};
 use crate::proto::{TailRequest, TailResponse, tail_response::Event};
@@ -69,6 +70,7 @@ async fn tail(State(state): State<Arc<ApiState>>, req: Request) -> Response {
 async fn start(state: &Arc<ApiState>, req: Request) -> Result<Messages, Status> {
     // The limit of every other request (tonic's decoding limit), plus the
     // message's header.
+    let grant = grant_in(req.extensions())?;
     let max = state.intake.limits().max_request_bytes;
     let body = Limited::new(req.into_body(), max.saturating_add(5))
         .collect()
@@ -83,7 +85,7 @@ async fn start(state: &Arc<ApiState>, req: Request) -> Result<Messages, Status> 
         .to_bytes();
     let req = TailRequest::decode(one_message(body)?)
         .map_err(|e| Status::internal(format!("decoding the Tail request: {e}")))?;
-    let params = TailParams::from_request(req, state.heartbeat)?;
+    let params = TailParams::from_request(&grant, req, state.heartbeat)?;
     let messages =
         tail::stream(state, params).map(|r| r.map_err(|e| Status::from(ApiError::from(e))));
     Ok(Box::pin(messages))

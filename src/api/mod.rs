@@ -6,6 +6,7 @@
 //! from following it ([`tail`]). This is the only layer that speaks
 //! `tonic::Status` and HTTP statuses ([`error`]).
 
+pub mod auth;
 pub mod batch;
 pub mod body;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod grpc;
 pub mod grpc_tail;
 pub mod loki;
 pub mod ops;
+pub mod origin;
 pub mod otlp;
 pub mod params;
 pub mod query;
@@ -27,6 +29,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{AccessError, Grant};
 use crate::bus::Catalog;
 use crate::intake::Intake;
 use crate::model::time::parse_duration;
@@ -68,9 +71,16 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// Every service: from the catalogue when it is complete, otherwise from
-    /// the store (refilling the catalogue in the background).
-    pub async fn services(&self) -> Result<Vec<String>, ApiError> {
+    /// Every service `grant` may read: from the catalogue when it is
+    /// complete, otherwise from the store (refilling the catalogue in the
+    /// background).
+    pub async fn services(&self, grant: &Grant) -> Result<Vec<String>, ApiError> {
+        let mut all = self.all_services().await?;
+        all.retain(|s| grant.covers(s));
+        Ok(all)
+    }
+
+    async fn all_services(&self) -> Result<Vec<String>, ApiError> {
         if let Some(cat) = &self.catalog {
             match cat.services().await {
                 Ok(Some(s)) => return Ok(s),
@@ -81,8 +91,16 @@ impl ApiState {
         Ok(self.store.services().await?)
     }
 
-    /// A service's tags, like [`ApiState::services`].
-    pub async fn tags(&self, service: String) -> Result<Vec<String>, ApiError> {
+    /// A service's tags, like [`ApiState::services`]; a service `grant` may
+    /// not read is refused.
+    pub async fn tags(&self, grant: &Grant, service: String) -> Result<Vec<String>, ApiError> {
+        if !grant.covers(&service) {
+            return Err(AccessError::Denied(format!(
+                "API key {:?} may not read service {service:?}",
+                &*grant.name
+            ))
+            .into());
+        }
         if let Some(cat) = &self.catalog {
             match cat.tags(&service).await {
                 Ok(Some(t)) => return Ok(t),

@@ -6,6 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::ApiState;
 use super::error::ApiError;
+use crate::access::{AccessError, Grant};
 use crate::model::{Filter, time};
 use crate::proto::{self, Level, QueryLogsRequest, QueryLogsResponse};
 use crate::storage::{Order, Query};
@@ -15,7 +16,9 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
 const MAX_FILTER_VALUES: usize = 100;
 const MAX_TEXT_LEN: usize = 1024;
 
-pub fn filter(f: Option<proto::LogFilter>) -> Result<Filter, ApiError> {
+/// The request's filter, checked, and limited to the services `grant` may
+/// read (asking for another service by name is refused).
+pub fn filter(grant: &Grant, f: Option<proto::LogFilter>) -> Result<Filter, ApiError> {
     if let Some(f) = &f {
         for (name, n) in [
             ("filter.services", f.services.len()),
@@ -50,7 +53,18 @@ pub fn filter(f: Option<proto::LogFilter>) -> Result<Filter, ApiError> {
             ));
         }
     }
-    Ok(Filter::from_proto(f))
+    let mut filter = Filter::from_proto(f);
+    if let Some(patterns) = grant.services() {
+        if let Some(s) = grant.first_uncovered(filter.services.iter().map(String::as_str)) {
+            return Err(AccessError::Denied(format!(
+                "API key {:?} may not read service {s:?}",
+                &*grant.name
+            ))
+            .into());
+        }
+        filter.within = Some(patterns.clone());
+    }
+    Ok(filter)
 }
 
 /// A page token: the order it was made for and the last id of its page.
@@ -85,7 +99,7 @@ fn decode_token(token: &str, order: Order) -> Result<u64, ApiError> {
 
 /// The records a request chooses, checked: its filter, time range, id
 /// bounds and order, with no paging yet (limit 0, no cursor).
-pub fn scope(req: &QueryLogsRequest) -> Result<Query, ApiError> {
+pub fn scope(grant: &Grant, req: &QueryLogsRequest) -> Result<Query, ApiError> {
     let order = match proto::Order::try_from(req.order) {
         Ok(proto::Order::Unspecified | proto::Order::NewestFirst) => Order::NewestFirst,
         Ok(proto::Order::OldestFirst) => Order::OldestFirst,
@@ -104,7 +118,7 @@ pub fn scope(req: &QueryLogsRequest) -> Result<Query, ApiError> {
         return Err(ApiError::invalid("end_time", "is before start_time"));
     }
     Ok(Query {
-        filter: filter(req.filter.clone())?,
+        filter: filter(grant, req.filter.clone())?,
         start_us,
         end_us,
         after_id: req.after_id,
@@ -127,9 +141,10 @@ fn page_size(requested: u32) -> Result<u32, ApiError> {
 
 pub async fn query_logs(
     state: &ApiState,
+    grant: &Grant,
     req: QueryLogsRequest,
 ) -> Result<QueryLogsResponse, ApiError> {
-    let mut q = scope(&req)?;
+    let mut q = scope(grant, &req)?;
     let limit = page_size(req.page_size)?;
     if req.page > 0 && !req.page_token.is_empty() {
         return Err(ApiError::invalid(

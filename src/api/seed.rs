@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::error::{ApiError, FieldViolation};
 use super::params::Params;
 use super::{ApiState, query};
+use crate::access::Grant;
 use crate::model::json::{SeedEntry, SeedRecordOut, level_from_json};
 use crate::proto::{LogFilter, QueryLogsRequest};
 
@@ -37,7 +38,11 @@ fn seed_field(mut v: FieldViolation) -> FieldViolation {
     v
 }
 
-async fn set(State(state): State<Arc<ApiState>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn set(
+    State(state): State<Arc<ApiState>>,
+    Extension(grant): Extension<Grant>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let seed: SeedEntry =
         serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body))
             .map_err(|e| {
@@ -48,7 +53,7 @@ async fn set(State(state): State<Arc<ApiState>>, body: Bytes) -> Result<Json<Val
                 )
             })?;
     let entry = seed.into_proto().map_err(ApiError::from_violation)?;
-    let p = state.intake.prepare(vec![entry], true);
+    let p = state.intake.prepare_for(&grant, vec![entry], true)?;
     if let Some((_, v)) = p.invalid.into_iter().next() {
         return Err(ApiError::from_violation(seed_field(v)));
     }
@@ -60,6 +65,7 @@ async fn set(State(state): State<Arc<ApiState>>, body: Bytes) -> Result<Json<Val
 /// those carrying one of `tags` (comma-separated) or of `levels`.
 async fn get_logs(
     State(state): State<Arc<ApiState>>,
+    Extension(grant): Extension<Grant>,
     Path(service_name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
@@ -81,7 +87,7 @@ async fn get_logs(
         page_size: p.num("page_size")?.unwrap_or(SEED_PAGE_SIZE),
         ..Default::default()
     };
-    let resp = query::query_logs(&state, req).await?;
+    let resp = query::query_logs(&state, &grant, req).await?;
     let logs: Vec<SeedRecordOut> = resp.records.iter().map(SeedRecordOut::from).collect();
     Ok(Json(
         json!({ "logs": logs, "total": resp.total_count.unwrap_or(0) }),

@@ -10,6 +10,7 @@ use futures::{Stream, StreamExt};
 use super::ApiState;
 use super::error::ApiError;
 use super::query;
+use crate::access::Grant;
 use crate::model::{Filter, time};
 use crate::pipeline::follow::{Followed, OnSkip};
 use crate::proto::{
@@ -37,7 +38,11 @@ pub struct TailParams {
 
 impl TailParams {
     /// Checks a request, filling in the server's default heartbeat.
-    pub fn from_request(req: TailRequest, default_heartbeat: Duration) -> Result<Self, ApiError> {
+    pub fn from_request(
+        grant: &Grant,
+        req: TailRequest,
+        default_heartbeat: Duration,
+    ) -> Result<Self, ApiError> {
         if req.last > MAX_TAIL_LAST {
             return Err(ApiError::invalid(
                 "last",
@@ -53,7 +58,7 @@ impl TailParams {
             }
         };
         Ok(TailParams {
-            filter: query::filter(req.filter)?,
+            filter: query::filter(grant, req.filter)?,
             after_id: req.after_id,
             last: req.last,
             heartbeat,

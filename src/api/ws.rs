@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{RawQuery, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::response::Response;
 use axum::routing::get;
 use futures::{SinkExt, StreamExt};
@@ -23,6 +23,7 @@ use super::ApiState;
 use super::error::ApiError;
 use super::params::{self, Params};
 use super::tail::{self, TailParams};
+use crate::access::Grant;
 use crate::model::json::SeedRecordOut;
 use crate::proto::{TailResponse, stream_status, tail_response::Event};
 
@@ -41,6 +42,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
 
 async fn upgrade(
     State(state): State<Arc<ApiState>>,
+    Extension(grant): Extension<Grant>,
     RawQuery(raw): RawQuery,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
@@ -50,7 +52,8 @@ async fn upgrade(
         None => PING_EVERY,
     };
     // Tail heartbeats are not needed: pings keep the socket busy.
-    let mut params = TailParams::from_request(params::tail_request(&p, None)?, state.heartbeat)?;
+    let mut params =
+        TailParams::from_request(&grant, params::tail_request(&p, None)?, state.heartbeat)?;
     params.heartbeat = Duration::from_secs(300);
     Ok(ws
         .max_message_size(MAX_INCOMING)

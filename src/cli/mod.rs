@@ -1,7 +1,8 @@
 //! Client commands: push, tail, query, services, which use the same gRPC API
-//! as every other client; and restore, which writes an archive back into the
+//! as every other client; keys, which manages the keys file; and restore, which writes an archive back into the
 //! store itself.
 
+pub mod keys;
 pub mod output;
 pub mod push;
 pub mod query;
@@ -12,6 +13,9 @@ pub mod tail;
 use std::io::IsTerminal;
 
 use clap::Args;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::model::json::RecordOut;
@@ -29,6 +33,25 @@ pub struct ClientArgs {
         default_value = "http://127.0.0.1:50051"
     )]
     pub server: String,
+    /// API key, sent as `authorization: Bearer KEY` (see `taillight keys`).
+    #[arg(long, env = "TAILLIGHT_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+}
+
+/// The client of every command: the key, if given, on every call.
+pub type Client = LogServiceClient<InterceptedService<Channel, WithKey>>;
+
+/// Adds the API key to each request.
+#[derive(Clone)]
+pub struct WithKey(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for WithKey {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +69,15 @@ pub enum CliError {
     Io(#[from] std::io::Error),
 }
 
-pub async fn connect(args: &ClientArgs) -> Result<LogServiceClient<Channel>, CliError> {
+pub async fn connect(args: &ClientArgs) -> Result<Client, CliError> {
+    let key = match &args.key {
+        None => None,
+        Some(k) => Some(
+            format!("Bearer {}", k.trim())
+                .parse()
+                .map_err(|_| CliError::Usage("--key: not a valid API key".into()))?,
+        ),
+    };
     let channel = Channel::from_shared(args.server.clone())
         .map_err(|e| CliError::Usage(format!("--server {:?}: {e}", args.server)))?
         .connect()
@@ -55,7 +86,8 @@ pub async fn connect(args: &ClientArgs) -> Result<LogServiceClient<Channel>, Cli
             server: args.server.clone(),
             source,
         })?;
-    Ok(LogServiceClient::new(channel).max_decoding_message_size(64 << 20))
+    Ok(LogServiceClient::with_interceptor(channel, WithKey(key))
+        .max_decoding_message_size(64 << 20))
 }
 
 /// Filter flags shared by tail and query.

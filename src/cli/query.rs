@@ -4,13 +4,11 @@
 //! page however much is printed.
 
 use clap::Args;
-use tonic::transport::Channel;
 
 use super::output::{Output, OutputFormat, emit};
-use super::{CliError, ClientArgs, FilterArgs, connect};
+use super::{CliError, Client, ClientArgs, FilterArgs, connect};
 use crate::model::time;
 use crate::model::time::parse_duration;
-use crate::proto::log_service_client::LogServiceClient;
 use crate::proto::{Order, QueryLogsRequest, QueryLogsResponse};
 
 /// The most records one QueryLogs page may hold (the server's limit).
@@ -93,10 +91,7 @@ fn request(args: &QueryArgs) -> Result<QueryLogsRequest, CliError> {
 /// An oldest-first walk stops at the newest entry stored when it began, as
 /// the export does: entries stored faster than they are printed would
 /// otherwise keep it going for ever.
-async fn snapshot_end(
-    client: &mut LogServiceClient<Channel>,
-    req: &mut QueryLogsRequest,
-) -> Result<(), CliError> {
+async fn snapshot_end(client: &mut Client, req: &mut QueryLogsRequest) -> Result<(), CliError> {
     if req.order != Order::OldestFirst as i32 {
         return Ok(());
     }
@@ -117,7 +112,7 @@ async fn snapshot_end(
 /// naming both sizes: the page shrinks to fit, and `fits` keeps that size
 /// for the pages after it.
 async fn page(
-    client: &mut LogServiceClient<Channel>,
+    client: &mut Client,
     req: &mut QueryLogsRequest,
     fits: &mut u32,
     want: u32,

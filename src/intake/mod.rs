@@ -9,9 +9,12 @@ pub mod limits;
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{AccessError, Grant};
 use crate::metrics::Registry;
 use crate::model::time::{self, parse_duration};
 use crate::model::{FieldViolation, QueuedEntry};
@@ -57,6 +60,14 @@ struct Inner {
     invalid: Counter,
     /// Submissions the queue failed.
     queue_errors: Counter,
+    /// Valid entries clients pushed, by the name of their API key.
+    by_key: Family<KeyName, Counter>,
+}
+
+/// The label of per-key counts (the key's name, never the key).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyName {
+    key: String,
 }
 
 /// The outcome of validating a batch.
@@ -94,12 +105,44 @@ impl Intake {
                 ),
                 invalid: registry.error("invalid_entry"),
                 queue_errors: registry.error("queue"),
+                by_key: registry.family(
+                    "taillight_key_entries",
+                    "Valid entries pushed by clients, by API key name (`open` without keys).",
+                ),
             }),
         }
     }
 
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// [`Intake::prepare`] for a client: refuses the whole batch, storing
+    /// none of it, when `grant` does not cover an entry's service.
+    pub fn prepare_for(
+        &self,
+        grant: &Grant,
+        entries: Vec<LogEntry>,
+        stop_at_first: bool,
+    ) -> Result<Prepared, AccessError> {
+        if let Some((i, e)) = entries
+            .iter()
+            .enumerate()
+            .find(|(_, e)| !grant.covers(&e.service))
+        {
+            return Err(AccessError::Denied(format!(
+                "API key {:?} may not push to service {:?} (entry {i})",
+                &*grant.name, e.service
+            )));
+        }
+        let prepared = self.prepare(entries, stop_at_first);
+        self.inner
+            .by_key
+            .get_or_create(&KeyName {
+                key: grant.name.to_string(),
+            })
+            .inc_by(prepared.entries.len() as u64);
+        Ok(prepared)
     }
 
     /// Validates entries and stamps their receipt time. With `stop_at_first`,

@@ -4,6 +4,9 @@
 //! values, the text matches as an ASCII-case-insensitive substring (what SQL
 //! `LIKE` does), and all given criteria must hold.
 
+use std::sync::Arc;
+
+use super::Pattern;
 use crate::proto::{self, LogRecord};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,6 +21,9 @@ pub struct Filter {
     pub tags: Vec<String>,
     /// Substring of the message; empty matches all.
     pub text: String,
+    /// Only services matching one of these, whatever else is asked: the
+    /// services an API key may read. `None` limits nothing.
+    pub within: Option<Arc<[Pattern]>>,
 }
 
 impl Filter {
@@ -29,11 +35,43 @@ impl Filter {
             min_level: f.min_level,
             tags: f.tags.into_iter().filter(|t| !t.is_empty()).collect(),
             text: f.text,
+            within: None,
         }
+    }
+
+    /// Whether `service` is within the patterns the filter is limited to.
+    pub fn within(&self, service: &str) -> bool {
+        self.within
+            .as_ref()
+            .is_none_or(|w| w.iter().any(|p| p.matches(service)))
+    }
+
+    /// The filter with `within` resolved against `known` (every stored
+    /// service) into plain services, as a store can look them up; `None`
+    /// when no stored service can match.
+    pub fn resolved(&self, known: &[String]) -> Option<Filter> {
+        if self.within.is_none() {
+            return Some(self.clone());
+        }
+        let services: Vec<String> = match self.services.is_empty() {
+            true => known.iter().filter(|s| self.within(s)).cloned().collect(),
+            false => self
+                .services
+                .iter()
+                .filter(|s| self.within(s))
+                .cloned()
+                .collect(),
+        };
+        (!services.is_empty()).then(|| Filter {
+            services,
+            within: None,
+            ..self.clone()
+        })
     }
 
     pub fn matches(&self, r: &LogRecord) -> bool {
         (self.services.is_empty() || self.services.contains(&r.service))
+            && self.within(&r.service)
             && (self.levels.is_empty() || self.levels.contains(&r.level))
             && r.level >= self.min_level
             && (self.tags.is_empty() || r.tags.iter().any(|t| self.tags.contains(t)))
@@ -78,5 +116,23 @@ mod tests {
         assert!(!f.matches(&rec("api", 5, &["cache"], "upstream timeout")));
         assert!(!f.matches(&rec("api", 5, &["auth"], "all good")));
         assert!(Filter::default().matches(&rec("x", 1, &[], "")));
+    }
+
+    #[test]
+    fn within_limits_live_and_resolves_for_stores() {
+        let f = Filter {
+            within: Some(vec![Pattern::parse("api*").unwrap()].into()),
+            ..Default::default()
+        };
+        assert!(f.matches(&rec("api-1", 3, &[], "")));
+        assert!(!f.matches(&rec("web", 3, &[], "")));
+        let known = ["api-1".to_string(), "api-2".into(), "web".into()];
+        assert_eq!(f.resolved(&known).unwrap().services, ["api-1", "api-2"]);
+        assert!(f.resolved(&["web".to_string()]).is_none());
+        let asked = Filter {
+            services: vec!["web".into()],
+            ..f
+        };
+        assert!(asked.resolved(&known).is_none());
     }
 }

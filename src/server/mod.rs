@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{self, Access, AccessError};
 use crate::api::grpc::LogApi;
 use crate::api::ops::OpsState;
 use crate::bus::BusError;
@@ -44,6 +45,8 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
     #[error("reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error(transparent)]
+    Access(#[from] AccessError),
 }
 
 /// Serves until `shutdown` fires; then flips readiness and gRPC health to
@@ -58,6 +61,13 @@ pub async fn run(
     let stop = Shutdown::new(&shutdown);
     let registry = Registry::default();
     let health = Health::default();
+    // Before anything opens: a server that would be open by mistake, or
+    // whose keys cannot be read, does not start.
+    let access = Arc::new(Access::new(&cfg.access, listener.local_addr()?, &registry)?);
+    stop.spawn(
+        Part::Intake,
+        access::watch(access.clone(), stop.token(Part::Intake)),
+    );
     let node = assemble::start(&cfg, &stop, &registry, &health).await?;
     let ready = Arc::new(AtomicBool::new(true));
     let ops = OpsState {
@@ -69,7 +79,7 @@ pub async fn run(
     let app = match &node.api {
         Some(state) => {
             health.set_serving::<LogServiceServer<LogApi>>().await;
-            routes::api(state.clone(), &cfg, health_service, ops)?
+            routes::api(state.clone(), access, &cfg, health_service, ops)?
         }
         None => routes::ops_only(ops),
     };

@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use http::HeaderValue;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::ServerError;
+use crate::access::Access;
+use crate::api::auth;
 use crate::api::grpc::LogApi;
 use crate::api::ops::{self, OpsState};
+use crate::api::origin::{self, Origins};
 use crate::api::{ApiState, gateway, grpc_tail, loki, otlp, seed, ws};
 use crate::config::ServeArgs;
 use crate::proto::FILE_DESCRIPTOR_SET;
@@ -26,6 +27,7 @@ pub fn ops_only(ops: OpsState) -> axum::Router {
 /// The whole API.
 pub fn api(
     state: Arc<ApiState>,
+    access: Arc<Access>,
     cfg: &ServeArgs,
     health: HealthServer<impl Health>,
     ops: OpsState,
@@ -63,27 +65,17 @@ pub fn api(
         .merge(crate::viewer::router())
         .layer(DefaultBodyLimit::max(max))
         // A bug in a handler answers 500 instead of dropping the connection.
-        .layer(CatchPanicLayer::new());
-    if !cfg.cors_origins.is_empty() {
-        let origins = cfg
-            .cors_origins
-            .iter()
-            .map(|o| {
-                HeaderValue::from_str(o.trim())
-                    .map_err(|_| ServerError::Config(format!("CORS origin {o:?}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        app = app.layer(
-            CorsLayer::new()
-                .allow_origin(AllowOrigin::list(origins))
-                .allow_methods([http::Method::GET, http::Method::POST, http::Method::OPTIONS])
-                .allow_headers(tower_http::cors::Any)
-                .expose_headers([
-                    http::HeaderName::from_static("grpc-status"),
-                    http::HeaderName::from_static("grpc-message"),
-                    http::HeaderName::from_static("grpc-status-details-bin"),
-                ]),
-        );
+        .layer(CatchPanicLayer::new())
+        // Inside CORS, so preflights (which carry no key) are answered.
+        .layer(axum::middleware::from_fn_with_state(access, auth::check));
+    let origins = Origins::parse(&cfg.cors_origins).map_err(ServerError::Config)?;
+    if let Some(cors) = origins.cors() {
+        app = app.layer(cors);
     }
-    Ok(app)
+    // Outermost: a page that may not call the API is refused before
+    // anything else reads the request.
+    Ok(app.layer(axum::middleware::from_fn_with_state(
+        Arc::new(origins),
+        origin::guard,
+    )))
 }

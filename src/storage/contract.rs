@@ -67,6 +67,32 @@ pub struct QueryResult {
     pub total: Option<u64>,
 }
 
+/// `q` with its filter's service patterns turned into the stored services
+/// they match (SQL has no glob both stores read alike); `None` when no
+/// stored service matches, so there is nothing to find.
+pub(super) async fn resolve_within<S: Store + ?Sized>(
+    store: &S,
+    q: Query,
+) -> Result<Option<Query>, StoreError> {
+    if q.filter.within.is_none() {
+        return Ok(Some(q));
+    }
+    let known = store.services().await?;
+    Ok(q.filter
+        .resolved(&known)
+        .map(|filter| Query { filter, ..q }))
+}
+
+impl QueryResult {
+    /// The answer when nothing can match.
+    pub(super) fn none(q: &Query) -> Self {
+        QueryResult {
+            records: Vec::new(),
+            total: q.count_total.then_some(0),
+        }
+    }
+}
+
 /// Where a component that follows the store stands, kept in the store so
 /// that another node can take over from there.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -35,7 +35,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::codec::{LogRow, history_queries, query_result, stored_record};
-use super::contract::{Position, Query, QueryResult, Store, StoreError};
+use super::contract::{Position, Query, QueryResult, Store, StoreError, resolve_within};
 use super::schema::mysql::write_contention;
 use super::schema::{service_tags, services};
 use crate::model::QueuedEntry;
@@ -313,6 +313,10 @@ impl Store for MysqlStore {
     }
 
     async fn query(&self, query: Query) -> Result<QueryResult, StoreError> {
+        let none = QueryResult::none(&query);
+        let Some(query) = resolve_within(self, query).await? else {
+            return Ok(none);
+        };
         let mut c = self.conn().await?;
         let total = if query.count_total {
             Some(filtered(&query).count().get_result::<i64>(&mut c).await?)

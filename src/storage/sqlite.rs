@@ -20,7 +20,7 @@ use super::codec::{
     BatchRows, LogRow, dedup_keys, drop_stored_keys, history_queries, query_result, stored_record,
     tag_keys,
 };
-use super::contract::{Position, Query, QueryResult, Store, StoreError};
+use super::contract::{Position, Query, QueryResult, Store, StoreError, resolve_within};
 use super::schema::{self, log_tags, logs, service_tags, services};
 use crate::model::QueuedEntry;
 use crate::proto::LogRecord;
@@ -211,6 +211,10 @@ impl Store for SqliteStore {
     }
 
     async fn query(&self, query: Query) -> Result<QueryResult, StoreError> {
+        let none = QueryResult::none(&query);
+        let Some(query) = resolve_within(self, query).await? else {
+            return Ok(none);
+        };
         self.read(move |c| query_blocking(c, &query)).await
     }
 

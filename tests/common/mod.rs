@@ -250,6 +250,8 @@ pub struct TestServer {
     pub cfg: ServeArgs,
     /// Keeps the data directory, database and keys alive across restarts.
     pub scratch: std::sync::Arc<Scratch>,
+    /// The key the harness reads /metrics with, when the server needs keys.
+    pub admin_key: Option<String>,
     shutdown: CancellationToken,
     handle: JoinHandle<Result<(), taillight::server::ServerError>>,
 }
@@ -295,6 +297,7 @@ impl TestServer {
             addr,
             cfg,
             scratch,
+            admin_key: None,
             shutdown,
             handle,
         };
@@ -356,7 +359,22 @@ impl TestServer {
 
     /// Reads one value from /metrics.
     pub async fn metric(&self, name: &str) -> u64 {
-        metric_at(&self.http(), name).await
+        let text = self.metrics_text().await;
+        sample_of(&text, name).unwrap_or_else(|| panic!("no metric {name}"))
+    }
+
+    /// The server's /metrics, with its admin key when it requires keys.
+    pub async fn metrics_text(&self) -> String {
+        let mut req = reqwest::Client::new().get(format!("{}/metrics", self.http()));
+        if let Some(k) = &self.admin_key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        req.send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body")
     }
 
     /// Waits until every acknowledged entry is stored and queryable. In the
@@ -446,6 +464,11 @@ pub async fn try_metric_at(base: &str, name: &str) -> Option<u64> {
         .text()
         .await
         .expect("metrics body");
+    sample_of(&text, name)
+}
+
+/// The value of the unlabelled sample `name` in a /metrics text.
+pub fn sample_of(text: &str, name: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
@@ -565,4 +588,21 @@ pub fn sample(text: &str, name: &str) -> f64 {
             (n == name).then(|| v.trim().parse::<f64>().ok()).flatten()
         })
         .unwrap_or(0.0)
+}
+
+/// Creates an API key in `file` with `taillight keys create ARGS` (the real
+/// command); the key it printed.
+pub fn create_key(file: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_taillight"))
+        .args(["keys", "create", "--keys-file"])
+        .arg(file)
+        .args(args)
+        .output()
+        .expect("taillight keys create");
+    assert!(
+        out.status.success(),
+        "keys create {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

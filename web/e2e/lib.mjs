@@ -218,13 +218,18 @@ export function pushCli(server, { service, level = 'info', tags = [], attrs = {}
   });
 }
 
-/** POST entries as NDJSON to /v1/logs; returns the accepted count. */
-export async function pushHttp(server, entries) {
+/** `authorization: Bearer KEY` when a key is given (a server started with --keys-file). */
+function keyHeader(key) {
+  return key ? { authorization: `Bearer ${key}` } : {};
+}
+
+/** POST entries as NDJSON to /v1/logs (with API key `key`, if given); returns the accepted count. */
+export async function pushHttp(server, entries, { key } = {}) {
   const url = typeof server === 'string' ? server : server.url;
   const body = entries.map((e) => JSON.stringify(e)).join('\n') + '\n';
   const res = await fetch(`${url}/v1/logs`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-ndjson' },
+    headers: { 'content-type': 'application/x-ndjson', ...keyHeader(key) },
     body,
   });
   const text = await res.text();
@@ -234,13 +239,32 @@ export async function pushHttp(server, entries) {
   return accepted;
 }
 
+/**
+ * Create an API key in `keysFile` (made by the first call) with the server's
+ * own `taillight keys create`; returns the key it prints.
+ * opts: scope (e.g. 'read' or 'read,push'), services (patterns), name.
+ */
+export function createKey(keysFile, { scope = 'read', services = [], name } = {}) {
+  const args = ['keys', 'create', '--keys-file', keysFile, '--scope', scope];
+  for (const s of services) args.push('--service', s);
+  if (name) args.push('--name', name);
+  return new Promise((resolve, reject) => {
+    execFile(BIN, args, { timeout: 30000, env: { ...process.env, NO_COLOR: '1' } }, (err, stdout, stderr) => {
+      const key = stdout.trim();
+      if (err) reject(new Error(`taillight keys create failed (${err.message}); stderr: ${stderr}`));
+      else if (!/^tl_[A-Za-z0-9_-]{43}$/.test(key)) reject(new Error(`taillight keys create printed no key: ${short(stdout)}; stderr: ${stderr}`));
+      else resolve(key);
+    });
+  });
+}
+
 // ---------------------------------------------------------------- querying
 
 /**
  * Every record matching the filter through GET /v1/logs, oldest first.
- * filter: { service, levels: [..], tags: [..], text }.
+ * filter: { service, levels: [..], tags: [..], text }; `key`: the API key to send.
  */
-export async function queryAll(server, { service, levels, tags, text } = {}) {
+export async function queryAll(server, { service, levels, tags, text } = {}, { key } = {}) {
   const url = typeof server === 'string' ? server : server.url;
   const out = [];
   let token = '';
@@ -251,7 +275,7 @@ export async function queryAll(server, { service, levels, tags, text } = {}) {
     if (tags?.length) q.set('tag', tags.join(','));
     if (text) q.set('text', text);
     if (token) q.set('page_token', token);
-    const res = await fetch(`${url}/v1/logs?${q}`);
+    const res = await fetch(`${url}/v1/logs?${q}`, { headers: keyHeader(key) });
     if (!res.ok) throw new Error(`GET /v1/logs?${q}: HTTP ${res.status}: ${await res.text()}`);
     const body = await res.json();
     out.push(...body.records);

@@ -30,6 +30,14 @@
 //   8  ?service=X&entry=ID permalinks
 //   9  #new-badge while scrolled up           10  .gap-marker / button.load-gap after a skip
 //  11  a#download (#download-format): the view's entries as NDJSON and CSV files
+//  12  the seed's page, served from its own origin (listed in --cors-origins), reads GET /ws
+//  13  trace and span ids in an expanded entry
+//  14  --keys-file: #api-key asks for a key, a wrong one is refused (#api-key-error), a read
+//      key shows entries live, a reload keeps it, a#download sends it, #forget-key drops it
+//  15  a key for `api*` only: other services are neither listed nor shown; asking for one
+//      is refused in #notice
+//  16a-c  a page on another origin cannot store entries (no-cors text/plain fetch, forms,
+//      JSON fetch), with and without keys; listed in --cors-origins, it can
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -41,7 +49,7 @@ import { createServer as createHttpServer } from 'node:http';
 
 import {
   LEVELS, sleep, waitFor, short, uniqueService, freePort,
-  startServer, pushCli, pushHttp, queryAll, viewerServed,
+  startServer, pushCli, pushHttp, queryAll, viewerServed, createKey,
   openBrowser, openViewer, waitViewer, connState, mode, heldRows, lastId, waitConnected,
   domRows, collectRows, setFilterChecks, checkState, urlParams,
 } from './lib.mjs';
@@ -51,16 +59,20 @@ const ARTIFACTS = join(here, 'artifacts');
 
 /**
  * One end-to-end test: its own server and browser, both stopped at the end;
- * a screenshot and the page's errors are kept when it fails.
+ * a screenshot and the page's errors are kept when it fails. `server` holds
+ * startServer's options, or is an async function of the test returning
+ * them, for what has to exist before the server starts (a keys file, a
+ * port to allow); what it returns reaches the test as `setup`.
  */
 function e2e(name, fn, { timeout = 120000, server: serverOpts } = {}) {
   test(name, { timeout }, async (t) => {
-    const server = await startServer(serverOpts);
+    const setup = typeof serverOpts === 'function' ? await serverOpts(t) : serverOpts;
+    const server = await startServer(setup);
     let browser;
     try {
       assert.ok(await viewerServed(server), `the viewer is not served: GET ${server.url}/ has no "log-list" in it`);
       browser = await openBrowser();
-      await fn({ t, server, browser, page: browser.page });
+      await fn({ t, server, browser, page: browser.page, setup });
     } catch (e) {
       if (browser) {
         mkdirSync(ARTIFACTS, { recursive: true });
@@ -892,14 +904,18 @@ addLogs([data]);
 };
 </script>`;
 
-e2e('12. the seed page\'s own script reads GET /ws live, answers its pings, and stays connected', async ({ t, server, page }) => {
+/** A web server on 127.0.0.1 serving `html` at every path, closed when the test ends; its origin. */
+async function otherSite(t, html) {
+  const site = createHttpServer((_, res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html));
+  await new Promise((resolve) => site.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise((resolve) => site.close(resolve)));
+  return `http://127.0.0.1:${site.address().port}`;
+}
+
+e2e('12. the seed page\'s own script reads GET /ws live, answers its pings, and stays connected', async ({ t, server, page, setup }) => {
   const S = uniqueService('seedws');
   const ws = `${server.url.replace('http', 'ws')}/ws?ping=1`;
-  // Served as the seed served it: from its own web server, another origin.
-  const seedSite = createHttpServer((_, res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(SEED_PAGE));
-  await new Promise((resolve) => seedSite.listen(0, '127.0.0.1', resolve));
-  t.after(() => seedSite.close());
-  const site = `http://127.0.0.1:${seedSite.address().port}/`;
+  const site = `${setup.origin}/`;
   await page.goto(`${site}#service=${encodeURIComponent(S)}&ws=${encodeURIComponent(ws)}`);
   await waitFor(() => page.evaluate(() => window.__socketState()), (s) => s === 1, { what: 'the socket open' });
   const items = () => page.evaluate(() => Array.from(document.querySelectorAll('#logs li')).map((li) => li.textContent));
@@ -915,6 +931,13 @@ e2e('12. the seed page\'s own script reads GET /ws live, answers its pings, and 
   assert.equal(await page.evaluate(() => window.__socketState()), 1, 'the socket stayed open');
   await pushHttp(server, [{ service: S, level: 'warn', message: 'still here' }]);
   await waitFor(items, (l) => l.length === 3, { what: 'an entry after the pings' });
+}, {
+  // Served as the seed served it: from its own web server, another origin,
+  // which the server refuses unless it is listed.
+  server: async (t) => {
+    const origin = await otherSite(t, SEED_PAGE);
+    return { origin, args: ['--cors-origins', origin] };
+  },
 });
 
 // ------------------------------------------------------------------ 13
@@ -935,3 +958,246 @@ e2e('13. an entry logged inside a trace shows its trace and span ids when expand
   assert.equal(fields.trace, traceId);
   assert.equal(fields.span, spanId);
 });
+
+// ------------------------------------------------------------------ 14
+
+/**
+ * Server options for a server started with --keys-file: the keys named in
+ * `specs` ({ name: { scope, services } }) are created first, in a temp dir
+ * removed when the test ends; `setup.keys` holds them by name.
+ */
+function withKeys(specs, args = []) {
+  return async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'taillight-e2e-keys-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'keys.toml');
+    const keys = {};
+    for (const [name, spec] of Object.entries(specs)) keys[name] = await createKey(file, { name, ...spec });
+    return { keys, args: ['--keys-file', file, ...args] };
+  };
+}
+
+/** Whether the key form is open. */
+const asking = (page) => page.evaluate(() => {
+  const d = document.querySelector('#key-dialog');
+  const input = document.querySelector('#api-key');
+  return Boolean(d?.open && input && input.getBoundingClientRect().width > 0);
+});
+const keyError = (page) => page.evaluate(() => {
+  const e = document.querySelector('#api-key-error');
+  return e && !e.hidden ? e.textContent.trim() : '';
+});
+const noticeText = (page) => page.evaluate(() => {
+  const n = document.querySelector('#notice');
+  return n && !n.hidden ? n.textContent.trim() : '';
+});
+const storedKey = (page) => page.evaluate(() => sessionStorage.getItem('taillight.key'));
+
+/** Type `key` into the open key form and submit it with the button. */
+async function enterKey(page, key) {
+  await page.waitForSelector('#api-key', { state: 'visible', timeout: 15000 });
+  await page.fill('#api-key', key);
+  await page.click('#api-key-submit');
+}
+
+/** Do `action` (which makes the viewer reload itself) and wait for the reloaded viewer. */
+async function reloadedBy(page, action, what) {
+  await page.evaluate(() => { window.__beforeReload = true; });
+  await action();
+  await waitFor(() => page.evaluate(() => window.__beforeReload !== true && typeof window.__taillight?.rows === 'function'),
+    Boolean, { what: `the viewer to reload ${what}` });
+  await waitViewer(page);
+}
+
+e2e('14. with --keys-file the viewer asks for a key: a wrong one is refused, a read key shows entries live and is kept for the session', async ({ server, page, setup }) => {
+  const { reader, pusher } = setup.keys;
+  const S = uniqueService('keyed');
+  await assert.rejects(pushHttp(server, [{ service: S, level: 'info', message: 'no key' }]), /HTTP 401/, 'a push without a key');
+  await pushHttp(server, [{ service: S, level: 'info', message: 'before the key', tags: ['k'] }], { key: pusher });
+
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}`);
+  await waitFor(() => asking(page), Boolean, { what: 'the key form (#key-dialog with #api-key) to open' });
+  assert.match(await keyError(page), /API key/, '#api-key-error says why a key is asked for');
+  assert.ok(await page.isHidden('#forget-key'), '#forget-key shown without a key');
+  assert.equal(await heldRows(page), 0, 'rows shown without a key');
+
+  // A wrong key: the server's reason, and the form stays.
+  await enterKey(page, `tl_${'A'.repeat(43)}`);
+  await waitFor(() => keyError(page), (m) => /not valid/.test(m), { what: '#api-key-error to say the key is not valid' });
+  assert.ok(await asking(page), 'the key form closed after a wrong key');
+  assert.equal(await storedKey(page), null, 'a wrong key was kept');
+
+  // The read key: the page reloads with it and shows the service live.
+  await reloadedBy(page, () => enterKey(page, reader), 'after a valid key');
+  await waitConnected(page);
+  assert.equal(await asking(page), false, 'the key form is still open with a valid key');
+  assert.equal(await storedKey(page), reader, 'sessionStorage taillight.key');
+  assert.ok(await page.isVisible('#forget-key'), '#forget-key hidden while a key is kept');
+  await waitListEquals(page, await queryAll(server, { service: S }, { key: reader }), { what: 'the list after entering the key' });
+  await pushHttp(server, [
+    { service: S, level: 'error', message: 'live with a key 1' },
+    { service: S, level: 'warn', message: 'live with a key 2' },
+  ], { key: pusher });
+  const expected = await queryAll(server, { service: S }, { key: reader });
+  assert.equal(expected.length, 3);
+  assertRowsMatchRecords(await waitListEquals(page, expected, { what: 'the live list with a key' }), expected, 'keyed row');
+
+  // A reload in the same session keeps the key: no form.
+  await page.reload({ waitUntil: 'domcontentloaded' });
+  await waitViewer(page);
+  await waitConnected(page);
+  await waitListEquals(page, expected, { what: 'the list after a reload' });
+  assert.equal(await asking(page), false, 'the key form opened after a reload');
+
+  // The download link cannot send the key itself: the file is fetched with it.
+  const nd = await download(page, 'ndjson');
+  assert.equal(nd.name, 'taillight-export.ndjson');
+  assert.deepEqual(nd.text.trimEnd().split('\n').map((l) => JSON.parse(l)), expected, 'NDJSON downloaded with the key');
+  const csv = await download(page, 'csv');
+  assert.equal(csv.name, 'taillight-export.csv');
+  assert.equal(parseCsv(csv.text).length, expected.length + 1, 'CSV rows downloaded with the key (with the header)');
+  assert.equal(await noticeText(page), '', '#notice after downloading');
+
+  // Forgetting the key asks for one again.
+  await reloadedBy(page, () => page.click('#forget-key'), 'after #forget-key');
+  await waitFor(() => asking(page), Boolean, { what: 'the key form after #forget-key' });
+  assert.equal(await storedKey(page), null, 'sessionStorage taillight.key after #forget-key');
+}, { server: withKeys({ reader: { scope: 'read' }, pusher: { scope: 'push' } }) });
+
+// ------------------------------------------------------------------ 15
+
+e2e('15. a key limited to api* lists and shows only api services; asking for another one is refused in #notice', async ({ server, page, setup }) => {
+  const { apiReader, pusher } = setup.keys;
+  const api = uniqueService('api-x');
+  const web = uniqueService('web-y');
+  await pushHttp(server, [
+    { service: api, level: 'info', message: 'api entry 1' },
+    { service: web, level: 'info', message: 'web entry 1' },
+    { service: api, level: 'warn', message: 'api entry 2' },
+  ], { key: pusher });
+
+  await openViewer(page, server, '/');
+  await reloadedBy(page, () => enterKey(page, apiReader), 'after a valid key');
+  await waitConnected(page);
+  await waitFor(() => urlParams(page), (p) => p.service === api, { what: `the viewer to open ${api}` });
+  const options = await page.$$eval('#service-select option', (os) => os.map((o) => o.value));
+  assert.deepEqual(options, [api], '#service-select offers only the services the key covers');
+
+  await pushHttp(server, [
+    { service: web, level: 'error', message: 'web entry 2' },
+    { service: api, level: 'error', message: 'api entry 3' },
+  ], { key: pusher });
+  const expected = await queryAll(server, { service: api }, { key: apiReader });
+  assert.deepEqual(expected.map((r) => r.message), ['api entry 1', 'api entry 2', 'api entry 3']);
+  const rows = await waitListEquals(page, expected, { what: `the live list of ${api}` });
+  assert.ok(rows.every((r) => r.service?.includes(api)), `a row of another service: ${short(rows)}`);
+  // The key reads nothing else, whatever is asked.
+  const everything = await queryAll(server, {}, { key: apiReader });
+  assert.deepEqual([...new Set(everything.map((r) => r.service))], [api], 'services GET /v1/logs returns to the key');
+
+  // Asked for by name (a shared link, say), the other service is refused: said in #notice, no form.
+  await openViewer(page, server, `/?service=${encodeURIComponent(web)}`);
+  const notice = await waitFor(() => noticeText(page), (n) => /may not read service/.test(n), { what: '#notice to say the key may not read the service' });
+  assert.ok(notice.includes(web), `#notice names the service: ${notice}`);
+  assert.equal(await asking(page), false, 'the key form opened for a refused service');
+  await sleep(1000);
+  assert.ok(!(await domRows(page)).some((r) => r.msg?.startsWith('web entry')), 'a row of the refused service is shown');
+}, { server: withKeys({ apiReader: { scope: 'read', services: ['api*'] }, pusher: { scope: 'push' } }) });
+
+// ------------------------------------------------------------------ 16
+
+/**
+ * A page on another origin that tries to store entries in the server whose
+ * URL its fragment names (#api=URL&service=S), four ways: a no-cors fetch
+ * with a text/plain body and two forms (urlencoded and text/plain, the
+ * latter shaped as JSON), which a browser sends without asking the server
+ * first, and a JSON fetch, which it preflights. Each uses service S-<how>.
+ */
+const ELSEWHERE_PAGE = `<!doctype html><meta charset="utf-8"><title>elsewhere</title>
+<iframe name="sink-url"></iframe><iframe name="sink-text"></iframe>
+<form id="f-url" method="POST" target="sink-url" enctype="application/x-www-form-urlencoded">
+<input name="service"><input name="level" value="info"><input name="message" value="sent by an urlencoded form"></form>
+<form id="f-text" method="POST" target="sink-text" enctype="text/plain"><input id="f-text-field"></form>
+<script>
+const params = new URLSearchParams(location.hash.slice(1));
+const api = params.get('api');
+const S = params.get('service');
+const entry = (how) => JSON.stringify({ service: S + '-' + how, level: 'info', message: 'sent by ' + how });
+const loaded = (name) => new Promise((r) => document.querySelector('iframe[name="' + name + '"]').addEventListener('load', r, { once: true }));
+window.__attack = async () => {
+  const out = {};
+  try {
+    const r = await fetch(api + '/v1/logs', { method: 'POST', mode: 'no-cors', headers: { 'content-type': 'text/plain' }, body: entry('plain') + '\\n' });
+    out.plain = r.type + ' ' + r.status;
+  } catch (e) { out.plain = String(e); }
+  const fu = document.getElementById('f-url');
+  fu.action = api + '/v1/logs';
+  fu.elements.service.value = S + '-urlencoded';
+  let l = loaded('sink-url');
+  fu.submit();
+  await l;
+  out.urlencoded = 'submitted';
+  // text/plain sends name=value as is: a name ending inside a JSON string makes the body JSON.
+  const ft = document.getElementById('f-text');
+  ft.action = api + '/v1/logs';
+  const field = document.getElementById('f-text-field');
+  field.name = '{"service":"' + S + '-textform","level":"info","message":"sent by a text/plain form';
+  field.value = '"}';
+  l = loaded('sink-text');
+  ft.submit();
+  await l;
+  out.textform = 'submitted';
+  try {
+    const r = await fetch(api + '/v1/logs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: entry('json') });
+    out.json = r.status + ' ' + (await r.text());
+  } catch (e) { out.json = String(e); }
+  return out;
+};
+</script>`;
+
+/** Runs the other origin's attempts against `server`; returns their outcomes and the services they stored. */
+async function attackFromElsewhere({ server, page, setup }, key) {
+  const S = uniqueService('csrf');
+  // Something stored the proper way, so "nothing stored" is not an empty store.
+  await pushHttp(server, [{ service: `${S}-own`, level: 'info', message: 'pushed directly' }], { key: setup.keys?.pusher });
+  await page.goto(`${setup.origin}/#api=${encodeURIComponent(server.url)}&service=${encodeURIComponent(S)}`);
+  const outcome = await page.evaluate(() => window.__attack());
+  await sleep(1000); // anything that got through has been stored by now
+  const stored = await queryAll(server, {}, { key });
+  const services = [...new Set(stored.map((r) => r.service))].filter((s) => s.startsWith(S)).map((s) => s.slice(S.length + 1)).sort();
+  return { outcome, services };
+}
+
+/** Server options: a page on another origin (in `setup.origin`), listed in --cors-origins if `listed`; keys if `keys`. */
+function elsewhere({ listed = false, keys = false } = {}) {
+  return async (t) => {
+    const origin = await otherSite(t, ELSEWHERE_PAGE);
+    const args = listed ? ['--cors-origins', origin] : [];
+    const opts = keys ? await withKeys({ reader: { scope: 'read' }, pusher: { scope: 'push' } }, args)(t) : { args };
+    return { ...opts, origin };
+  };
+}
+
+e2e('16a. a page on another origin stores nothing: no-cors text/plain fetch, forms, JSON fetch', async (ctx) => {
+  const { outcome, services } = await attackFromElsewhere(ctx);
+  ctx.t.diagnostic(`outcomes: ${short(outcome)}`);
+  assert.deepEqual(services, ['own'], 'services stored (other than the one pushed directly)');
+  assert.match(outcome.json, /TypeError|Failed to fetch/, 'the JSON fetch is refused at its preflight');
+}, { server: elsewhere() });
+
+e2e('16b. with --keys-file, a page on another origin stores nothing either', async (ctx) => {
+  const { reader } = ctx.setup.keys;
+  const { outcome, services } = await attackFromElsewhere(ctx, reader);
+  ctx.t.diagnostic(`outcomes: ${short(outcome)}`);
+  assert.deepEqual(services, ['own'], 'services stored (other than the one pushed directly)');
+  assert.match(outcome.json, /TypeError|Failed to fetch/, 'the JSON fetch is refused at its preflight');
+}, { server: elsewhere({ keys: true }) });
+
+e2e('16c. a page on an origin listed in --cors-origins may store entries (its JSON fetch reads the answer)', async (ctx) => {
+  const { outcome, services } = await attackFromElsewhere(ctx);
+  ctx.t.diagnostic(`outcomes: ${short(outcome)}`);
+  assert.match(outcome.json, /^200 .*"accepted":1/, 'the JSON fetch succeeds and its answer is readable');
+  // The same page as in 16a: what kept it out there was its origin. (The
+  // urlencoded form is no JSON, so it stores nothing anywhere.)
+  assert.deepEqual(services, ['json', 'own', 'plain', 'textform'], 'services stored');
+}, { server: elsewhere({ listed: true }) });

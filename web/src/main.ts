@@ -1,12 +1,14 @@
 // Entry point: restores the view from the URL, wires the controls to the
 // controller and keeps the service list fresh.
 
+import { onKeyRefusal } from "./api/key";
 import { Catalog } from "./catalog";
 import { Controller } from "./controller";
 import { prefs } from "./state/prefs";
 import { parseUrl } from "./state/url";
 import { Download } from "./ui/download";
 import { Filters } from "./ui/filters";
+import { KeyDialog } from "./ui/key-dialog";
 import { bindKeys } from "./ui/keyboard";
 import { initTheme } from "./ui/theme";
 import { Toolbar } from "./ui/toolbar";
@@ -35,7 +37,15 @@ const filters = new Filters((patch) => {
   if (patch.service !== undefined) catalog.watchTags(patch.service);
 });
 controller = new Controller(view, document.getElementById("log-list") as HTMLElement, toolbar, filters);
-new Download(() => controller.current);
+new Download(() => controller.current, (text) => toolbar.notice(text));
+
+// Before the first call: a server started with --keys-file refuses it
+// without a key, and that opens the key form.
+const keyDialog = new KeyDialog();
+onKeyRefusal({
+  required: (message) => keyDialog.show(message),
+  denied: (message) => toolbar.notice(message),
+});
 
 window.__taillight = {
   rows: () => controller.rows(),

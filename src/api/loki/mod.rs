@@ -13,7 +13,7 @@ pub mod proto;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use prost::Message;
@@ -21,6 +21,7 @@ use prost::Message;
 use super::body::{self, is_json, media_type};
 use super::error::ApiError;
 use super::{ApiState, batch};
+use crate::access::Grant;
 use map::{Line, Stream};
 
 pub fn router(state: Arc<ApiState>) -> axum::Router {
@@ -31,6 +32,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
 
 async fn push(
     State(state): State<Arc<ApiState>>,
+    Extension(grant): Extension<Grant>,
     headers: HeaderMap,
     raw: Bytes,
 ) -> Result<StatusCode, ApiError> {
@@ -54,7 +56,7 @@ async fn push(
         let (s, l) = coords.get(i).copied().unwrap_or_default();
         format!("streams[{s}].{item}[{l}]")
     };
-    batch::push_valid(&state.intake, items, path)
+    batch::push_valid(&state.intake, &grant, items, path)
         .await?
         .into_result()?;
     Ok(StatusCode::NO_CONTENT)

@@ -13,6 +13,7 @@ use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 use crate::api::ApiState;
+use crate::api::auth::grant_of;
 
 pub struct OtlpLogs {
     state: Arc<ApiState>,
@@ -31,7 +32,8 @@ impl LogsService for OtlpLogs {
         &self,
         req: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let outcome = super::export(&self.state, req.into_inner()).await?;
+        let grant = grant_of(&req)?;
+        let outcome = super::export(&self.state, &grant, req.into_inner()).await?;
         Ok(Response::new(super::response(&outcome)))
     }
 }

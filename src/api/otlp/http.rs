@@ -12,6 +12,7 @@ use prost::Message;
 use serde::de::IgnoredAny;
 use serde_json::json;
 
+use crate::access::Grant;
 use crate::api::ApiState;
 use crate::api::body::{is_json, media_type, parse_json};
 use crate::api::error::ApiError;
@@ -41,6 +42,7 @@ fn has_resource_logs(body: &[u8]) -> bool {
 /// Stores an OTLP/HTTP export and answers in its encoding.
 pub async fn export(
     state: &ApiState,
+    grant: &Grant,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
@@ -52,7 +54,7 @@ pub async fn export(
                 format!("is not an OTLP ExportLogsServiceRequest: {e}"),
             )
         })?;
-        let outcome = super::export(state, req).await?;
+        let outcome = super::export(state, grant, req).await?;
         let bytes = super::response(&outcome).encode_to_vec();
         return Ok(([(header::CONTENT_TYPE, "application/x-protobuf")], bytes).into_response());
     }
@@ -63,7 +65,7 @@ pub async fn export(
     }
     let req: ExportLogsServiceRequest =
         parse_json(body, "OTLP/JSON").map_err(ApiError::from_violation)?;
-    let outcome = super::export(state, req).await?;
+    let outcome = super::export(state, grant, req).await?;
     let body = match super::response(&outcome).partial_success {
         None => json!({}),
         Some(p) => json!({ "partialSuccess": {

@@ -14,6 +14,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
 use super::ApiState;
 use super::batch::{self, Outcome};
 use super::error::ApiError;
+use crate::access::Grant;
 
 /// OTLP's flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,10 +26,14 @@ pub struct OtlpArgs {
 }
 
 /// Stores the valid records of `req` and waits until they are durable.
-pub async fn export(state: &ApiState, req: ExportLogsServiceRequest) -> Result<Outcome, ApiError> {
+pub async fn export(
+    state: &ApiState,
+    grant: &Grant,
+    req: ExportLogsServiceRequest,
+) -> Result<Outcome, ApiError> {
     let mapped = map::request(req, &state.otlp.otlp_tags_attribute);
     let paths = mapped.paths;
-    batch::push_valid(&state.intake, mapped.items, |i| paths.path(i)).await
+    batch::push_valid(&state.intake, grant, mapped.items, |i| paths.path(i)).await
 }
 
 /// The answer OTLP expects: success, with `partial_success` naming what

@@ -59,6 +59,13 @@ pub(super) const LOG_TAGS: Table = Table {
     columns: "tag, log_id",
 };
 
+/// Always written with INSERTs (see [`insert`]): a key another writer
+/// stored first must fail the batch, which LOAD DATA would only warn of.
+pub(super) const DEDUP_KEYS: Table = Table {
+    name: "dedup_keys",
+    columns: "k, log_id",
+};
+
 /// One column value.
 pub(super) enum Field<'a> {
     Int(i64),
@@ -88,8 +95,9 @@ pub(super) fn log_fields<'a>((r, q): &'a (&LogRow, &QueuedEntry)) -> [Field<'a>;
     ]
 }
 
-pub(super) fn tag_fields<'a>((tag, id): &'a (&str, i64)) -> [Field<'a>; 2] {
-    [Field::Text(tag), Field::Int(*id)]
+/// A row of text and a log id: a tag or a dedup key.
+pub(super) fn text_id_fields<'a>((text, id): &'a (&str, i64)) -> [Field<'a>; 2] {
+    [Field::Text(text), Field::Int(*id)]
 }
 
 impl Bulk {
@@ -194,7 +202,7 @@ fn push_tsv(out: &mut Vec<u8>, field: &Field) {
 }
 
 /// Multi-row INSERTs, in chunks within the row and packet limits.
-async fn insert<T, const N: usize>(
+pub(super) async fn insert<T, const N: usize>(
     c: &mut AsyncMysqlConnection,
     table: &Table,
     items: &[T],
@@ -231,6 +239,19 @@ async fn insert<T, const N: usize>(
         c.batch_execute(&sql).await?;
     }
     Ok(())
+}
+
+/// `texts` as a comma-separated list of SQL literals, for an `IN (...)`.
+pub(super) fn text_list(texts: &[&str]) -> String {
+    let bytes: usize = texts.iter().map(|t| t.len()).sum();
+    let mut sql = String::with_capacity(2 * bytes + 14 * texts.len());
+    for (i, text) in texts.iter().enumerate() {
+        if i > 0 {
+            sql.push(',');
+        }
+        push_sql(&mut sql, &Field::Text(text));
+    }
+    sql
 }
 
 /// Appends `field` as an SQL literal; text as a hex literal in utf8mb4,
@@ -275,5 +296,6 @@ mod tests {
         push_sql(&mut sql, &Field::Null);
         push_sql(&mut sql, &Field::Int(7));
         assert_eq!(sql, "_utf8mb4 X'6127'NULL7");
+        assert_eq!(text_list(&["a", ""]), "_utf8mb4 X'61',_utf8mb4 X''");
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use diesel::prelude::*;
 use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
 
-use super::bulk::{Bulk, LOG_TAGS, LOGS, log_fields, tag_fields};
+use super::bulk::{Bulk, LOG_TAGS, LOGS, log_fields, text_id_fields};
 use super::chain::{Outcome, Stage, Turn};
 use super::chunks::{KEYS_PER_STATEMENT, size_chunks};
 use super::delivery::Delivery;
@@ -101,7 +101,7 @@ pub(super) async fn write_batch(
     bulk.write(c, LOGS, claim, log_fields).await?;
     turn.link.set(Stage::Placed { end });
     bulk.write(c, LOGS, rest, log_fields).await?;
-    bulk.write(c, LOG_TAGS, &rows.tags, tag_fields).await?;
+    bulk.write(c, LOG_TAGS, &rows.tags, text_id_fields).await?;
     ledger::insert_keys(c, &rows.keys).await?;
 
     if ids == Ids::Guessed

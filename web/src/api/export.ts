@@ -1,7 +1,7 @@
 // The server's export of a view: GET /v1/logs/export with the filter and
 // time window the history queries use (see scope.ts), oldest first. A plain
-// same-origin URL, so the browser downloads it itself: no script builds the
-// file and the page's CSP needs no exception.
+// same-origin URL, so without an API key the browser downloads it itself and
+// no script holds the file (with a key, see ui/download.ts).
 
 import { timeWindow, type ViewState } from "../state/view";
 

@@ -1,0 +1,107 @@
+//! What one request may do: the scopes and services of the key it came
+//! with, or of anonymous access, or everything on an open server.
+
+use std::sync::Arc;
+
+use crate::model::Pattern;
+
+/// What a key may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Scope {
+    /// Store entries (every way in).
+    Push,
+    /// Query, tail, list, export, the viewer.
+    Read,
+    /// Everything, and `/metrics`.
+    Admin,
+}
+
+impl Scope {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Push => "push",
+            Scope::Read => "read",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "push" => Ok(Scope::Push),
+            "read" => Ok(Scope::Read),
+            "admin" => Ok(Scope::Admin),
+            other => Err(format!(
+                "unknown scope {other:?} (expected push, read or admin)"
+            )),
+        }
+    }
+}
+
+/// The rights of one request. Cheap to clone: handlers receive it per
+/// request.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The key's name (never the key), for messages and metrics.
+    pub name: Arc<str>,
+    /// Granted scopes; `admin` implies the others.
+    scopes: Vec<Scope>,
+    /// The services it covers; `None` for all.
+    services: Option<Arc<[Pattern]>>,
+}
+
+impl Grant {
+    pub fn new(name: &str, scopes: Vec<Scope>, services: Option<Vec<Pattern>>) -> Self {
+        Grant {
+            name: name.into(),
+            scopes,
+            services: services.map(Into::into),
+        }
+    }
+
+    /// Everything: a server that requires no keys, and the sources inside
+    /// the server (their configuration is the operator's).
+    pub fn everything() -> Self {
+        Grant::new("open", vec![Scope::Admin], None)
+    }
+
+    pub fn may(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
+    }
+
+    /// Whether it covers `service`.
+    pub fn covers(&self, service: &str) -> bool {
+        match &self.services {
+            None => true,
+            Some(p) => p.iter().any(|p| p.matches(service)),
+        }
+    }
+
+    /// The service patterns it is limited to, if it is.
+    pub fn services(&self) -> Option<&Arc<[Pattern]>> {
+        self.services.as_ref()
+    }
+
+    /// The first of `services` it does not cover.
+    pub fn first_uncovered<'a>(
+        &self,
+        services: impl IntoIterator<Item = &'a str>,
+    ) -> Option<&'a str> {
+        services.into_iter().find(|s| !self.covers(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_implies_the_rest_and_services_limit() {
+        let p = |s: &str| Pattern::parse(s).unwrap();
+        let g = Grant::new("ci", vec![Scope::Push], Some(vec![p("api*")]));
+        assert!(g.may(Scope::Push) && !g.may(Scope::Read) && !g.may(Scope::Admin));
+        assert!(g.covers("api-1") && !g.covers("web"));
+        assert_eq!(g.first_uncovered(["api", "web", "x"]), Some("web"));
+        assert!(Grant::everything().may(Scope::Read));
+        assert!(Grant::everything().covers("anything"));
+    }
+}

@@ -1,0 +1,188 @@
+//! Every request's key: checked here, before any handler, against the scope
+//! its path needs; the [`Grant`] goes into the request's extensions, where
+//! handlers find the services it covers. Paths are classified by what they
+//! do, and a path not listed needs `admin`, so an endpoint added later is
+//! closed until it is placed.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{Method, StatusCode, header};
+
+use crate::access::{Access, AccessError, Grant, Scope};
+
+/// What a path needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Nothing: probes and the viewer's page (it asks for the key).
+    Open,
+    /// Any valid key (gRPC reflection).
+    AnyKey,
+    Scope(Scope),
+}
+
+/// The scope `path` needs.
+fn need(method: &Method, path: &str) -> Need {
+    const LOGS: &str = "/taillight.v1.LogService/";
+    const OTLP: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/";
+    match path {
+        "/healthz" | "/readyz" => Need::Open,
+        p if p.starts_with("/grpc.health.v1.Health/") => Need::Open,
+        "/" | "/app.js" | "/app.css" | "/favicon.ico" if method == Method::GET => Need::Open,
+        p if p.starts_with("/grpc.reflection.") => Need::AnyKey,
+        "/metrics" => Need::Scope(Scope::Admin),
+        p if p == format!("{LOGS}PushLog") || p == format!("{LOGS}PushLogs") => {
+            Need::Scope(Scope::Push)
+        }
+        p if p.starts_with(LOGS) => Need::Scope(Scope::Read),
+        p if p.starts_with(OTLP) => Need::Scope(Scope::Push),
+        "/v1/logs" if method == Method::POST => Need::Scope(Scope::Push),
+        "/log/set" | "/loki/api/v1/push" => Need::Scope(Scope::Push),
+        "/v1/logs" | "/v1/logs/export" | "/v1/services" | "/v1/tail" | "/ws" => {
+            Need::Scope(Scope::Read)
+        }
+        p if p.starts_with("/v1/services/") || p.starts_with("/log/get/") => {
+            Need::Scope(Scope::Read)
+        }
+        _ => Need::Scope(Scope::Admin),
+    }
+}
+
+/// Checks the request's key against what its path needs.
+pub async fn check(State(access): State<Arc<Access>>, mut req: Request, next: Next) -> Response {
+    let need = need(req.method(), req.uri().path());
+    if need == Need::Open || !access.required() {
+        req.extensions_mut().insert(Grant::everything());
+        return next.run(req).await;
+    }
+    let grpc = is_grpc(&req);
+    let grant = match bearer(&req).and_then(|key| access.grant(key)) {
+        Ok(g) => g,
+        Err(e) => return refuse(e, grpc),
+    };
+    if let Need::Scope(scope) = need
+        && !grant.may(scope)
+    {
+        access.count(&grant.name, "denied");
+        return refuse(
+            AccessError::Denied(format!(
+                "API key {:?} does not have the {} scope this needs",
+                &*grant.name,
+                scope.name()
+            )),
+            grpc,
+        );
+    }
+    access.count(&grant.name, "allowed");
+    req.extensions_mut().insert(grant);
+    next.run(req).await
+}
+
+/// The grant [`check`] gave a gRPC request. Every routed request has one;
+/// one without is refused rather than served.
+pub fn grant_of<T>(req: &tonic::Request<T>) -> Result<Grant, tonic::Status> {
+    grant_in(req.extensions())
+}
+
+/// [`grant_of`] for a request before tonic reads it.
+pub fn grant_in(extensions: &http::Extensions) -> Result<Grant, tonic::Status> {
+    extensions
+        .get::<Grant>()
+        .cloned()
+        .ok_or_else(|| tonic::Status::unauthenticated("the request was not checked for a key"))
+}
+
+/// The request's bearer key, if it sent one.
+fn bearer(req: &Request) -> Result<Option<&str>, AccessError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let bad =
+        || AccessError::Unauthenticated("the authorization header is not `Bearer KEY`".into());
+    let text = value.to_str().map_err(|_| bad())?;
+    let (scheme, key) = text.split_once(' ').ok_or_else(bad)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || key.trim().is_empty() {
+        return Err(bad());
+    }
+    Ok(Some(key.trim()))
+}
+
+fn is_grpc(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
+
+/// The refusal in the request's protocol: a gRPC status, or 401 / 403 with
+/// the gateway's JSON error.
+fn refuse(e: AccessError, grpc: bool) -> Response {
+    let (code, http, name) = match &e {
+        AccessError::Unauthenticated(_) => (
+            tonic::Code::Unauthenticated,
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+        ),
+        _ => (
+            tonic::Code::PermissionDenied,
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+        ),
+    };
+    if grpc {
+        return tonic::Status::new(code, e.to_string()).into_http();
+    }
+    let body = serde_json::json!({"error": {"code": name, "message": e.to_string()}});
+    let mut res = (http, axum::Json(body)).into_response();
+    if http == StatusCode::UNAUTHORIZED {
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer"),
+        );
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_need_their_scope_and_unknown_ones_admin() {
+        let (get, post) = (Method::GET, Method::POST);
+        assert_eq!(need(&get, "/healthz"), Need::Open);
+        assert_eq!(
+            need(&post, "/taillight.v1.LogService/PushLogs"),
+            Need::Scope(Scope::Push)
+        );
+        assert_eq!(
+            need(&post, "/taillight.v1.LogService/Tail"),
+            Need::Scope(Scope::Read)
+        );
+        assert_eq!(need(&post, "/v1/logs"), Need::Scope(Scope::Push));
+        assert_eq!(need(&get, "/v1/logs"), Need::Scope(Scope::Read));
+        assert_eq!(
+            need(&get, "/v1/services/api/tags"),
+            Need::Scope(Scope::Read)
+        );
+        assert_eq!(
+            need(
+                &post,
+                "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+            ),
+            Need::Scope(Scope::Push)
+        );
+        assert_eq!(need(&get, "/metrics"), Need::Scope(Scope::Admin));
+        assert_eq!(need(&get, "/v2/anything"), Need::Scope(Scope::Admin));
+        assert_eq!(need(&post, "/"), Need::Scope(Scope::Admin));
+        assert_eq!(
+            need(
+                &post,
+                "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+            ),
+            Need::AnyKey
+        );
+    }
+}
