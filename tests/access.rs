@@ -733,57 +733,33 @@ async fn grpcurl_and_curl_send_keys() {
             ),
         )
     };
-    let (ok, out) = run(
-        "grpcurl",
-        vec!["-plaintext".into(), addr.clone(), "list".into()],
-    );
+    // grpcurl with `key` (if any) and `args`, whose last is the method (or
+    // `list`): the address goes just before it.
+    let grpcurl = |key: Option<&str>, args: &[&str]| {
+        let mut all = vec!["-plaintext".to_string()];
+        if let Some(k) = key {
+            all.extend(["-H".into(), format!("authorization: {}", bearer(k))]);
+        }
+        all.extend(args.iter().map(|a| a.to_string()));
+        all.insert(all.len() - 1, addr.clone());
+        run("grpcurl", all)
+    };
+    let (ok, out) = grpcurl(None, &["list"]);
     assert!(
         !ok && out.contains("Unauthenticated"),
         "reflection without a key: {out}"
     );
-    let auth = format!("authorization: {}", bearer(&k.read));
-    let (ok, out) = run(
-        "grpcurl",
-        vec![
-            "-plaintext".into(),
-            "-H".into(),
-            auth.clone(),
-            addr.clone(),
-            "list".into(),
-        ],
-    );
+    let (ok, out) = grpcurl(Some(&k.read), &["list"]);
     assert!(ok && out.contains("taillight.v1.LogService"), "{out}");
     let svc = unique("grpcurl-key");
     let push = json!({"entry": {"service": svc, "message": "from grpcurl"}}).to_string();
-    let (ok, out) = run(
-        "grpcurl",
-        vec![
-            "-plaintext".into(),
-            "-H".into(),
-            auth.clone(),
-            "-d".into(),
-            push.clone(),
-            addr.clone(),
-            "taillight.v1.LogService/PushLog".into(),
-        ],
-    );
+    let push_args = ["-d", push.as_str(), "taillight.v1.LogService/PushLog"];
+    let (ok, out) = grpcurl(Some(&k.read), &push_args);
     assert!(
         !ok && out.contains("PermissionDenied") && out.contains("push scope"),
         "{out}"
     );
-    let pauth = format!("authorization: {}", bearer(&k.push));
-    let (ok, out) = run(
-        "grpcurl",
-        vec![
-            "-plaintext".into(),
-            "-H".into(),
-            pauth,
-            "-d".into(),
-            push,
-            addr.clone(),
-            "taillight.v1.LogService/PushLog".into(),
-        ],
-    );
+    let (ok, out) = grpcurl(Some(&k.push), &push_args);
     assert!(ok, "{out}");
 
     let url = format!("{}/v1/logs", k.server.http());

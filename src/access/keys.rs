@@ -267,25 +267,12 @@ mod tests {
             set.grant("tl_wrong"),
             Err(AccessError::Unauthenticated(_))
         ));
+        let refusal = |file: &KeysFile| file.check().unwrap().grant(&key).unwrap_err().to_string();
         file.keys[0].revoked = Some("2026-12-07T01:00:00Z".into());
-        assert!(
-            file.check()
-                .unwrap()
-                .grant(&key)
-                .unwrap_err()
-                .to_string()
-                .contains("revoked")
-        );
+        assert!(refusal(&file).contains("revoked"));
         file.keys[0].revoked = None;
         file.keys[0].expires = Some("2000-01-01T00:00:00Z".into());
-        assert!(
-            file.check()
-                .unwrap()
-                .grant(&key)
-                .unwrap_err()
-                .to_string()
-                .contains("expired")
-        );
+        assert!(refusal(&file).contains("expired"));
     }
 
     #[test]
