@@ -58,6 +58,11 @@ pub struct ServeArgs {
     /// Address to listen on for every protocol.
     #[arg(long, env = "TAILLIGHT_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+    /// A second address serving only /metrics, /healthz and /readyz, with
+    /// no key (for a scraper on a private network); off by default. On the
+    /// main address /metrics needs an `admin` key when keys are required.
+    #[arg(long, env = "TAILLIGHT_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Longest each part of graceful shutdown (open requests, then the
     /// writer's drain, then the sinks) may take before it is cut short.
     #[arg(long, env = "TAILLIGHT_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]

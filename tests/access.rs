@@ -935,3 +935,39 @@ async fn pages_on_other_origins_are_refused() {
         "a WebSocket from another page"
     );
 }
+
+/// `--metrics-listen` serves /metrics without a key on an address of its
+/// own, while the main address keeps asking for an admin key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_on_their_own_address_need_no_key() {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .expect("addr");
+    let k = keyed(Backend::Embedded, |c| c.metrics_listen = Some(addr)).await;
+    let own = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("get");
+    assert_eq!(own.status(), StatusCode::OK);
+    assert!(
+        own.text()
+            .await
+            .expect("text")
+            .contains("taillight_keys_active 5")
+    );
+    let ready = reqwest::get(format!("http://{addr}/readyz"))
+        .await
+        .expect("get");
+    assert_eq!(ready.status(), StatusCode::OK);
+    let main = reqwest::get(format!("{}/metrics", k.server.http()))
+        .await
+        .expect("get");
+    assert_eq!(main.status(), StatusCode::UNAUTHORIZED);
+    let logs = reqwest::get(format!("http://{addr}/v1/services"))
+        .await
+        .expect("get");
+    assert_eq!(
+        logs.status(),
+        StatusCode::NOT_FOUND,
+        "only the operational endpoints"
+    );
+}

@@ -33,7 +33,7 @@ fn need(method: &Method, path: &str) -> Need {
         "/" | "/app.js" | "/app.css" | "/favicon.ico" if method == Method::GET => Need::Open,
         p if p.starts_with("/grpc.reflection.") => Need::AnyKey,
         "/metrics" => Need::Scope(Scope::Admin),
-        p if p == format!("{LOGS}PushLog") || p == format!("{LOGS}PushLogs") => {
+        "/taillight.v1.LogService/PushLog" | "/taillight.v1.LogService/PushLogs" => {
             Need::Scope(Scope::Push)
         }
         p if p.starts_with(LOGS) => Need::Scope(Scope::Read),

@@ -6,6 +6,7 @@ mod routes;
 
 use axum::serve::ListenerExt as _;
 use std::future::IntoFuture;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
@@ -49,6 +50,25 @@ pub enum ServerError {
     Access(#[from] AccessError),
 }
 
+/// Serves the operational endpoints alone on `addr` until the very end of
+/// shutdown, so a scraper sees it through.
+async fn serve_ops(addr: SocketAddr, ops: OpsState, stop: &Shutdown) -> Result<(), ServerError> {
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        ServerError::Config(format!("cannot listen on --metrics-listen {addr}: {e}"))
+    })?;
+    // Scripts and tests read the bound address (the port may have been 0).
+    eprintln!("taillight metrics listening on {}", listener.local_addr()?);
+    let serve = axum::serve(listener, routes::ops_only(ops))
+        .with_graceful_shutdown(stop.token(Part::Fanout).cancelled_owned())
+        .into_future();
+    stop.spawn(Part::Fanout, async move {
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "the metrics listener failed");
+        }
+    });
+    Ok(())
+}
+
 /// Serves until `shutdown` fires; then flips readiness and gRPC health to
 /// not-serving and stops the parts in order (see [`Shutdown`]): open
 /// requests and sources finish, the writer stores what was accepted, the
@@ -75,6 +95,9 @@ pub async fn run(
         ready: ready.clone(),
         health,
     };
+    if let Some(addr) = cfg.metrics_listen {
+        serve_ops(addr, ops.clone(), &stop).await?;
+    }
     let (health, health_service) = tonic_health::server::health_reporter();
     let app = match &node.api {
         Some(state) => {
