@@ -31,9 +31,8 @@ const BLOCK_IDLE: Duration = Duration::from_secs(1);
 /// How long a read waits while submissions are in flight, so they are
 /// acknowledged promptly once durable.
 const BLOCK_BUSY: Duration = Duration::from_millis(20);
-/// Submissions awaiting durability at once (see the channel source's):
-/// more only adds unacknowledged ids, which Redis keeps anyway.
-const MAX_IN_FLIGHT: usize = 64;
+/// Submissions awaiting durability at once (see the channel source's).
+const MAX_IN_FLIGHT: usize = 8;
 /// A connection that lasted this long was healthy: the backoff starts over.
 const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 
