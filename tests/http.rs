@@ -22,6 +22,7 @@ backend_tests!(
     services_and_tags,
     sse_tail_backfill_live_heartbeat_and_resume,
     metrics_health_and_readiness,
+    ids_at_and_beyond_2_pow_63_bound_instead_of_wrapping,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -998,4 +999,41 @@ async fn metrics_health_and_readiness(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Ids a client sends are u64s, stored ids positive i64s: a bound at or
+/// above 2^63 must not wrap negative. After the largest id there is
+/// nothing; before it, everything; a tail resuming after it replays
+/// nothing (and then shows what is stored later, were any id that high).
+async fn ids_at_and_beyond_2_pow_63_bound_instead_of_wrapping(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let svc = unique("bigid");
+    push(
+        &server,
+        &json!([{ "service": svc, "message": "b0" }, { "service": svc, "message": "b1" }]),
+    )
+    .await;
+    server.settle().await;
+    for big in [
+        "18446744073709551615",
+        "9223372036854775808",
+        "9223372036854775807",
+    ] {
+        let after = records(&server, &[("service", &svc), ("after_id", big)]).await;
+        assert!(after.is_empty(), "after_id={big}: {after:?}");
+        let before = records(&server, &[("service", &svc), ("before_id", big)]).await;
+        assert_eq!(messages(&before), ["b1", "b0"], "before_id={big}");
+    }
+    let mut tail = SseReader::open(
+        &server,
+        &[("service", &svc), ("heartbeat", "1")],
+        Some(u64::MAX),
+    )
+    .await;
+    tail.expect_live().await;
+    let f = tail.next(Duration::from_millis(1500)).await;
+    assert_eq!(
+        f.event, "heartbeat",
+        "nothing replayed after the largest id: {f:?}"
+    );
 }

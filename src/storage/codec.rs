@@ -238,10 +238,10 @@ macro_rules! history_queries {
                 b = b.filter(logs::time_us.lt(e));
             }
             if let Some(a) = q.after_id {
-                b = b.filter(logs::id.gt(a as i64));
+                b = b.filter(logs::id.gt($crate::storage::codec::id_bound(a)));
             }
             if let Some(bid) = q.before_id {
-                b = b.filter(logs::id.lt(bid as i64));
+                b = b.filter(logs::id.lt($crate::storage::codec::id_bound(bid)));
             }
             b
         }
@@ -254,8 +254,12 @@ macro_rules! history_queries {
             use $crate::storage::schema::logs;
             let mut b = filtered(q);
             b = match (q.order, q.cursor) {
-                (Order::NewestFirst, Some(cur)) => b.filter(logs::id.lt(cur as i64)),
-                (Order::OldestFirst, Some(cur)) => b.filter(logs::id.gt(cur as i64)),
+                (Order::NewestFirst, Some(cur)) => {
+                    b.filter(logs::id.lt($crate::storage::codec::id_bound(cur)))
+                }
+                (Order::OldestFirst, Some(cur)) => {
+                    b.filter(logs::id.gt($crate::storage::codec::id_bound(cur)))
+                }
                 (_, None) => b,
             };
             b = match q.order {
@@ -268,6 +272,13 @@ macro_rules! history_queries {
     };
 }
 pub(crate) use history_queries;
+
+/// An id from a client (a u64) as a bound on the stored ids (positive
+/// i64s): one past every stored id stays past them instead of wrapping
+/// negative, so `after 2^64-1` finds nothing and `before 2^63` everything.
+pub fn id_bound(id: u64) -> i64 {
+    id.min(i64::MAX as u64) as i64
+}
 
 /// A LIKE pattern matching `text` anywhere, with `\\` as the escape character.
 pub fn like_pattern(text: &str) -> String {
