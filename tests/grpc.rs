@@ -956,3 +956,24 @@ async fn restart_keeps_every_acknowledged_entry(backend: Backend) {
     let all = query_all(&mut c, service_filter(&svc)).await;
     assert!(all[500].id > before[499].id);
 }
+
+/// A PushLogs stream whose second frame is not protobuf (sent raw by
+/// grpcio): the first batch is stored, and the answer is INVALID_ARGUMENT
+/// with the `accepted` count, so a client that retries stores nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_logs_undecodable_frame_is_invalid_with_the_count() {
+    let server = TestServer::start(Backend::Embedded).await;
+    let svc = unique("rawframe");
+    let out = common::process::python(
+        "push_logs_raw.py",
+        &[&server.addr.to_string(), &svc],
+        &[],
+        "",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["INVALID_ARGUMENT", "2"], "{out}");
+    assert!(lines[2].contains("entries[2]"), "{out}");
+    let mut c = server.client().await;
+    let stored = query_all(&mut c, common::only(&svc)).await;
+    assert_eq!(stored.len(), 2);
+}

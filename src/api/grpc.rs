@@ -9,7 +9,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::grant_of;
-use super::error::ApiError;
+use super::error::{ApiError, FieldViolation};
 use super::tail::{self, TailParams};
 use super::{ApiState, query};
 use crate::proto::log_service_server::LogService;
@@ -74,6 +74,23 @@ impl LogService for LogApi {
             let msg = match stream.message().await {
                 Ok(Some(m)) => m,
                 Ok(None) => break,
+                // A frame that does not decode is the client's fault, and
+                // what came before it is stored: said with the count, so a
+                // retrying client does not store it twice.
+                Err(e) if e.code() == tonic::Code::Internal => {
+                    let accepted = pending.settle_all().await?;
+                    return Err(ApiError::Invalid {
+                        violations: vec![FieldViolation::new(
+                            format!("entries[{seen}]"),
+                            format!(
+                                "the stream's next message is not a PushLogsRequest: {}",
+                                e.message()
+                            ),
+                        )],
+                        accepted: Some(accepted),
+                    }
+                    .into());
+                }
                 Err(e) => {
                     pending.settle_all().await?;
                     return Err(e);
