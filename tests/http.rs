@@ -1037,3 +1037,27 @@ async fn ids_at_and_beyond_2_pow_63_bound_instead_of_wrapping(backend: Backend) 
         "nothing replayed after the largest id: {f:?}"
     );
 }
+
+/// A path nothing serves: 404 with the gateway's JSON error (it was a bare
+/// 400), and UNIMPLEMENTED to a gRPC client asking for an unknown method.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_are_not_found() {
+    let server = TestServer::start(Backend::Embedded).await;
+    for path in ["/nope", "/v1/nope", "/v1/logs/x"] {
+        let (status, v) = get(&server, path, &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {v}");
+        assert_eq!(v["error"]["code"], "NOT_FOUND", "{path}");
+    }
+    let grpc = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client")
+        .post(format!("{}/taillight.v1.LogService/Nope", server.http()))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(vec![0u8, 0, 0, 0, 0])
+        .send()
+        .await
+        .expect("grpc");
+    assert_eq!(grpc.headers()["grpc-status"], "12");
+}

@@ -111,6 +111,20 @@ impl From<ApiError> for tonic::Status {
     }
 }
 
+/// The answer to a path nothing serves: gRPC's UNIMPLEMENTED to a gRPC
+/// client, 404 to everyone else (the router's default was a bare 400).
+pub async fn not_found(headers: axum::http::HeaderMap, uri: axum::http::Uri) -> Response {
+    let grpc = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"));
+    if grpc {
+        let status = tonic::Status::unimplemented(format!("no method {}", uri.path()));
+        return status.into_http::<axum::body::Body>();
+    }
+    ApiError::NotFound(format!("nothing is served at {}", uri.path())).into_response()
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ErrorBody {

@@ -9,11 +9,11 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use super::ServerError;
 use crate::access::Access;
-use crate::api::auth;
 use crate::api::grpc::LogApi;
 use crate::api::ops::{self, OpsState};
 use crate::api::origin::{self, Origins};
 use crate::api::{ApiState, gateway, grpc_tail, loki, otlp, seed, ws};
+use crate::api::{auth, error};
 use crate::config::ServeArgs;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::log_service_server::LogServiceServer;
@@ -63,6 +63,7 @@ pub fn api(
         .merge(ws::router(state))
         .merge(ops_only(ops))
         .merge(crate::viewer::router())
+        .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(max))
         // A bug in a handler answers 500 instead of dropping the connection.
         .layer(CatchPanicLayer::new())
