@@ -1061,3 +1061,41 @@ async fn unknown_paths_are_not_found() {
         .expect("grpc");
     assert_eq!(grpc.headers()["grpc-status"], "12");
 }
+
+/// 50,000 bad lines and one good in an NDJSON body: the answer lists the
+/// first 100 refusals and how many more there were, so its size does not
+/// grow with the body; the good line is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_answers_do_not_grow_with_the_body() {
+    let server = TestServer::start(Backend::Embedded).await;
+    let svc = unique("manybad");
+    let mut body = format!("{}\n", json!({"service": svc, "message": "good"}));
+    for _ in 0..50_000 {
+        body.push_str("{\"service\":\"bad name\",\"message\":\"x\"}\n");
+    }
+    let res = reqwest::Client::new()
+        .post(format!("{}/v1/logs", server.http()))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let text = res.text().await.expect("body");
+    assert!(text.len() < 64 * 1024, "the answer is {} bytes", text.len());
+    let v: Value = serde_json::from_str(&text).expect("json");
+    let listed = v["error"]["fieldViolations"]
+        .as_array()
+        .expect("violations");
+    assert_eq!(listed.len(), 101, "100 listed and one saying how many more");
+    assert_eq!(listed[0]["field"], "entries[1].service");
+    assert!(
+        listed[100]["description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("49900 more entries were refused")),
+        "{}",
+        listed[100]
+    );
+    assert_eq!(v["error"]["accepted"], 1);
+    assert_eq!(stored(&server, &svc).await, ["good"]);
+}

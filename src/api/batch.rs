@@ -13,6 +13,10 @@ use crate::proto::LogEntry;
 /// validate, or why it cannot be one.
 pub type Item = Result<LogEntry, FieldViolation>;
 
+/// Most refused entries an answer lists: 1.4M bad lines in one body once
+/// made a 143 MB answer.
+pub const MAX_LISTED: usize = 100;
+
 /// What a batch came to.
 pub struct Outcome {
     /// Entries now durable.
@@ -57,14 +61,24 @@ pub async fn push_valid(
 }
 
 impl Outcome {
-    /// The batch's answer in the gateway's terms: an error listing every
-    /// refused entry (with how many were stored) if there is one.
+    /// The batch's answer in the gateway's terms: an error listing the
+    /// refused entries (the first [`MAX_LISTED`], then how many more, so
+    /// the answer does not grow with the body) with how many were stored.
     pub fn into_result(self) -> Result<u64, ApiError> {
         if self.rejected.is_empty() {
             return Ok(self.accepted);
         }
+        let more = self.rejected.len().saturating_sub(MAX_LISTED);
+        let mut violations = self.rejected;
+        violations.truncate(MAX_LISTED);
+        if more > 0 {
+            violations.push(FieldViolation::new(
+                "entries",
+                format!("{more} more entries were refused (the first {MAX_LISTED} are listed)"),
+            ));
+        }
         Err(ApiError::Invalid {
-            violations: self.rejected,
+            violations,
             accepted: Some(self.accepted),
         })
     }
