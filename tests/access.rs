@@ -271,15 +271,8 @@ async fn every_http_endpoint_needs_a_key_of_its_scope() {
     // The WebSocket: refused before the upgrade without a key.
     let res = reqwest::get(format!("{base}/ws")).await.expect("get");
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let metrics = reqwest::Client::new()
-        .get(format!("{base}/metrics"))
-        .header("authorization", bearer(&k.admin))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    // With the admin key (the harness holds it).
+    let metrics = k.server.metrics_text().await;
     // By name, never the key.
     assert!(
         metrics.contains(r#"taillight_key_requests_total{key="pusher",outcome="allowed"}"#),
@@ -619,12 +612,12 @@ async fn keys_reload_revoke_and_expire() {
     std::fs::write(&k.file, "[[key]]\nname = \n").expect("break the file");
     let failures = "taillight_keys_reload_failures_total";
     for _ in 0..100 {
-        if metric(&k.server, &k.admin, failures).await > 0.0 {
+        if metric(&k.server, failures).await > 0.0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(metric(&k.server, &k.admin, failures).await > 0.0);
+    assert!(metric(&k.server, failures).await > 0.0);
     assert_eq!(
         services(later).await.0,
         StatusCode::OK,
@@ -655,17 +648,9 @@ where
     panic!("never {want} for the key");
 }
 
-async fn metric(server: &TestServer, admin: &str, name: &str) -> f64 {
-    let text = reqwest::Client::new()
-        .get(format!("{}/metrics", server.http()))
-        .header("authorization", bearer(admin))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    common::sample(&text, name)
+/// One sample of the server's /metrics, read with its admin key.
+async fn metric(server: &TestServer, name: &str) -> f64 {
+    common::sample(&server.metrics_text().await, name)
 }
 
 /// `--anonymous-scope push --anonymous-services 'seed-*'` keeps keyless

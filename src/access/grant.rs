@@ -81,12 +81,15 @@ impl Grant {
         self.services.as_ref()
     }
 
-    /// The first of `services` it does not cover.
-    pub fn first_uncovered<'a>(
-        &self,
-        services: impl IntoIterator<Item = &'a str>,
-    ) -> Option<&'a str> {
-        services.into_iter().find(|s| !self.covers(s))
+    /// Refuses reading `service` when it does not cover it.
+    pub fn check_read(&self, service: &str) -> Result<(), super::AccessError> {
+        match self.covers(service) {
+            true => Ok(()),
+            false => Err(super::AccessError::Denied(format!(
+                "API key {:?} may not read service {service:?}",
+                &*self.name
+            ))),
+        }
     }
 }
 
@@ -100,7 +103,13 @@ mod tests {
         let g = Grant::new("ci", vec![Scope::Push], Some(vec![p("api*")]));
         assert!(g.may(Scope::Push) && !g.may(Scope::Read) && !g.may(Scope::Admin));
         assert!(g.covers("api-1") && !g.covers("web"));
-        assert_eq!(g.first_uncovered(["api", "web", "x"]), Some("web"));
+        assert!(g.check_read("api").is_ok());
+        assert!(
+            g.check_read("web")
+                .unwrap_err()
+                .to_string()
+                .contains("\"web\"")
+        );
         assert!(Grant::everything().may(Scope::Read));
         assert!(Grant::everything().covers("anything"));
     }

@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use http::{Method, StatusCode, header};
+use axum::response::Response;
+use http::{Method, header};
 
+use super::error::{ApiError, is_grpc};
 use crate::access::{Access, AccessError, Grant, Scope};
 
 /// What a path needs.
@@ -57,7 +58,7 @@ pub async fn check(State(access): State<Arc<Access>>, mut req: Request, next: Ne
         req.extensions_mut().insert(Grant::everything());
         return next.run(req).await;
     }
-    let grpc = is_grpc(&req);
+    let grpc = is_grpc(req.headers());
     let grant = match bearer(&req).and_then(|key| access.grant(key)) {
         Ok(g) => g,
         Err(e) => return refuse(e, grpc),
@@ -109,34 +110,12 @@ fn bearer(req: &Request) -> Result<Option<&str>, AccessError> {
     Ok(Some(key.trim()))
 }
 
-fn is_grpc(req: &Request) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/grpc"))
-}
-
-/// The refusal in the request's protocol: a gRPC status, or 401 / 403 with
-/// the gateway's JSON error.
+/// The refusal in the request's protocol: a gRPC status, or 401 (with
+/// `WWW-Authenticate`) / 403 with the gateway's JSON error.
 fn refuse(e: AccessError, grpc: bool) -> Response {
-    let (code, http, name) = match &e {
-        AccessError::Unauthenticated(_) => (
-            tonic::Code::Unauthenticated,
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-        ),
-        _ => (
-            tonic::Code::PermissionDenied,
-            StatusCode::FORBIDDEN,
-            "PERMISSION_DENIED",
-        ),
-    };
-    if grpc {
-        return tonic::Status::new(code, e.to_string()).into_http();
-    }
-    let body = serde_json::json!({"error": {"code": name, "message": e.to_string()}});
-    let mut res = (http, axum::Json(body)).into_response();
-    if http == StatusCode::UNAUTHORIZED {
+    let unauthenticated = matches!(e, AccessError::Unauthenticated(_));
+    let mut res = ApiError::from(e).respond(grpc);
+    if unauthenticated && !grpc {
         res.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             http::HeaderValue::from_static("Bearer"),

@@ -111,14 +111,29 @@ impl From<ApiError> for tonic::Status {
     }
 }
 
+/// Whether a request is gRPC (or gRPC-web), to be answered with a status.
+pub fn is_grpc(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
+
+impl ApiError {
+    /// The error as a gRPC status when `grpc`, else the gateway's JSON: for
+    /// layers that answer before any handler (keys, origins).
+    pub fn respond(self, grpc: bool) -> Response {
+        match grpc {
+            true => tonic::Status::from(self).into_http(),
+            false => self.into_response(),
+        }
+    }
+}
+
 /// The answer to a path nothing serves: gRPC's UNIMPLEMENTED to a gRPC
 /// client, 404 to everyone else (the router's default was a bare 400).
 pub async fn not_found(headers: axum::http::HeaderMap, uri: axum::http::Uri) -> Response {
-    let grpc = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/grpc"));
-    if grpc {
+    if is_grpc(&headers) {
         let status = tonic::Status::unimplemented(format!("no method {}", uri.path()));
         return status.into_http::<axum::body::Body>();
     }

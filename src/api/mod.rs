@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::access::{AccessError, Grant};
+use crate::access::Grant;
 use crate::bus::Catalog;
 use crate::intake::Intake;
 use crate::model::time::parse_duration;
@@ -94,13 +94,7 @@ impl ApiState {
     /// A service's tags, like [`ApiState::services`]; a service `grant` may
     /// not read is refused.
     pub async fn tags(&self, grant: &Grant, service: String) -> Result<Vec<String>, ApiError> {
-        if !grant.covers(&service) {
-            return Err(AccessError::Denied(format!(
-                "API key {:?} may not read service {service:?}",
-                &*grant.name
-            ))
-            .into());
-        }
+        grant.check_read(&service)?;
         if let Some(cat) = &self.catalog {
             match cat.tags(&service).await {
                 Ok(Some(t)) => return Ok(t),

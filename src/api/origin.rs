@@ -12,8 +12,11 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderValue, header};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+
+use super::error::ApiError;
+use crate::access::AccessError;
 
 /// The origins allowed besides the server's own.
 #[derive(Debug, Clone, Default)]
@@ -110,14 +113,11 @@ pub async fn guard(State(origins): State<Arc<Origins>>, req: Request, next: Next
 }
 
 fn refused(origin: &str) -> Response {
-    let body = serde_json::json!({"error": {
-        "code": "PERMISSION_DENIED",
-        "message": format!(
-            "requests from pages on {origin:?} are not allowed: add the origin to --cors-origins \
-             (TAILLIGHT_CORS_ORIGINS) to allow them"
-        ),
-    }});
-    (StatusCode::FORBIDDEN, axum::Json(body)).into_response()
+    ApiError::from(AccessError::Denied(format!(
+        "requests from pages on {origin:?} are not allowed: add the origin to --cors-origins \
+         (TAILLIGHT_CORS_ORIGINS) to allow them"
+    )))
+    .into_response()
 }
 
 #[cfg(test)]

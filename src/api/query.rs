@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::ApiState;
 use super::error::ApiError;
-use crate::access::{AccessError, Grant};
+use crate::access::Grant;
 use crate::model::{Filter, time};
 use crate::proto::{self, Level, QueryLogsRequest, QueryLogsResponse};
 use crate::storage::{Order, Query};
@@ -55,12 +55,8 @@ pub fn filter(grant: &Grant, f: Option<proto::LogFilter>) -> Result<Filter, ApiE
     }
     let mut filter = Filter::from_proto(f);
     if let Some(patterns) = grant.services() {
-        if let Some(s) = grant.first_uncovered(filter.services.iter().map(String::as_str)) {
-            return Err(AccessError::Denied(format!(
-                "API key {:?} may not read service {s:?}",
-                &*grant.name
-            ))
-            .into());
+        for s in &filter.services {
+            grant.check_read(s)?;
         }
         filter.within = Some(patterns.clone());
     }

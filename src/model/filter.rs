@@ -53,15 +53,11 @@ impl Filter {
         if self.within.is_none() {
             return Some(self.clone());
         }
-        let services: Vec<String> = match self.services.is_empty() {
-            true => known.iter().filter(|s| self.within(s)).cloned().collect(),
-            false => self
-                .services
-                .iter()
-                .filter(|s| self.within(s))
-                .cloned()
-                .collect(),
+        let asked = match self.services.is_empty() {
+            true => known,
+            false => &self.services[..],
         };
+        let services: Vec<String> = asked.iter().filter(|s| self.within(s)).cloned().collect();
         (!services.is_empty()).then(|| Filter {
             services,
             within: None,
