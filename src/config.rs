@@ -12,6 +12,7 @@ use crate::access::AccessArgs;
 use crate::api::ApiArgs;
 use crate::bus::RedisArgs;
 use crate::intake::IntakeArgs;
+use crate::listen::ListenArgs;
 use crate::model::time::parse_duration;
 use crate::pipeline::hub::HubArgs;
 use crate::pipeline::retention::RetentionArgs;
@@ -63,8 +64,8 @@ pub struct ServeArgs {
     /// main address /metrics needs an `admin` key when keys are required.
     #[arg(long, env = "TAILLIGHT_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
-    /// Longest each part of graceful shutdown (open requests, then the
-    /// writer's drain, then the sinks) may take before it is cut short.
+    /// Longest graceful shutdown (open requests, then the writer's drain,
+    /// then the sinks) may take in all before what is left is cut short.
     #[arg(long, env = "TAILLIGHT_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
     /// Web pages' origins allowed to call the API besides the server's own
@@ -78,6 +79,8 @@ pub struct ServeArgs {
     /// serves only metrics and health). Ingest and writer need Kafka.
     #[arg(long, env = "TAILLIGHT_ROLE", value_enum, default_value = "all")]
     pub role: Role,
+    #[command(flatten)]
+    pub connections: ListenArgs,
     #[command(flatten)]
     pub access: AccessArgs,
     #[command(flatten)]

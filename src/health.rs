@@ -24,14 +24,17 @@ impl Health {
     /// Records `part`'s state, replacing what it said before.
     pub fn set(&self, part: &str, state: State) {
         let mut parts = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let changed = parts.get(part) != Some(&state);
-        if changed {
-            match &state {
-                State::Ok => tracing::info!(part, "healthy"),
-                State::Degraded(why) => tracing::warn!(part, %why, "degraded"),
-                State::Down(why) => tracing::error!(part, %why, "down"),
-            }
-            parts.insert(part.to_string(), state);
+        if parts.get(part) == Some(&state) {
+            return;
+        }
+        // Recorded before it is logged: a log that cannot be written must
+        // not keep the state from being seen.
+        parts.insert(part.to_string(), state.clone());
+        drop(parts);
+        match state {
+            State::Ok => tracing::info!(part, "healthy"),
+            State::Degraded(why) => tracing::warn!(part, %why, "degraded"),
+            State::Down(why) => tracing::error!(part, %why, "down"),
         }
     }
 

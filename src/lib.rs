@@ -4,7 +4,8 @@
 //! - [`model`] (with the generated [`proto`]): entries, records, the filter.
 //! - [`access`] (API keys, scopes, the services a key covers).
 //! - [`intake`], [`queue`], [`storage`], [`bus`], [`net`], [`metrics`],
-//!   [`health`]: the door every way in uses, and the backends behind traits.
+//!   [`health`], [`listen`]: the door every way in uses, the port they
+//!   share, and the backends behind traits.
 //! - [`pipeline`]: the writer (queue → store → bus), the fan-out of the live
 //!   feed, following the store, retention.
 //! - [`api`], [`sources`], [`sinks`], [`viewer`]: the ways in and out.
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod health;
 pub mod intake;
+pub mod listen;
 pub mod metrics;
 pub mod model;
 pub mod net;

@@ -1,3 +1,4 @@
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -25,6 +26,11 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
+        // On a failed write (stderr on a full disk) the subscriber would
+        // report it with eprintln!, which panics, in whichever task logged:
+        // once that was the writer, and the pipeline ended for good. A log
+        // line that cannot be written is dropped instead.
+        .log_internal_errors(false)
         .init();
     let result: Result<(), String> = match args.command {
         Command::Serve(cfg) => serve(*cfg).await,
@@ -38,7 +44,8 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("taillight: {e}");
+            // Not eprintln!, which panics when stderr cannot be written.
+            let _ = writeln!(std::io::stderr(), "taillight: {e}");
             ExitCode::FAILURE
         }
     }

@@ -91,13 +91,16 @@ impl Shutdown {
         })
     }
 
-    /// Stops every part in order, giving each `grace` to finish.
+    /// Stops every part in order, all within `grace`: a part still running
+    /// at the deadline is dropped, and the parts after it are given what is
+    /// left (they stop at once if nothing is).
     pub async fn stop(&self, grace: Duration) {
         self.requested.cancel();
+        let deadline = tokio::time::Instant::now() + grace;
         for (part, phase) in PARTS.iter().zip(&self.phases) {
             phase.stop.cancel();
             phase.tasks.close();
-            if tokio::time::timeout(grace, phase.tasks.wait())
+            if tokio::time::timeout_at(deadline, phase.tasks.wait())
                 .await
                 .is_err()
             {

@@ -472,7 +472,10 @@ async fn a_batch_published_early_does_not_hide_the_ones_before_it() {
     let (hub, fan_out) = Hub::start(
         feed.boxed(),
         store.clone(),
-        &HubArgs { tail_buffer: 16 },
+        &HubArgs {
+            tail_buffer: 16,
+            ..cfg.hub.clone()
+        },
         &registry,
         stop.clone(),
     )

@@ -30,6 +30,7 @@ backend_tests!(
     tail_heartbeat_on_quiet_stream,
     tail_refuses_a_bad_request_naming_the_field,
     slow_subscriber_gets_skipped_message_and_others_are_unaffected,
+    streams_that_never_read_are_bounded_in_bytes,
     tail_ends_on_shutdown,
     restart_keeps_every_acknowledged_entry,
 );
@@ -906,6 +907,67 @@ async fn slow_subscriber_gets_skipped_message_and_others_are_unaffected(backend:
     assert_eq!(seen.iter().copied().collect::<Vec<_>>(), fast_ids);
 }
 
+/// A gRPC Tail that never reads and an SSE stream that never reads, while
+/// large entries arrive: what the live feed holds for them stays within its
+/// byte bounds (it reached gigabytes when queues were counted in batches),
+/// and the SSE stream is told what it missed when it reads again.
+async fn streams_that_never_read_are_bounded_in_bytes(backend: Backend) {
+    const TOTAL: usize = 8 << 20;
+    let server = TestServer::start_with(backend, |c| {
+        c.hub.tail_buffer_bytes = 1 << 20;
+        c.hub.tail_buffer_total_bytes = TOTAL;
+        c.writer.batch_max = Some(50);
+    })
+    .await;
+    let svc = unique("stalled");
+    let mut grpc = server.client().await;
+    let (_stalled_grpc, _) = live_tail(
+        &mut grpc,
+        TailRequest {
+            filter: Some(service_filter(&svc)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut sse = reqwest::get(format!("{}/v1/tail?service={svc}", server.http()))
+        .await
+        .expect("sse");
+    let mut c = server.client().await;
+    let body = "x".repeat(20_000);
+    let mut most = 0;
+    // 40 MB of entries, 2 MB a push.
+    for k in 0..20 {
+        let entries = (0..100)
+            .map(|i| entry(&svc, Level::Info, &format!("{}-{body}", k * 100 + i), &[]))
+            .collect();
+        push_batch(&mut c, entries).await;
+        most = most.max(server.metric("taillight_tail_buffered_bytes").await);
+    }
+    server.settle().await;
+    let most = most.max(server.metric("taillight_tail_buffered_bytes").await);
+    assert!(
+        most as usize <= TOTAL + (4 << 20),
+        "the live feed held {most} bytes for streams that never read"
+    );
+    assert!(server.metric("taillight_tail_skipped_total").await > 0);
+    // Reading again, the SSE stream is told which ids it missed.
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !text.contains("event: skipped") {
+        assert!(std::time::Instant::now() < deadline, "no skip notice");
+        let chunk = tokio::time::timeout(Duration::from_secs(10), sse.chunk())
+            .await
+            .expect("the stream goes on")
+            .expect("chunk")
+            .expect("not ended");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        // Only the tail of what was read matters.
+        if text.len() > 1 << 16 {
+            text.drain(..text.len() - (1 << 15));
+        }
+    }
+}
+
 async fn tail_ends_on_shutdown(backend: Backend) {
     let server = TestServer::start(backend).await;
     let mut c = server.client().await;
@@ -960,6 +1022,20 @@ async fn restart_keeps_every_acknowledged_entry(backend: Backend) {
 /// A PushLogs stream whose second frame is not protobuf (sent raw by
 /// grpcio): the first batch is stored, and the answer is INVALID_ARGUMENT
 /// with the `accepted` count, so a client that retries stores nothing twice.
+/// Two messages on a unary call: refused whole, nothing stored (tonic read
+/// the first and dropped the second without a word).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_message_on_a_unary_call_is_refused() {
+    let server = TestServer::start(Backend::Embedded).await;
+    let svc = unique("twice");
+    let out = common::process::python("unary_twice.py", &[&server.addr.to_string(), &svc], &[], "");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "INVALID_ARGUMENT", "{out}");
+    assert!(lines[1].contains("one message; this one sent 2"), "{out}");
+    let mut c = server.client().await;
+    assert!(query_all(&mut c, common::only(&svc)).await.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_logs_undecodable_frame_is_invalid_with_the_count() {
     let server = TestServer::start(Backend::Embedded).await;

@@ -331,6 +331,25 @@ async fn malformed_unknown_and_mistyped_bodies(backend: Backend) {
     let (field, _) = violation(status, &answer);
     assert!(field.contains("tags"), "field {field:?} should name tags");
 
+    // A null attribute and an integer beyond 64 bits are refused, naming
+    // the attribute, rather than stored changed ("" and a rounded float).
+    for (value, says) in [("null", "null"), ("1180591620717411303424", "64 bits")] {
+        let (status, answer) = post_logs(
+            &server,
+            format!(r#"{{"service": "{svc}", "message": "m", "attributes": {{"x": {value}}}}}"#),
+            "application/json",
+        )
+        .await;
+        let (field, description) = violation(status, &answer);
+        assert_eq!(field, "entries[0].attributes.x", "{answer}");
+        assert!(description.contains(says), "{answer}");
+    }
+    // An entry that is not an object is described in the API's terms.
+    let (status, answer) = post_logs(&server, "[\"just text\"]".into(), "application/json").await;
+    let (_, description) = violation(status, &answer);
+    assert!(description.contains("an entry (a JSON object)"), "{answer}");
+    assert!(!answer.to_string().contains("EntryIn"), "{answer}");
+
     // None of the rejected bodies stored anything.
     server.settle().await;
     assert!(stored(&server, &svc).await.is_empty());

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{Backend, TestServer, unique};
 use taillight::proto::{Level, LogFilter};
 
@@ -52,36 +50,8 @@ async fn logging_records_arrive_through_the_handler(backend: Backend) {
 /// Runs clients/python/example.py against `server` as service `svc`, with
 /// the API key `key` if given; what it printed.
 fn run_example(server: &TestServer, svc: &str, key: Option<&str>) -> String {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let stubs = tempfile::tempdir().expect("tmp");
-    let status = Command::new("python3")
-        .args(["-m", "grpc_tools.protoc", "-I", &format!("{root}/proto")])
-        .arg(format!("--python_out={}", stubs.path().display()))
-        .arg(format!("--grpc_python_out={}", stubs.path().display()))
-        .arg(format!("{root}/proto/taillight/v1/logs.proto"))
-        .status()
-        .expect("grpcio-tools (tests/setup.sh installs it)");
-    assert!(status.success(), "generating the stubs");
-    let mut cmd = Command::new("python3");
-    cmd.arg(format!("{root}/clients/python/example.py"))
-        .env(
-            "PYTHONPATH",
-            format!("{root}/clients/python:{}", stubs.path().display()),
-        )
-        .env("TAILLIGHT_SERVER", server.addr.to_string())
-        .env("TAILLIGHT_SERVICE", svc)
-        .env_remove("TAILLIGHT_KEY");
-    if let Some(k) = key {
-        cmd.env("TAILLIGHT_KEY", k);
-    }
-    let out = cmd.output().expect("python3");
-    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{printed}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    printed
+    let env: Vec<(&str, &str)> = key.map(|k| ("TAILLIGHT_KEY", k)).into_iter().collect();
+    common::python_example(&server.addr.to_string(), svc, &env)
 }
 
 /// With keys required, the handler ships with a push key, and a key

@@ -32,6 +32,12 @@ for pair in redis:redis websockets:websockets grpc:grpcio grpc_tools:grpcio-tool
     fi
 done
 
+# librdkafka is built with TLS and SASL against the system's OpenSSL.
+if ! pkg-config --exists openssl 2>/dev/null; then
+    step "installing libssl-dev and pkg-config (librdkafka's TLS)"
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libssl-dev pkg-config
+fi
+
 # The syslog tests send with util-linux's logger (Debian's bsdutils).
 if ! command -v logger >/dev/null 2>&1; then
     step "installing logger (util-linux)"

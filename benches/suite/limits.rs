@@ -300,6 +300,7 @@ pub async fn broker(
         kafka_group: String::new(),
         kafka_session_timeout: Duration::from_secs(6),
         kafka_linger: Duration::ZERO,
+        kafka_option: Vec::new(),
     })
     .await
     .expect("create topic");

@@ -42,9 +42,12 @@ def _level(levelno):
 
 class TaillightHandler(logging.Handler):
     """Ships records to the taillight server at `server` (HOST:PORT), with
-    the API key `key` when the server requires one."""
+    the API key `key` when the server requires one. Over TLS when `tls` is
+    true or `ca_cert` names the PEM CA certificate the server's certificate
+    chains to (otherwise the system's roots are used)."""
 
-    def __init__(self, server, service, buffer=10_000, batch=500, linger=0.2, key=None):
+    def __init__(self, server, service, buffer=10_000, batch=500, linger=0.2, key=None,
+                 tls=False, ca_cert=None):
         super().__init__()
         self._metadata = (("authorization", f"Bearer {key}"),) if key else ()
         self.service = service
@@ -54,7 +57,12 @@ class TaillightHandler(logging.Handler):
         self.refused = None
         self.sent = 0
         self._queue = queue.Queue(maxsize=buffer)
-        self._stub = logs_pb2_grpc.LogServiceStub(grpc.insecure_channel(server))
+        if tls or ca_cert:
+            roots = open(ca_cert, "rb").read() if ca_cert else None
+            channel = grpc.secure_channel(server, grpc.ssl_channel_credentials(root_certificates=roots))
+        else:
+            channel = grpc.insecure_channel(server)
+        self._stub = logs_pb2_grpc.LogServiceStub(channel)
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._ship, name="taillight", daemon=True)
         self._thread.start()

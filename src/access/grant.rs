@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use super::AccessError;
+use super::meter::{Meter, Rates, StreamPermit};
 use crate::model::Pattern;
 
 /// What a key may be used for.
@@ -47,6 +49,11 @@ pub struct Grant {
     scopes: Vec<Scope>,
     /// The services it covers; `None` for all.
     services: Option<Arc<[Pattern]>>,
+    /// The key's own rates, over the server's defaults.
+    pub rates: Rates,
+    /// What the client has used (per key, or per address without one);
+    /// `None` for the server's own sources, which are not limited.
+    meter: Option<Arc<Meter>>,
 }
 
 impl Grant {
@@ -55,7 +62,34 @@ impl Grant {
             name: name.into(),
             scopes,
             services: services.map(Into::into),
+            rates: Rates::default(),
+            meter: None,
         }
+    }
+
+    /// The same rights with the key's own rates.
+    pub fn with_rates(mut self, rates: Rates) -> Self {
+        self.rates = rates;
+        self
+    }
+
+    /// The same rights, counted against `meter`.
+    pub fn metered(mut self, meter: Arc<Meter>) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// Charges a batch to the client's rates.
+    pub fn charge(&self, entries: usize, bytes: usize) -> Result<(), AccessError> {
+        match &self.meter {
+            Some(m) => m.charge(entries, bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a tail stream against the caps while the permit lives.
+    pub fn open_stream(&self) -> Result<Option<StreamPermit>, AccessError> {
+        self.meter.as_ref().map(|m| m.open_stream()).transpose()
     }
 
     /// Everything: a server that requires no keys, and the sources inside
@@ -82,10 +116,10 @@ impl Grant {
     }
 
     /// Refuses reading `service` when it does not cover it.
-    pub fn check_read(&self, service: &str) -> Result<(), super::AccessError> {
+    pub fn check_read(&self, service: &str) -> Result<(), AccessError> {
         match self.covers(service) {
             true => Ok(()),
-            false => Err(super::AccessError::Denied(format!(
+            false => Err(AccessError::Denied(format!(
                 "API key {:?} may not read service {service:?}",
                 &*self.name
             ))),

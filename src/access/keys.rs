@@ -26,6 +26,7 @@ use subtle::ConstantTimeEq;
 
 use super::AccessError;
 use super::grant::{Grant, Scope};
+use super::meter::Rates;
 use crate::model::Pattern;
 
 /// What every key starts with, so a leaked one is recognisable.
@@ -56,6 +57,13 @@ pub struct KeyRecord {
     pub expires: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked: Option<String>,
+    /// This key's own rates and stream cap, over the server's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries_per_second: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_second: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail_streams: Option<usize>,
 }
 
 /// A key ready to be checked.
@@ -151,10 +159,29 @@ impl KeysFile {
                 digest,
                 expires: date("expires", &k.expires)?,
                 revoked: date("revoked", &k.revoked)?.is_some(),
-                grant: Grant::new(&k.name, scopes, services),
+                grant: Grant::new(&k.name, scopes, services).with_rates(k.rates().map_err(bad)?),
             });
         }
         Ok(KeySet { keys })
+    }
+}
+
+impl KeyRecord {
+    /// Its own rates, each positive when given.
+    fn rates(&self) -> Result<Rates, String> {
+        for (field, v) in [
+            ("entries_per_second", self.entries_per_second),
+            ("bytes_per_second", self.bytes_per_second),
+        ] {
+            if v.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+                return Err(format!("{field} must be a positive number"));
+            }
+        }
+        Ok(Rates {
+            entries_per_second: self.entries_per_second,
+            bytes_per_second: self.bytes_per_second,
+            tail_streams: self.tail_streams,
+        })
     }
 }
 
@@ -247,6 +274,9 @@ mod tests {
             created: "2026-12-07T00:00:00Z".into(),
             expires: None,
             revoked: None,
+            entries_per_second: None,
+            bytes_per_second: None,
+            tail_streams: None,
         }
     }
 

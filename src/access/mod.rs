@@ -5,11 +5,13 @@
 
 pub mod grant;
 pub mod keys;
+pub mod meter;
 mod watch;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -19,6 +21,7 @@ use crate::metrics::Registry;
 pub use crate::model::Pattern;
 pub use grant::{Grant, Scope};
 use keys::{KeySet, KeysFile};
+use meter::{Meters, Rates};
 pub use watch::watch;
 
 /// Access flags.
@@ -45,6 +48,28 @@ pub struct AccessArgs {
     /// comma-separated; all services when none are given.
     #[arg(long, env = "TAILLIGHT_ANONYMOUS_SERVICES", value_delimiter = ',')]
     pub anonymous_services: Vec<String>,
+    /// Entries per second each API key may push (and each client address,
+    /// for requests without a key); a key's own `entries_per_second` in the
+    /// keys file overrides it. Over it: 429 / RESOURCE_EXHAUSTED with a
+    /// retry delay. Unlimited by default.
+    #[arg(long, env = "TAILLIGHT_KEY_ENTRIES_PER_SECOND")]
+    pub key_entries_per_second: Option<f64>,
+    /// Bytes per second (entries as encoded) each key or keyless client
+    /// address may push; a key's `bytes_per_second` overrides it.
+    /// Unlimited by default.
+    #[arg(long, env = "TAILLIGHT_KEY_BYTES_PER_SECOND")]
+    pub key_bytes_per_second: Option<f64>,
+    /// Tail streams (gRPC, SSE, WebSocket) each key or keyless client
+    /// address may hold open; a key's `tail_streams` overrides it.
+    #[arg(
+        long,
+        env = "TAILLIGHT_MAX_TAIL_STREAMS_PER_KEY",
+        default_value_t = 512
+    )]
+    pub max_tail_streams_per_key: usize,
+    /// Tail streams open on the server at most.
+    #[arg(long, env = "TAILLIGHT_MAX_TAIL_STREAMS", default_value_t = 4096)]
+    pub max_tail_streams: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +86,12 @@ pub enum AccessError {
     /// A configuration that would leave the server open by accident.
     #[error("{0}")]
     Config(String),
+    /// Over a rate or a cap; may pass after `retry_after`.
+    #[error("{message}")]
+    Limited {
+        message: String,
+        retry_after: Duration,
+    },
 }
 
 /// Per-key counts on `/metrics`, by the key's name (never the key).
@@ -78,6 +109,8 @@ pub struct Access {
     path: Option<PathBuf>,
     /// What a request without a key may do when keys are required.
     anonymous: Option<Grant>,
+    /// Each key's and keyless address's rates and streams.
+    meters: Meters,
     /// Requests by key name and outcome.
     requests: Family<KeyOutcome, Counter>,
     /// Reloads of the keys file that failed (the old keys stayed).
@@ -139,10 +172,16 @@ impl Access {
                 move || set.read().map(|s| s.active() as i64).unwrap_or(0),
             );
         }
+        let defaults = Rates {
+            entries_per_second: args.key_entries_per_second,
+            bytes_per_second: args.key_bytes_per_second,
+            tail_streams: Some(args.max_tail_streams_per_key),
+        };
         Ok(Access {
             keys,
             path: args.keys_file.clone(),
             anonymous,
+            meters: Meters::new(defaults, args.max_tail_streams, registry),
             requests,
             reload_failures,
         })
@@ -154,13 +193,18 @@ impl Access {
     }
 
     /// The grant of a request that carried `key` (or none).
-    pub fn grant(&self, key: Option<&str>) -> Result<Grant, AccessError> {
+    /// The rights of a request with `key` (or none) from `ip`, metered
+    /// per key, or per address without one.
+    pub fn grant(&self, key: Option<&str>, ip: Option<IpAddr>) -> Result<Grant, AccessError> {
         let Some(keys) = &self.keys else {
-            return Ok(Grant::everything());
+            return Ok(self.by_address(Grant::everything(), ip));
         };
         let result = match (key, &self.anonymous) {
-            (Some(k), _) => current(keys).grant(k),
-            (None, Some(anon)) => Ok(anon.clone()),
+            (Some(k), _) => current(keys).grant(k).map(|g| {
+                let meter = self.meters.for_key(&g.name, g.rates);
+                g.metered(meter)
+            }),
+            (None, Some(anon)) => Ok(self.by_address(anon.clone(), ip)),
             (None, None) => Err(AccessError::Unauthenticated(
                 "an API key is required: send `authorization: Bearer KEY`".into(),
             )),
@@ -178,7 +222,13 @@ impl Access {
         result
     }
 
-    /// Counts a request of `grant`'s key as allowed or denied.
+    fn by_address(&self, grant: Grant, ip: Option<IpAddr>) -> Grant {
+        match ip {
+            Some(ip) => grant.metered(self.meters.for_address(ip)),
+            None => grant,
+        }
+    }
+
     pub fn count(&self, key: &str, outcome: &'static str) {
         if self.keys.is_some() {
             self.requests

@@ -4,9 +4,10 @@
 //! do, and a path not listed needs `admin`, so an endpoint added later is
 //! closed until it is placed.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::{Method, header};
@@ -54,12 +55,22 @@ fn need(method: &Method, path: &str) -> Need {
 /// Checks the request's key against what its path needs.
 pub async fn check(State(access): State<Arc<Access>>, mut req: Request, next: Next) -> Response {
     let need = need(req.method(), req.uri().path());
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     if need == Need::Open || !access.required() {
-        req.extensions_mut().insert(Grant::everything());
+        let grant = match need {
+            Need::Open => Grant::everything(),
+            _ => access
+                .grant(None, ip)
+                .unwrap_or_else(|_| Grant::everything()),
+        };
+        req.extensions_mut().insert(grant);
         return next.run(req).await;
     }
     let grpc = is_grpc(req.headers());
-    let grant = match bearer(&req).and_then(|key| access.grant(key)) {
+    let grant = match bearer(&req).and_then(|key| access.grant(key, ip)) {
         Ok(g) => g,
         Err(e) => return refuse(e, grpc),
     };

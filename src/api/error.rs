@@ -37,6 +37,9 @@ pub enum ApiError {
     /// A body over the request limit once decoded.
     #[error("{0}")]
     TooLarge(String),
+    /// The server is at a limit (its connection caps); try again later.
+    #[error("{0}")]
+    Overloaded(String),
     /// No valid key, or one that does not cover the request.
     #[error(transparent)]
     Access(#[from] AccessError),
@@ -72,11 +75,15 @@ impl ApiError {
             ApiError::TooLarge(_) => Code::ResourceExhausted,
             ApiError::NotFound(_) => Code::NotFound,
             ApiError::Queue(QueueError::Timeout(_)) => Code::DeadlineExceeded,
-            ApiError::Queue(_) | ApiError::ShuttingDown => Code::Unavailable,
+            ApiError::Queue(QueueError::StoreFull(_)) => Code::ResourceExhausted,
+            ApiError::Queue(_) | ApiError::ShuttingDown | ApiError::Overloaded(_) => {
+                Code::Unavailable
+            }
             ApiError::Store(StoreError::Connection(_)) => Code::Unavailable,
             ApiError::Store(_) => Code::Internal,
             ApiError::Access(AccessError::Unauthenticated(_)) => Code::Unauthenticated,
             ApiError::Access(AccessError::Denied(_)) => Code::PermissionDenied,
+            ApiError::Access(AccessError::Limited { .. }) => Code::ResourceExhausted,
             ApiError::Access(_) => Code::Internal,
         }
     }
@@ -105,6 +112,13 @@ impl From<ApiError> for tonic::Status {
                     status.metadata_mut().insert("accepted", v);
                 }
                 status
+            }
+            ApiError::Access(AccessError::Limited {
+                message,
+                retry_after,
+            }) => {
+                let details = ErrorDetails::with_retry_info(Some(retry_after));
+                tonic::Status::with_error_details(code, message, details)
             }
             other => tonic::Status::new(code, other.to_string()),
         }
@@ -160,9 +174,16 @@ struct ErrorInfo {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = self.code();
+        if let ApiError::Access(AccessError::Limited { retry_after, .. }) = &self {
+            return limited(*retry_after, self.to_string());
+        }
         let (http, name) = match (&self, code) {
             (ApiError::UnsupportedMediaType(_), _) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "INVALID_ARGUMENT")
+            }
+            // Not 503: a client's retry policy differs for a full disk.
+            (ApiError::Queue(QueueError::StoreFull(_)), _) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "RESOURCE_EXHAUSTED")
             }
             (_, Code::ResourceExhausted) => (StatusCode::PAYLOAD_TOO_LARGE, "RESOURCE_EXHAUSTED"),
             (_, Code::InvalidArgument) => (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT"),
@@ -191,4 +212,24 @@ impl IntoResponse for ApiError {
         };
         (http, Json(body)).into_response()
     }
+}
+
+/// 429 with `Retry-After` in whole seconds (rounded up, so a client that
+/// waits that long passes).
+fn limited(retry_after: std::time::Duration, message: String) -> Response {
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    let body = ErrorBody {
+        error: ErrorInfo {
+            code: "RESOURCE_EXHAUSTED",
+            message,
+            field_violations: Vec::new(),
+            accepted: None,
+        },
+    };
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(axum::http::header::RETRY_AFTER, seconds.max(1).to_string())],
+        Json(body),
+    )
+        .into_response()
 }

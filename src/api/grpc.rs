@@ -99,9 +99,15 @@ impl LogService for LogApi {
             let n = msg.entries.len() as u64;
             let p = match self.state.intake.prepare_for(&grant, msg.entries, true) {
                 Ok(p) => p,
+                // Refused whole (a service the key may not push to, over
+                // its rate): what came before is stored, and said so.
                 Err(e) => {
-                    pending.settle_all().await?;
-                    return Err(ApiError::from(e).into());
+                    let accepted = pending.settle_all().await?;
+                    let mut status = Status::from(ApiError::from(e));
+                    if let Ok(v) = accepted.to_string().parse() {
+                        status.metadata_mut().insert("accepted", v);
+                    }
+                    return Err(status);
                 }
             };
             if !p.entries.is_empty() {

@@ -18,10 +18,12 @@ pub mod loki;
 pub mod ops;
 pub mod origin;
 pub mod otlp;
+pub mod overload;
 pub mod params;
 pub mod query;
 pub mod seed;
 pub mod tail;
+pub mod unary;
 pub mod ws;
 
 use std::sync::Arc;

@@ -3,6 +3,7 @@
 //! `TailResponse` messages of bounded size, with heartbeats while quiet.
 
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
@@ -11,6 +12,7 @@ use super::ApiState;
 use super::error::ApiError;
 use super::query;
 use crate::access::Grant;
+use crate::access::meter::StreamPermit;
 use crate::model::{Filter, time};
 use crate::pipeline::follow::{Followed, OnSkip};
 use crate::proto::{
@@ -34,6 +36,9 @@ pub struct TailParams {
     /// Without `after_id`: first send this many of the newest records.
     pub last: u32,
     pub heartbeat: Duration,
+    /// Counts the stream against the client's and the server's stream
+    /// caps for as long as the stream holds it.
+    pub permit: Option<Arc<StreamPermit>>,
 }
 
 impl TailParams {
@@ -62,6 +67,7 @@ impl TailParams {
             after_id: req.after_id,
             last: req.last,
             heartbeat,
+            permit: grant.open_stream()?.map(Arc::new),
         })
     }
 }
@@ -74,6 +80,7 @@ pub fn stream(
     let hub = state.hub.clone();
     let stop = state.stop.clone();
     async_stream::try_stream! {
+        let _counted = params.permit;
         let from = match params.after_id {
             Some(id) => id,
             None => {

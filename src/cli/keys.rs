@@ -26,22 +26,7 @@ pub struct KeysArgs {
 #[derive(Debug, Subcommand)]
 pub enum KeysAction {
     /// Create a key and print it (once: only its hash is kept).
-    Create {
-        /// What it may do: push, read, admin (comma-separated).
-        #[arg(long, required = true, value_delimiter = ',', value_parser = Scope::parse)]
-        scope: Vec<Scope>,
-        /// Only these services (patterns with `*` and `?`; repeat or
-        /// comma-separate). All services when left out.
-        #[arg(long, value_delimiter = ',')]
-        service: Vec<String>,
-        /// Its name in listings, metrics and `keys revoke`; made up when
-        /// left out.
-        #[arg(long)]
-        name: Option<String>,
-        /// How long it stays valid (e.g. 90d); forever when left out.
-        #[arg(long, value_parser = parse_duration)]
-        expires: Option<Duration>,
-    },
+    Create(CreateArgs),
     /// List the keys (names, scopes, services, dates; never the keys).
     List,
     /// Revoke a key by name: servers refuse it from their next reload.
@@ -51,17 +36,40 @@ pub enum KeysAction {
     },
 }
 
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// What it may do: push, read, admin (comma-separated).
+    #[arg(long, required = true, value_delimiter = ',', value_parser = Scope::parse)]
+    scope: Vec<Scope>,
+    /// Only these services (patterns with `*` and `?`; repeat or
+    /// comma-separate). All services when left out.
+    #[arg(long, value_delimiter = ',')]
+    service: Vec<String>,
+    /// Its name in listings, metrics and `keys revoke`; made up when
+    /// left out.
+    #[arg(long)]
+    name: Option<String>,
+    /// How long it stays valid (e.g. 90d); forever when left out.
+    #[arg(long, value_parser = parse_duration)]
+    expires: Option<Duration>,
+    /// Entries per second it may push (over the server's
+    /// --key-entries-per-second).
+    #[arg(long)]
+    entries_per_second: Option<f64>,
+    /// Bytes per second it may push (over --key-bytes-per-second).
+    #[arg(long)]
+    bytes_per_second: Option<f64>,
+    /// Tail streams it may hold open (over --max-tail-streams-per-key).
+    #[arg(long)]
+    tail_streams: Option<usize>,
+}
+
 pub fn run(args: KeysArgs) -> Result<(), CliError> {
     let path = args.keys_file.ok_or_else(|| {
         CliError::Usage("--keys-file (TAILLIGHT_KEYS_FILE) names the keys file".into())
     })?;
     match args.action {
-        KeysAction::Create {
-            scope,
-            service,
-            name,
-            expires,
-        } => create(&path, scope, service, name, expires),
+        KeysAction::Create(a) => create(&path, a),
         KeysAction::List => list(&path),
         KeysAction::Revoke { name } => revoke(&path, &name),
     }
@@ -84,13 +92,14 @@ fn read(path: &Path, missing_ok: bool) -> Result<KeysFile, CliError> {
     Ok(file)
 }
 
-fn create(
-    path: &Path,
-    scopes: Vec<Scope>,
-    services: Vec<String>,
-    name: Option<String>,
-    expires: Option<Duration>,
-) -> Result<(), CliError> {
+fn create(path: &Path, a: CreateArgs) -> Result<(), CliError> {
+    let CreateArgs {
+        scope: scopes,
+        service: services,
+        name,
+        expires,
+        ..
+    } = a;
     let mut file = read(path, true)?;
     for s in &services {
         Pattern::parse(s).map_err(|e| CliError::Usage(format!("--service: {e}")))?;
@@ -118,6 +127,9 @@ fn create(
         created: stamp(now()),
         expires,
         revoked: None,
+        entries_per_second: a.entries_per_second,
+        bytes_per_second: a.bytes_per_second,
+        tail_streams: a.tail_streams,
     });
     file.check().map_err(|e| CliError::Usage(e.to_string()))?;
     file.write(path)

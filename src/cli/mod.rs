@@ -11,12 +11,13 @@ pub mod services;
 pub mod tail;
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use clap::Args;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::model::json::RecordOut;
 use crate::model::{level, time};
@@ -36,6 +37,18 @@ pub struct ClientArgs {
     /// API key, sent as `authorization: Bearer KEY` (see `taillight keys`).
     #[arg(long, env = "TAILLIGHT_KEY", hide_env_values = true)]
     pub key: Option<String>,
+    /// PEM CA certificate the server's TLS certificate must chain to (for
+    /// a private CA; `https://` servers are otherwise checked against the
+    /// system's roots).
+    #[arg(long, env = "TAILLIGHT_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// PEM client certificate, for a server that asks for one
+    /// (--tls-client-ca); needs --client-key.
+    #[arg(long, env = "TAILLIGHT_CLIENT_CERT", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, env = "TAILLIGHT_CLIENT_KEY", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
 }
 
 /// The client of every command: the key, if given, on every call.
@@ -78,8 +91,14 @@ pub async fn connect(args: &ClientArgs) -> Result<Client, CliError> {
                 .map_err(|_| CliError::Usage("--key: not a valid API key".into()))?,
         ),
     };
-    let channel = Channel::from_shared(args.server.clone())
-        .map_err(|e| CliError::Usage(format!("--server {:?}: {e}", args.server)))?
+    let mut endpoint = Channel::from_shared(args.server.clone())
+        .map_err(|e| CliError::Usage(format!("--server {:?}: {e}", args.server)))?;
+    if args.server.starts_with("https://") {
+        endpoint = endpoint
+            .tls_config(tls(args)?)
+            .map_err(|e| CliError::Usage(format!("TLS: {e}")))?;
+    }
+    let channel = endpoint
         .connect()
         .await
         .map_err(|source| CliError::Connect {
@@ -88,6 +107,25 @@ pub async fn connect(args: &ClientArgs) -> Result<Client, CliError> {
         })?;
     Ok(LogServiceClient::with_interceptor(channel, WithKey(key))
         .max_decoding_message_size(64 << 20))
+}
+
+/// The TLS settings of an `https://` server: its CA, the client's
+/// certificate.
+fn tls(args: &ClientArgs) -> Result<ClientTlsConfig, CliError> {
+    let read = |flag: &str, path: &PathBuf| {
+        std::fs::read(path).map_err(|e| CliError::Usage(format!("{flag} {}: {e}", path.display())))
+    };
+    let mut tls = ClientTlsConfig::new().with_native_roots();
+    if let Some(ca) = &args.ca_cert {
+        tls = tls.ca_certificate(Certificate::from_pem(read("--ca-cert", ca)?));
+    }
+    if let (Some(cert), Some(key)) = (&args.client_cert, &args.client_key) {
+        tls = tls.identity(Identity::from_pem(
+            read("--client-cert", cert)?,
+            read("--client-key", key)?,
+        ));
+    }
+    Ok(tls)
 }
 
 /// Filter flags shared by tail and query.

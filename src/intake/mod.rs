@@ -118,7 +118,8 @@ impl Intake {
     }
 
     /// [`Intake::prepare`] for a client: refuses the whole batch, storing
-    /// none of it, when `grant` does not cover an entry's service.
+    /// none of it, when `grant` does not cover an entry's service or the
+    /// batch is over the client's rates.
     pub fn prepare_for(
         &self,
         grant: &Grant,
@@ -135,6 +136,8 @@ impl Intake {
                 &*grant.name, e.service
             )));
         }
+        let bytes = entries.iter().map(prost::Message::encoded_len).sum();
+        grant.charge(entries.len(), bytes)?;
         let prepared = self.prepare(entries, stop_at_first);
         self.inner
             .by_key

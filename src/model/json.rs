@@ -15,7 +15,7 @@ use crate::proto::{LogEntry, LogRecord};
 
 /// An entry as clients send it.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an entry (a JSON object)")]
 pub struct EntryIn {
     #[serde(default)]
     pub service: String,
@@ -34,6 +34,13 @@ pub struct EntryIn {
     pub trace_id: String,
     #[serde(default, alias = "spanId")]
     pub span_id: String,
+}
+
+/// Whether `n` was an integer too large for 64 bits (read as a float, it
+/// has lost digits).
+fn beyond_64_bits(n: &serde_json::Number) -> bool {
+    n.as_f64()
+        .is_some_and(|f| !n.is_i64() && !n.is_u64() && f.fract() == 0.0 && f.abs() >= 2f64.powi(63))
 }
 
 /// Reads a level from a name or an enum number.
@@ -66,16 +73,18 @@ impl EntryIn {
         };
         let mut attributes = HashMap::with_capacity(self.attributes.len());
         for (k, v) in self.attributes {
+            let bad = |why: &str| Err(FieldViolation::new(format!("attributes.{k}"), why));
             let s = match v {
                 Value::String(s) => s,
-                Value::Number(_) | Value::Bool(_) => v.to_string(),
-                Value::Null => String::new(),
-                _ => {
-                    return Err(FieldViolation::new(
-                        format!("attributes.{k}"),
-                        "must be a string, number or boolean",
-                    ));
+                Value::Number(n) if beyond_64_bits(&n) => {
+                    return bad(
+                        "is an integer beyond 64 bits, which would lose digits; send it as a string",
+                    );
                 }
+                Value::Number(_) | Value::Bool(_) => v.to_string(),
+                // Stored as "" it would read as an empty value that was sent.
+                Value::Null => return bad("is null; leave the attribute out or send a string"),
+                _ => return bad("must be a string, number or boolean"),
             };
             attributes.insert(k, s);
         }

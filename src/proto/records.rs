@@ -10,6 +10,8 @@
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::encoding::{DecodeContext, WireType, message, skip_field};
@@ -30,6 +32,22 @@ pub struct EncodedBatch {
     bytes: Bytes,
     /// Where record `i`'s field ends in `bytes`; it starts where `i - 1`'s ends.
     ends: Vec<usize>,
+    /// Counts the batch in a total while it is alive (the fan-out's bound
+    /// on what tail queues hold).
+    counted: Option<Counted>,
+}
+
+/// Bytes added to a shared total, taken off again on drop.
+#[derive(Debug)]
+struct Counted {
+    bytes: usize,
+    total: Arc<AtomicUsize>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.bytes, Relaxed);
+    }
 }
 
 impl EncodedBatch {
@@ -45,7 +63,21 @@ impl EncodedBatch {
             records,
             bytes: buf.freeze(),
             ends,
+            counted: None,
         }
+    }
+
+    /// [`EncodedBatch::new`], counted in `total` while it lives: twice its
+    /// encoded size, for the records it also holds decoded.
+    pub fn counted(records: Arc<Vec<LogRecord>>, total: &Arc<AtomicUsize>) -> Self {
+        let mut batch = EncodedBatch::new(records);
+        let bytes = 2 * batch.bytes.len();
+        total.fetch_add(bytes, Relaxed);
+        batch.counted = Some(Counted {
+            bytes,
+            total: total.clone(),
+        });
+        batch
     }
 
     /// Every record, as selections of at most `max` encoded bytes each (a
@@ -109,6 +141,25 @@ impl Selection {
 
     pub fn len(&self) -> usize {
         self.picked.len()
+    }
+
+    /// Encoded bytes of the picked records.
+    pub fn bytes(&self) -> usize {
+        self.len
+    }
+
+    /// The selection on a batch of its own when it is a small part of the
+    /// batch it picks from, so that holding it does not keep the whole
+    /// batch alive (a filtered stream that lags would otherwise pin every
+    /// batch it has a record of).
+    pub fn detached(self, total: &Arc<AtomicUsize>) -> Selection {
+        if self.len * 4 >= self.batch.bytes.len() {
+            return self;
+        }
+        let records: Vec<LogRecord> = self.iter().cloned().collect();
+        let batch = Arc::new(EncodedBatch::counted(Arc::new(records), total));
+        let picked = (0..batch.records.len()).collect();
+        Selection::of(batch, picked)
     }
 
     pub fn is_empty(&self) -> bool {

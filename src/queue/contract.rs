@@ -6,12 +6,16 @@ use futures::future::BoxFuture;
 
 use crate::model::QueuedEntry;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum QueueError {
     #[error("the queue is shutting down")]
     Closed,
     #[error("the store could not commit the batch: {0}")]
     StoreFailed(String),
+    /// The store's disk is full: nothing of the batch was stored, and a
+    /// retry passes once space returns.
+    #[error("the store is out of space: {0}")]
+    StoreFull(String),
     #[error("the queue is unavailable: {0}")]
     Unavailable(String),
     #[error("timed out waiting for the queue after {0:?}")]
@@ -53,6 +57,6 @@ pub trait Consumer: Send + 'static {
     /// The batch is stored: acknowledge it so it is never delivered again.
     async fn commit(&mut self, token: Self::Token) -> Result<(), QueueError>;
 
-    /// The batch could not be stored.
-    async fn abort(&mut self, token: Self::Token, error: String);
+    /// The batch could not be stored, for `error`.
+    async fn abort(&mut self, token: Self::Token, error: QueueError);
 }

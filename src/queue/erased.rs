@@ -63,7 +63,7 @@ impl<C: Consumer> Consumer for Erased<C> {
         }
     }
 
-    async fn abort(&mut self, token: AnyToken, error: String) {
+    async fn abort(&mut self, token: AnyToken, error: QueueError) {
         if let Some(t) = own::<C>(token) {
             self.0.abort(t, error).await;
         }

@@ -148,9 +148,9 @@ impl Consumer for MemoryConsumer {
         Ok(())
     }
 
-    async fn abort(&mut self, token: Self::Token, error: String) {
+    async fn abort(&mut self, token: Self::Token, error: QueueError) {
         for s in token {
-            let _ = s.ack.send(Err(QueueError::StoreFailed(error.clone())));
+            let _ = s.ack.send(Err(error.clone()));
         }
     }
 }

@@ -5,10 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
 use super::ServerError;
 use crate::api::ApiState;
 use crate::config::{Role, ServeArgs};
-use crate::health::Health;
+use crate::health::{Health, State};
 use crate::intake::Intake;
 use crate::metrics::Registry;
 use crate::net::Cluster;
@@ -51,6 +54,26 @@ fn check(cfg: &ServeArgs) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// Marks `part` down in `health` if its task ends before `stop` (a panic, a
+/// bug), so that a server whose pipeline has stopped says so in `/readyz`,
+/// gRPC health and `taillight_ready` instead of looking alive.
+fn watch(part: &'static str, run: JoinHandle<Option<()>>, health: Health, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let how = match run.await {
+            Err(e) if e.is_panic() => "panicked",
+            _ => "ended",
+        };
+        if !stop.is_cancelled() {
+            health.set(
+                part,
+                State::Down(format!(
+                    "its task {how} unexpectedly; entries are not being handled: restart the server"
+                )),
+            );
+        }
+    });
+}
+
 /// Opens the backends and starts every part this node runs.
 pub async fn start(
     cfg: &ServeArgs,
@@ -88,7 +111,8 @@ pub async fn start(
             max_batch: cfg.batch_max(),
             abort_after_store: cfg.writer.fault_abort_after_store,
         };
-        shutdown.spawn(Part::Writer, writer.run());
+        let run = shutdown.spawn(Part::Writer, writer.run());
+        watch("writer", run, health.clone(), writer_stop.clone());
         if let Some(age) = cfg.retention.retention {
             let sweep = retention::run(store.clone(), age, RETENTION_EVERY, writer_stop);
             shutdown.spawn(Part::Writer, sweep);
@@ -100,8 +124,10 @@ pub async fn start(
         true => {
             let events = bus.bus.subscribe();
             let stop = shutdown.token(Part::Fanout);
-            let (hub, fan_out) = Hub::start(events, store.clone(), &cfg.hub, registry, stop).await;
-            shutdown.spawn(Part::Fanout, fan_out);
+            let (hub, fan_out) =
+                Hub::start(events, store.clone(), &cfg.hub, registry, stop.clone()).await;
+            let run = shutdown.spawn(Part::Fanout, fan_out);
+            watch("live feed", run, health.clone(), stop);
             Some(hub)
         }
         false => None,

@@ -4,7 +4,6 @@
 mod assemble;
 mod routes;
 
-use axum::serve::ListenerExt as _;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +19,7 @@ use crate::api::ops::OpsState;
 use crate::bus::BusError;
 use crate::config::ServeArgs;
 use crate::health::Health;
+use crate::listen::{Listen, ListenError};
 use crate::metrics::Registry;
 use crate::proto::log_service_server::LogServiceServer;
 use crate::queue::QueueError;
@@ -27,6 +27,7 @@ use crate::shutdown::{Part, Shutdown};
 use crate::sinks::SinkError;
 use crate::sources::SourceError;
 use crate::storage::StoreError;
+use tonic_health::server::HealthReporter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -48,6 +49,8 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error(transparent)]
     Access(#[from] AccessError),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
 }
 
 /// Serves the operational endpoints alone on `addr` until the very end of
@@ -69,6 +72,31 @@ async fn serve_ops(addr: SocketAddr, ops: OpsState, stop: &Shutdown) -> Result<(
     Ok(())
 }
 
+/// Keeps gRPC health in step with the parts' health (what `/readyz` says),
+/// checked every second, until `stop`.
+async fn follow_health(parts: Health, grpc: HealthReporter, stop: CancellationToken) {
+    let mut was = None;
+    loop {
+        let up = parts.report().0;
+        if was != Some(up) {
+            match up {
+                true => grpc.set_serving::<LogServiceServer<LogApi>>().await,
+                false => grpc.set_not_serving::<LogServiceServer<LogApi>>().await,
+            }
+            let status = match up {
+                true => tonic_health::ServingStatus::Serving,
+                false => tonic_health::ServingStatus::NotServing,
+            };
+            grpc.set_service_status("", status).await;
+            was = Some(up);
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+    }
+}
+
 /// Serves until `shutdown` fires; then flips readiness and gRPC health to
 /// not-serving and stops the parts in order (see [`Shutdown`]): open
 /// requests and sources finish, the writer stores what was accepted, the
@@ -78,17 +106,27 @@ pub async fn run(
     cfg: ServeArgs,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
+    // One TLS provider for every rustls user in the process (the port,
+    // Redis, MariaDB); with more than one built in, rustls wants it named.
+    let _ = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
     let stop = Shutdown::new(&shutdown);
     let registry = Registry::default();
     let health = Health::default();
     // Before anything opens: a server that would be open by mistake, or
     // whose keys cannot be read, does not start.
     let access = Arc::new(Access::new(&cfg.access, listener.local_addr()?, &registry)?);
+    let port = Listen::new(&cfg.connections, &registry)?;
     stop.spawn(
         Part::Intake,
         access::watch(access.clone(), stop.token(Part::Intake)),
     );
     let node = assemble::start(&cfg, &stop, &registry, &health).await?;
+    let parts = health.clone();
+    registry.gauge_fn(
+        "taillight_ready",
+        "1 while every part of the server is up (what /readyz says), else 0.",
+        move || i64::from(parts.report().0),
+    );
     let ready = Arc::new(AtomicBool::new(true));
     let ops = OpsState {
         registry,
@@ -101,25 +139,19 @@ pub async fn run(
     let (health, health_service) = tonic_health::server::health_reporter();
     let app = match &node.api {
         Some(state) => {
-            health.set_serving::<LogServiceServer<LogApi>>().await;
+            stop.spawn(
+                Part::Intake,
+                follow_health(ops.health.clone(), health.clone(), shutdown.clone()),
+            );
             routes::api(state.clone(), access, &cfg, health_service, ops)?
         }
         None => routes::ops_only(ops),
     };
 
-    tracing::info!(addr = %listener.local_addr()?, role = ?cfg.role, "serving");
-    // Without TCP_NODELAY a response written in several pieces (headers,
-    // body, gRPC trailers) waits for the peer's delayed ACK: ~40 ms added
-    // to small queries and tail messages (found by the benchmark).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
+    tracing::info!(addr = %listener.local_addr()?, role = ?cfg.role, tls = port.is_tls(), "serving");
     let closing = stop.token(Part::Intake);
-    let serve = axum::serve(listener, app)
-        .with_graceful_shutdown(closing.cancelled_owned())
-        .into_future();
+    stop.spawn(Part::Intake, port.clone().reload_on_hangup(closing.clone()));
+    let serve = port.serve(listener, routes::guarded(app), closing);
     let mut served = stop.spawn(Part::Intake, serve);
     let early = tokio::select! {
         _ = stop.requested() => None,
@@ -139,8 +171,7 @@ pub async fn run(
     // Released before returning, so a restart can open the store at once.
     drop(node);
     match served {
-        Ok(Some(r)) => r.map_err(ServerError::Io),
-        Ok(None) => Ok(()),
+        Ok(_) => Ok(()),
         Err(e) => Err(ServerError::Config(format!("server task failed: {e}"))),
     }
 }

@@ -13,7 +13,7 @@ use crate::api::grpc::LogApi;
 use crate::api::ops::{self, OpsState};
 use crate::api::origin::{self, Origins};
 use crate::api::{ApiState, gateway, grpc_tail, loki, otlp, seed, ws};
-use crate::api::{auth, error};
+use crate::api::{auth, error, overload, unary};
 use crate::config::ServeArgs;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::log_service_server::LogServiceServer;
@@ -54,6 +54,9 @@ pub fn api(
         .into_axum_router()
         // Before the generated route for the same path; see grpc_tail.
         .merge(grpc_tail::router(state.clone()))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            unary::one_message(max, req, next)
+        }))
         .layer(tonic_web::GrpcWebLayer::new());
 
     let mut app = grpc
@@ -79,4 +82,9 @@ pub fn api(
         Arc::new(origins),
         origin::guard,
     )))
+}
+
+/// `app` behind the answer to connections over the listener's caps.
+pub fn guarded(app: axum::Router) -> axum::Router {
+    app.layer(axum::middleware::from_fn(overload::refuse))
 }

@@ -31,6 +31,22 @@ pub enum StoreError {
     EarlierBatchFailed,
 }
 
+impl StoreError {
+    /// Whether the database's disk (or table) is full: a client should be
+    /// told so, and may retry once space returns.
+    pub fn is_full(&self) -> bool {
+        // SQLite: SQLITE_FULL; MariaDB: ER_RECORD_FILE_FULL ("The table is
+        // full"), ER_DISK_FULL. Drivers pass them on only as text.
+        const SAID: [&str; 3] = ["database or disk is full", "is full", "disk full"];
+        let text = match self {
+            StoreError::Io(e) => return e.kind() == std::io::ErrorKind::StorageFull,
+            StoreError::Sqlite(m) if m.ends_with("(code 13)") => return true,
+            other => other.to_string().to_ascii_lowercase(),
+        };
+        SAID.iter().any(|s| text.contains(s))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Order {
     #[default]

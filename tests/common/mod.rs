@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -605,4 +606,41 @@ pub fn create_key(file: &std::path::Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs clients/python/example.py (stubs generated from proto/ with
+/// grpcio-tools) against the server at `addr` (HOST:PORT) as service `svc`,
+/// with `env` added (TAILLIGHT_KEY, TAILLIGHT_CA_CERT); what it printed.
+pub fn python_example(addr: &str, svc: &str, env: &[(&str, &str)]) -> String {
+    use std::process::Command;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let stubs = tempfile::tempdir().expect("tmp");
+    let status = Command::new("python3")
+        .args(["-m", "grpc_tools.protoc", "-I", &format!("{root}/proto")])
+        .arg(format!("--python_out={}", stubs.path().display()))
+        .arg(format!("--grpc_python_out={}", stubs.path().display()))
+        .arg(format!("{root}/proto/taillight/v1/logs.proto"))
+        .status()
+        .expect("grpcio-tools (tests/setup.sh installs it)");
+    assert!(status.success(), "generating the stubs");
+    let out = Command::new("python3")
+        .arg(format!("{root}/clients/python/example.py"))
+        .env(
+            "PYTHONPATH",
+            format!("{root}/clients/python:{}", stubs.path().display()),
+        )
+        .env("TAILLIGHT_SERVER", addr)
+        .env("TAILLIGHT_SERVICE", svc)
+        .env_remove("TAILLIGHT_KEY")
+        .env_remove("TAILLIGHT_CA_CERT")
+        .envs(env.iter().copied())
+        .output()
+        .expect("python3");
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    printed
 }

@@ -196,9 +196,10 @@ export async function startServer({ port = 0, dataDir, args = [], env = {}, time
  * --level L --tag a,b [--attr k=v] MESSAGES...`. With `stdin: true` the
  * messages are written as lines on standard input instead of arguments.
  */
-export function pushCli(server, { service, level = 'info', tags = [], attrs = {}, messages, stdin = false, timeout = 30000 }) {
+export function pushCli(server, { service, level = 'info', tags = [], attrs = {}, messages, stdin = false, caCert, timeout = 30000 }) {
   const url = typeof server === 'string' ? server : server.url;
   const args = ['push', '--server', url, '--service', service, '--level', level];
+  if (caCert) args.push('--ca-cert', caCert);
   if (tags.length) args.push('--tag', tags.join(','));
   for (const [k, v] of Object.entries(attrs)) args.push('--attr', `${k}=${v}`);
   if (!stdin) args.push('--', ...messages);
@@ -302,7 +303,7 @@ export async function viewerServed(server) {
  * user-data dir, 1400x900. Returns { context, page, close() }; page errors and
  * console errors are collected in `errors`.
  */
-export async function openBrowser({ viewport = VIEWPORT, colorScheme = 'light' } = {}) {
+export async function openBrowser({ viewport = VIEWPORT, colorScheme = 'light', ignoreHTTPSErrors = false } = {}) {
   const userDataDir = mkdtempSync(join(tmpdir(), 'taillight-e2e-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
@@ -310,6 +311,7 @@ export async function openBrowser({ viewport = VIEWPORT, colorScheme = 'light' }
     args: CHROMIUM_ARGS,
     viewport,
     colorScheme,
+    ignoreHTTPSErrors,
     timeout: 60000,
   });
   const page = context.pages()[0] || (await context.newPage());

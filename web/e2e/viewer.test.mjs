@@ -40,8 +40,9 @@
 //      JSON fetch), with and without keys; listed in --cors-origins, it can
 
 import { test } from 'node:test';
+import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -1201,3 +1202,45 @@ e2e('16c. a page on an origin listed in --cors-origins may store entries (its JS
   // urlencoded form is no JSON, so it stores nothing anywhere.)
   assert.deepEqual(services, ['json', 'own', 'plain', 'textform'], 'services stored');
 }, { server: elsewhere({ listed: true }) });
+
+// ------------------------------------------------------------------ 17
+
+/** A test CA and a certificate for localhost signed by it, made with openssl. */
+function testCertificates(dir) {
+  const ssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  ssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=taillight e2e CA');
+  ssl('req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
+  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
+    '-out', 'server.pem', '-days', '2', '-extfile', 'server.ext');
+  return { ca: join(dir, 'ca.pem'), cert: join(dir, 'server.pem'), key: join(dir, 'server.key') };
+}
+
+test('17. over TLS (--tls-cert with a test CA) the viewer loads over https and shows entries live', { timeout: 120000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'taillight-e2e-tls-'));
+  const certs = testCertificates(dir);
+  const server = await startServer({ args: ['--tls-cert', certs.cert, '--tls-key', certs.key] });
+  const tls = { url: `https://localhost:${server.port}` };
+  const browser = await openBrowser({ ignoreHTTPSErrors: true });
+  const { page } = browser;
+  try {
+    const S = uniqueService('tls');
+    await pushCli(tls.url, { service: S, messages: ['before the page'], caCert: certs.ca });
+    await openViewer(page, tls, `/?service=${S}`);
+    assert.ok(page.url().startsWith('https://'), page.url());
+    await waitConnected(page);
+    await waitFor(() => domRows(page), (rows) => rows.some((r) => r.msg === 'before the page'),
+      { timeout: 15000, what: 'the entry pushed before the page, over https' });
+    await pushCli(tls.url, { service: S, messages: ['live over tls'], caCert: certs.ca });
+    await waitFor(() => domRows(page), (rows) => rows.some((r) => r.msg === 'live over tls'),
+      { timeout: 15000, what: 'the entry pushed live, over https' });
+    assert.deepEqual(browser.errors, [], 'page errors');
+    // The port answers no plaintext: the page is not served over http.
+    await assert.rejects(fetch(`http://127.0.0.1:${server.port}/`), 'plaintext was answered');
+  } finally {
+    await browser.close();
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -3,6 +3,8 @@
 //! queue was full (a run of skipped records, a gap in the feed). Whichever
 //! side finds room first hands the debt over, in order.
 
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::metrics::counter::Counter;
@@ -93,34 +95,80 @@ impl Owed {
     }
 }
 
+/// What the fan-out may hold for streams that are behind, in bytes.
+pub(super) struct Bounds {
+    /// Queued for one stream (records' encoded bytes); a stream whose queue
+    /// is empty is always handed the next batch, however large.
+    pub stream: usize,
+    /// Held by the fan-out's batches in all (see `live`); over it, streams
+    /// that are behind are handed nothing new.
+    pub total: usize,
+    /// Bytes of the batches the fan-out made that are still alive: queued,
+    /// or being sent.
+    pub live: Arc<AtomicUsize>,
+    /// Records dropped from streams that could not keep up.
+    pub skipped: Counter,
+}
+
 pub(super) struct Sub {
     pub filter: Arc<Filter>,
     pub tx: mpsc::Sender<Item>,
     pub owed: Arc<Mutex<Owed>>,
+    /// Bytes of records in the queue, shared with the [`Inbox`].
+    pub queued: Arc<AtomicUsize>,
 }
 
 impl Sub {
     /// Hands over what is owed first, then `item`; whatever does not fit is
     /// owed. Returns false when the stream is gone.
-    pub fn offer(&mut self, item: Item, skipped: &Counter) -> bool {
+    pub fn offer(&mut self, item: Item, bounds: &Bounds) -> bool {
         let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
         let mut queue = owed.take();
         queue.push(item);
         let mut items = queue.into_iter();
         for next in items.by_ref() {
+            let (next, cost) = match self.fit(next, bounds) {
+                Ok(fits) => fits,
+                Err(next) => {
+                    owed.add(next, &bounds.skipped);
+                    break;
+                }
+            };
+            // Counted before the stream can take it off again.
+            self.queued.fetch_add(cost, Relaxed);
             match self.tx.try_send(next) {
                 Ok(()) => {}
                 Err(TrySendError::Full(next)) => {
-                    owed.add(next, skipped);
+                    self.queued.fetch_sub(cost, Relaxed);
+                    owed.add(next, &bounds.skipped);
                     break;
                 }
                 Err(TrySendError::Closed(_)) => return false,
             }
         }
         for rest in items {
-            owed.add(rest, skipped);
+            owed.add(rest, &bounds.skipped);
         }
         true
+    }
+
+    /// `item` as it would be queued, with its bytes; or back, when the
+    /// stream is behind and over its bytes, or the fan-out over its total.
+    fn fit(&self, item: Item, bounds: &Bounds) -> Result<(Item, usize), Item> {
+        let Item::Records(share) = item else {
+            return Ok((item, 0));
+        };
+        let queued = self.queued.load(Relaxed);
+        if queued == 0 {
+            let cost = share.bytes();
+            return Ok((Item::Records(share), cost));
+        }
+        if queued + share.bytes() > bounds.stream || bounds.live.load(Relaxed) > bounds.total {
+            return Err(Item::Records(share));
+        }
+        let share = share.detached(&bounds.live);
+        let cost = share.bytes();
+        Ok((Item::Records(share), cost))
     }
 }
 
@@ -128,6 +176,7 @@ impl Sub {
 pub(in crate::pipeline) struct Inbox {
     pub(super) rx: mpsc::Receiver<Item>,
     pub(super) owed: Arc<Mutex<Owed>>,
+    pub(super) queued: Arc<AtomicUsize>,
 }
 
 impl Inbox {
@@ -136,7 +185,7 @@ impl Inbox {
     /// full, so everything queued is older and must go first.
     pub fn try_next(&mut self) -> Option<Item> {
         if let Ok(item) = self.rx.try_recv() {
-            return Some(item);
+            return Some(self.taken(item));
         }
         let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
         // Looked at again under the lock, which the fan-out holds while it
@@ -144,7 +193,8 @@ impl Inbox {
         // batch and owed the next, and taking the newer skip first made the
         // stream step over the queued batch without a word.
         if let Ok(item) = self.rx.try_recv() {
-            return Some(item);
+            drop(owed);
+            return Some(self.taken(item));
         }
         let mut items = owed.take().into_iter();
         let first = items.next();
@@ -161,7 +211,16 @@ impl Inbox {
         if let Some(item) = self.try_next() {
             return Some(item);
         }
-        self.rx.recv().await
+        let item = self.rx.recv().await?;
+        Some(self.taken(item))
+    }
+
+    /// `item`, out of the queue's bytes.
+    fn taken(&self, item: Item) -> Item {
+        if let Item::Records(share) = &item {
+            self.queued.fetch_sub(share.bytes(), Relaxed);
+        }
+        item
     }
 }
 
@@ -192,18 +251,16 @@ mod tests {
     fn a_full_queue_loses_nothing_silently_and_keeps_order() {
         const BATCHES: u64 = 200_000;
         const PER: u64 = 3;
-        let skipped = Counter::default();
-        let (tx, rx) = mpsc::channel(1);
-        let owed = Arc::new(Mutex::new(Owed::default()));
-        let mut sub = Sub {
-            filter: Arc::new(Filter::default()),
-            tx,
-            owed: owed.clone(),
+        let bounds = Bounds {
+            stream: usize::MAX,
+            total: usize::MAX,
+            live: Arc::default(),
+            skipped: Counter::default(),
         };
-        let mut inbox = Inbox { rx, owed };
+        let (mut sub, mut inbox) = pair(1);
         let fan_out = std::thread::spawn(move || {
             for b in 0..BATCHES {
-                assert!(sub.offer(Item::Records(share(1 + b * PER, PER)), &skipped));
+                assert!(sub.offer(Item::Records(share(1 + b * PER, PER)), &bounds));
             }
         });
         let end = 1 + BATCHES * PER;
@@ -225,6 +282,55 @@ mod tests {
         }
         fan_out.join().expect("fan-out thread");
         assert!(skips > 0, "the test never overflowed the queue");
+    }
+
+    fn pair(len: usize) -> (Sub, Inbox) {
+        let (tx, rx) = mpsc::channel(len);
+        let owed = Arc::new(Mutex::new(Owed::default()));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let sub = Sub {
+            filter: Arc::new(Filter::default()),
+            tx,
+            owed: owed.clone(),
+            queued: queued.clone(),
+        };
+        (sub, Inbox { rx, owed, queued })
+    }
+
+    /// A stream that is behind is held to its bytes, then told what it
+    /// missed; one with an empty queue always takes the next batch.
+    #[test]
+    fn a_stream_behind_is_held_to_its_bytes() {
+        let bounds = Bounds {
+            stream: 1_000,
+            total: usize::MAX,
+            live: Arc::default(),
+            skipped: Counter::default(),
+        };
+        let (mut sub, mut inbox) = pair(1_000);
+        // Each record of `share` encodes to a few bytes; 400 of them are
+        // over the stream's 1,000 bytes on their own.
+        assert!(sub.offer(Item::Records(share(1, 400)), &bounds));
+        assert!(sub.offer(Item::Records(share(401, 10)), &bounds));
+        assert!(sub.queued.load(Relaxed) > 1_000);
+        let mut next = 1;
+        let mut skips = 0;
+        while let Some(item) = inbox.try_next() {
+            check(item, &mut next, &mut skips);
+        }
+        assert_eq!((next, skips), (411, 1), "the second batch was skipped");
+        assert_eq!(inbox.queued.load(Relaxed), 0);
+        // Over the fan-out's total, only a stream that is behind skips.
+        let tight = Bounds {
+            total: 0,
+            live: Arc::new(AtomicUsize::new(1)),
+            stream: usize::MAX,
+            skipped: Counter::default(),
+        };
+        assert!(sub.offer(Item::Records(share(411, 5)), &tight));
+        assert!(sub.offer(Item::Records(share(416, 5)), &tight));
+        assert!(matches!(inbox.try_next(), Some(Item::Records(_))));
+        assert!(matches!(inbox.try_next(), Some(Item::Skipped(run)) if run.first == 416));
     }
 
     fn check(item: Item, next: &mut u64, skips: &mut u64) {

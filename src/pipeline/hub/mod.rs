@@ -11,11 +11,12 @@ mod inbox;
 mod reorder;
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
@@ -27,8 +28,8 @@ use crate::model::Filter;
 use crate::proto::{EncodedBatch, LogRecord, Selection};
 use crate::storage::{Order, Query, Store, StoreError};
 pub use inbox::SkipRun;
+use inbox::{Bounds, Owed, Sub};
 pub(super) use inbox::{Inbox, Item};
-use inbox::{Owed, Sub};
 use reorder::{Out, Reorder};
 
 /// The fan-out's flags.
@@ -37,6 +38,14 @@ pub struct HubArgs {
     /// Record batches buffered per tail stream before it starts skipping.
     #[arg(long, env = "TAILLIGHT_TAIL_BUFFER", default_value_t = 256)]
     pub tail_buffer: usize,
+    /// Bytes of records buffered per tail stream that is behind before it
+    /// starts skipping (it is told which ids it missed).
+    #[arg(long, env = "TAILLIGHT_TAIL_BUFFER_BYTES", default_value_t = 16 << 20)]
+    pub tail_buffer_bytes: usize,
+    /// Bytes the live feed's batches may hold in all before every stream
+    /// that is behind starts skipping.
+    #[arg(long, env = "TAILLIGHT_TAIL_BUFFER_TOTAL_BYTES", default_value_t = 256 << 20)]
+    pub tail_buffer_total_bytes: usize,
 }
 
 #[derive(Default)]
@@ -55,8 +64,9 @@ pub struct Hub {
     queue_len: usize,
     /// Open subscriptions.
     subscribers: Gauge,
-    /// Records dropped from subscribers that could not keep up (each told).
-    skipped: Counter,
+    /// What streams that are behind may be held to, and the records they
+    /// were dropped (each told).
+    bounds: Bounds,
 }
 
 /// One subscriber's place in the fan-out, given up when dropped.
@@ -93,6 +103,13 @@ impl Hub {
         stop: CancellationToken,
     ) -> (Arc<Hub>, impl Future<Output = ()> + Send + 'static) {
         let subscribers = Gauge::default();
+        let live = Arc::new(AtomicUsize::new(0));
+        let seen = live.clone();
+        registry.gauge_fn(
+            "taillight_tail_buffered_bytes",
+            "Bytes held by live batches not yet sent to every tail stream.",
+            move || seen.load(Relaxed) as i64,
+        );
         registry.register(
             "taillight_tail_subscribers",
             "Open live tail streams.",
@@ -103,10 +120,15 @@ impl Hub {
             store,
             queue_len: args.tail_buffer.max(1),
             subscribers,
-            skipped: registry.counter(
-                "taillight_tail_skipped",
-                "Records dropped from tail subscribers that could not keep up.",
-            ),
+            bounds: Bounds {
+                stream: args.tail_buffer_bytes,
+                total: args.tail_buffer_total_bytes,
+                live: live.clone(),
+                skipped: registry.counter(
+                    "taillight_tail_skipped",
+                    "Records dropped from tail subscribers that could not keep up.",
+                ),
+            },
         });
         let mut order = Reorder::default();
         hub.restart_order(&mut order).await;
@@ -180,15 +202,16 @@ impl Hub {
             BusEvent::Up => state.down = None,
             _ => {}
         }
-        let skipped = &self.skipped;
+        let bounds = &self.bounds;
         // Encoded once, for the first subscriber, and each sends its share
         // of the bytes: per subscriber, filtering is all that is left.
         let mut encoded: Option<Arc<EncodedBatch>> = None;
         state.subs.retain(|_, sub| {
             let item = match event {
                 BusEvent::Records(batch) => {
-                    let batch =
-                        encoded.get_or_insert_with(|| Arc::new(EncodedBatch::new(batch.clone())));
+                    let batch = encoded.get_or_insert_with(|| {
+                        Arc::new(EncodedBatch::counted(batch.clone(), &bounds.live))
+                    });
                     match Selection::pick(batch, |r| sub.filter.matches(r)) {
                         Some(share) => Item::Records(share),
                         None => return !sub.tx.is_closed(),
@@ -198,13 +221,14 @@ impl Hub {
                 BusEvent::Up => Item::Gap { recovered: true },
                 BusEvent::Down(why) => Item::Down(why.clone()),
             };
-            sub.offer(item, skipped)
+            sub.offer(item, bounds)
         });
     }
 
     pub(super) fn subscribe(self: &Arc<Self>, filter: Arc<Filter>) -> Subscription {
         let (tx, rx) = mpsc::channel(self.queue_len);
         let owed = Arc::new(Mutex::new(Owed::default()));
+        let queued = Arc::new(AtomicUsize::new(0));
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let key = s.next_sub;
         s.next_sub += 1;
@@ -214,13 +238,14 @@ impl Hub {
                 filter,
                 tx,
                 owed: owed.clone(),
+                queued: queued.clone(),
             },
         );
         self.subscribers.inc();
         Subscription {
             hub: self.clone(),
             key,
-            inbox: Inbox { rx, owed },
+            inbox: Inbox { rx, owed, queued },
             down: s.down.clone(),
         }
     }

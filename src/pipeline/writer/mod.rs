@@ -229,8 +229,12 @@ impl Writer {
     ) {
         tracing::error!(error = %e, entries = batch.entries, "storing a batch failed");
         self.metrics.store_errors.inc();
+        let e = match e.is_full() {
+            true => QueueError::StoreFull(e.to_string()),
+            false => QueueError::StoreFailed(e.to_string()),
+        };
         if let Some(next) = ahead.take() {
-            self.consumer.abort(next.token, e.to_string()).await;
+            self.consumer.abort(next.token, e.clone()).await;
         }
         while let Some(mut later) = in_flight.pop_back() {
             if let Ok(records) = joined((&mut later.storing).await) {
@@ -241,9 +245,9 @@ impl Writer {
                     "a batch committed after an earlier one failed"
                 );
             }
-            self.consumer.abort(later.token, e.to_string()).await;
+            self.consumer.abort(later.token, e.clone()).await;
         }
-        self.consumer.abort(batch.token, e.to_string()).await;
+        self.consumer.abort(batch.token, e).await;
     }
 }
 

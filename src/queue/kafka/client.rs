@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use std::sync::Mutex;
+
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
@@ -41,6 +43,40 @@ pub struct KafkaArgs {
     /// 1 ms more than halved live-tail latency under load (BENCHMARKS.md).
     #[arg(long, env = "TAILLIGHT_KAFKA_LINGER", default_value = "5ms", value_parser = parse_duration)]
     pub kafka_linger: Duration,
+    /// A librdkafka property for every connection to the broker, as
+    /// `NAME=VALUE` (repeat, or separate with `;`, as values may hold
+    /// commas): TLS and
+    /// SASL (`security.protocol=SASL_SSL`, `ssl.ca.location=...`,
+    /// `sasl.mechanism=SCRAM-SHA-512`, `sasl.username=...`), or tuning.
+    /// Properties taillight's guarantees rest on cannot be changed.
+    #[arg(long, env = "TAILLIGHT_KAFKA_OPTIONS", value_delimiter = ';', value_parser = kafka_option)]
+    pub kafka_option: Vec<(String, String)>,
+}
+
+/// Properties that keep an acknowledged entry stored exactly once, or
+/// that have a flag of their own.
+const KEPT: [&str; 8] = [
+    "bootstrap.servers",
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.idempotence",
+    "acks",
+    "isolation.level",
+    "transactional.id",
+];
+
+fn kafka_option(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))?;
+    let name = name.trim();
+    if KEPT.contains(&name) {
+        return Err(format!(
+            "{name} is set by taillight (its delivery guarantees, or a flag of its own)"
+        ));
+    }
+    Ok((name.to_string(), value.to_string()))
 }
 
 impl KafkaArgs {
@@ -50,19 +86,58 @@ impl KafkaArgs {
             .as_deref()
             .ok_or_else(|| QueueError::Unavailable("no --kafka-brokers given".into()))
     }
+
+    /// Adds the `--kafka-option` properties to `config`, after taillight's
+    /// own, so that tuning can change those.
+    pub fn apply_options<'a>(&self, config: &'a mut ClientConfig) -> &'a mut ClientConfig {
+        for (name, value) in &self.kafka_option {
+            config.set(name, value);
+        }
+        config
+    }
 }
 
 pub(super) fn kafka_err(e: KafkaError) -> QueueError {
     QueueError::Unavailable(format!("kafka: {e}"))
 }
 
-/// Creates the topic unless it exists.
+/// Keeps the last error librdkafka reported for the connection: a failed
+/// SASL login or TLS handshake only shows there, and the request that
+/// waited for it just times out.
+#[derive(Default)]
+struct LastError(Mutex<Option<String>>);
+
+impl ClientContext for LastError {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(error = %error, reason, "kafka");
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.to_string());
+    }
+}
+
+/// Creates the topic unless it exists. Start-up waits for it, so a broker
+/// that refuses us says why here.
 pub async fn ensure_topic(s: &KafkaArgs) -> Result<(), QueueError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", s.brokers()?)
-        .set("socket.timeout.ms", "5000")
-        .create()
+    let admin: AdminClient<LastError> = s
+        .apply_options(
+            ClientConfig::new()
+                .set("bootstrap.servers", s.brokers()?)
+                .set("socket.timeout.ms", "5000"),
+        )
+        .create_with_context(LastError::default())
         .map_err(kafka_err)?;
+    let why = |what: String| {
+        let last = admin
+            .inner()
+            .context()
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let last = last
+            .map(|r| format!(" (the broker connection said: {r})"))
+            .unwrap_or_default();
+        QueueError::Unavailable(format!("{what}{last}"))
+    };
     let topic = NewTopic::new(
         &s.kafka_topic,
         s.kafka_partitions.max(1),
@@ -75,12 +150,12 @@ pub async fn ensure_topic(s: &KafkaArgs) -> Result<(), QueueError> {
     )
     .await
     .map_err(|_| {
-        QueueError::Unavailable(format!(
+        why(format!(
             "kafka at {} did not answer",
             s.brokers().unwrap_or_default()
         ))
     })?
-    .map_err(kafka_err)?;
+    .map_err(|e| why(format!("kafka: {e}")))?;
     for r in results {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

@@ -51,7 +51,8 @@ impl KafkaConsumer {
     /// A member of `s`'s writer group, whose reads end at `shutdown`.
     pub fn new(s: &KafkaArgs, shutdown: CancellationToken) -> Result<Self, QueueError> {
         let session = s.kafka_session_timeout.as_millis().clamp(1000, 300_000);
-        let consumer: StreamConsumer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", s.brokers()?)
             .set("group.id", &s.kafka_group)
             // Offsets move only when we say so: after the store commit.
@@ -80,15 +81,17 @@ impl KafkaConsumer {
             .set("fetch.max.bytes", "8388608")
             .set("session.timeout.ms", session.to_string())
             .set("heartbeat.interval.ms", (session / 4).max(250).to_string())
-            .set("socket.timeout.ms", "5000")
-            .create()
-            .map_err(kafka_err)?;
+            .set("socket.timeout.ms", "5000");
+        let consumer: StreamConsumer = s.apply_options(&mut config).create().map_err(kafka_err)?;
         consumer.subscribe(&[&s.kafka_topic]).map_err(kafka_err)?;
-        let watcher: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", s.brokers()?)
-            .set("group.id", &s.kafka_group)
-            .set("enable.auto.commit", "false")
-            .set("socket.timeout.ms", "5000")
+        let watcher: BaseConsumer = s
+            .apply_options(
+                ClientConfig::new()
+                    .set("bootstrap.servers", s.brokers()?)
+                    .set("group.id", &s.kafka_group)
+                    .set("enable.auto.commit", "false")
+                    .set("socket.timeout.ms", "5000"),
+            )
             .create()
             .map_err(kafka_err)?;
         Ok(KafkaConsumer {
@@ -196,7 +199,7 @@ impl Consumer for KafkaConsumer {
             .map_err(kafka_err)
     }
 
-    async fn abort(&mut self, token: KafkaToken, error: String) {
+    async fn abort(&mut self, token: KafkaToken, error: QueueError) {
         tracing::warn!(%error, "batch not stored; it will be read again");
         for (partition, (first, _)) in token.ranges {
             if let Err(e) = self.consumer.seek(

@@ -46,6 +46,7 @@ impl KafkaProducer {
         config
             .set("message.timeout.ms", &timeout_ms)
             .set("socket.timeout.ms", "5000");
+        s.apply_options(&mut config);
         let producer: FutureProducer = config.create().map_err(kafka_err)?;
         let p = KafkaProducer {
             producer: Arc::new(RwLock::new(producer)),

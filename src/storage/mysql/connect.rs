@@ -29,13 +29,19 @@ pub(super) async fn establish(
     files: &Arc<Infiles>,
 ) -> ConnectionResult<AsyncMysqlConnection> {
     let bad = |e: mysql_async::Error| ConnectionError::BadConnection(e.to_string());
-    let opts = mysql_async::Opts::from_url(url)
+    let (url, ca) = ssl_ca(url);
+    let opts = mysql_async::Opts::from_url(&url)
         .map_err(|e| ConnectionError::InvalidConnectionUrl(e.to_string()))?;
+    let tls = match (opts.ssl_opts().cloned(), ca) {
+        (tls, None) => tls,
+        (tls, Some(ca)) => Some(tls.unwrap_or_default().with_root_certs(vec![ca.into()])),
+    };
     // As diesel-async's own `establish`: it caches statements itself, and
     // counts matched rather than changed rows.
     let opts = mysql_async::OptsBuilder::from_opts(opts)
         .stmt_cache_size(0)
         .client_found_rows(true)
+        .ssl_opts(tls)
         .local_infile_handler(Some(files.handler()));
     let connect = async {
         let conn = mysql_async::Conn::new(opts).await.map_err(bad)?;
@@ -48,6 +54,30 @@ pub(super) async fn establish(
                 "no connection within {CONNECT_TIMEOUT:?}"
             )))
         })
+}
+
+/// `url` without its `ssl_ca=PATH` parameter (ours: mysql_async's URLs
+/// cannot name a CA), and the path. A CA implies TLS.
+fn ssl_ca(url: &str) -> (String, Option<std::path::PathBuf>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut ca = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|p| match p.strip_prefix("ssl_ca=") {
+            Some(path) => {
+                ca = Some(path.into());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    match (rest.is_empty(), ca.is_some()) {
+        (_, false) => (url.to_string(), None),
+        (true, true) => (format!("{base}?require_ssl=true"), ca),
+        (false, true) => (format!("{base}?{}&require_ssl=true", rest.join("&")), ca),
+    }
 }
 
 /// Settles `mode` against the server's `local_infile` setting.

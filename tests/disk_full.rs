@@ -1,0 +1,272 @@
+//! The embedded server on a small filesystem of its own (a tmpfs the test
+//! mounts; CI runs as root), with its log on that filesystem and elsewhere.
+//! While the disk is full a push is refused with 507 / RESOURCE_EXHAUSTED
+//! and stores nothing; once space returns ingest resumes by itself; every
+//! acknowledged entry is stored once; SIGTERM still ends the server. With
+//! the log on the full disk the pipeline once died for good (a failed
+//! write to stderr panicked inside the writer).
+
+mod common;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::unique;
+use serde_json::{Value, json};
+
+/// A tmpfs of `size`, unmounted when dropped.
+struct Mount {
+    dir: tempfile::TempDir,
+}
+
+impl Mount {
+    fn new(size: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("mount");
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Mount { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// `taillight serve` with its stderr appended to `log`.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(data: &Path, log: &Path) -> Self {
+        let cmd = format!(
+            "exec {} serve --listen 127.0.0.1:0 --data-dir {} --shutdown-timeout 5s 2>>{}",
+            env!("CARGO_BIN_EXE_taillight"),
+            data.display(),
+            log.display()
+        );
+        let child = Command::new("sh")
+            .args(["-c", &cmd])
+            .env("TAILLIGHT_LOG", "info")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        // Killed by its Drop if it never listens.
+        let mut server = Server {
+            child,
+            base: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if let Some(addr) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("taillight listening on "))
+            {
+                server.base = format!("http://{}", addr.trim());
+                return server;
+            }
+            assert!(Instant::now() < deadline, "never listened: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM; how long it took to exit.
+    fn terminate(mut self) -> Duration {
+        let started = Instant::now();
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .expect("kill")
+                .success()
+        );
+        loop {
+            if self.child.try_wait().expect("wait").is_some() {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "SIGTERM did not end it"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Fills the filesystem at `dir` with a ballast file; its path.
+fn fill(dir: &Path) -> PathBuf {
+    let path = dir.join("ballast");
+    let mut f = std::fs::File::create(&path).expect("ballast");
+    let block = vec![0u8; 64 << 10];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
+async fn push(http: &reqwest::Client, base: &str, body: &Value) -> (u16, Value) {
+    let r = http
+        .post(format!("{base}/v1/logs"))
+        .json(body)
+        .send()
+        .await
+        .expect("an answer");
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+fn batch(svc: &str, k: usize) -> (Vec<String>, Value) {
+    let pad = "p".repeat(2_000);
+    let messages: Vec<String> = (0..20).map(|i| format!("b{k}-{i}-{pad}")).collect();
+    let body = messages
+        .iter()
+        .map(|m| json!({"service": svc, "message": m}))
+        .collect();
+    (messages, Value::Array(body))
+}
+
+async fn survives_a_full_disk(log_on_the_full_disk: bool) {
+    let disk = Mount::new("8m");
+    let elsewhere = tempfile::tempdir().expect("tmp");
+    let log = match log_on_the_full_disk {
+        true => disk.path().join("server.log"),
+        false => elsewhere.path().join("server.log"),
+    };
+    let server = Server::start(&disk.path().join("data"), &log);
+    let http = reqwest::Client::new();
+    let svc = unique("full");
+    let mut acked = Vec::new();
+    let mut refused = Vec::new();
+    let ballast = fill(disk.path());
+    // Pushes go on until the store has no room left either.
+    let mut full = None;
+    for k in 0..2_000 {
+        let (messages, body) = batch(&svc, k);
+        match push(&http, &server.base, &body).await {
+            (200, _) => acked.extend(messages),
+            (status, answer) => {
+                refused.extend(messages);
+                full = Some((status, answer));
+                break;
+            }
+        }
+    }
+    let (status, answer) = full.expect("the disk never filled");
+    assert_eq!(status, 507, "{answer}");
+    assert_eq!(answer["error"]["code"], "RESOURCE_EXHAUSTED");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("out of space"), "{message}");
+    // Still full: refused again and again, each refusal logged, until the
+    // log's last page is full too and its lines cannot be written.
+    for k in 5_000..5_050 {
+        let (messages, body) = batch(&svc, k);
+        let (status, answer) = push(&http, &server.base, &body).await;
+        assert_eq!(status, 507, "push {k} while full: {answer}");
+        refused.extend(messages);
+    }
+
+    std::fs::remove_file(&ballast).expect("free the disk");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut k = 10_000;
+    loop {
+        let (messages, body) = batch(&svc, k);
+        k += 1;
+        if push(&http, &server.base, &body).await.0 == 200 {
+            acked.extend(messages);
+            break;
+        }
+        refused.extend(messages);
+        assert!(
+            Instant::now() < deadline,
+            "ingest did not resume once space returned"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ready = http
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(
+        ready.status().as_u16(),
+        200,
+        "{}",
+        ready.text().await.unwrap_or_default()
+    );
+
+    let stored = export(&http, &server.base, &svc).await;
+    let mut counts = std::collections::HashMap::new();
+    for m in &stored {
+        *counts.entry(m.as_str()).or_insert(0) += 1;
+    }
+    for m in &acked {
+        assert_eq!(
+            counts.get(m.as_str()),
+            Some(&1),
+            "acknowledged {:.12} stored {:?} times",
+            m,
+            counts.get(m.as_str())
+        );
+    }
+    for m in &refused {
+        assert!(
+            !counts.contains_key(m.as_str()),
+            "refused {m:.12} was stored"
+        );
+    }
+    let took = server.terminate();
+    assert!(took < Duration::from_secs(8), "SIGTERM took {took:?}");
+}
+
+/// Every stored message of `svc`, through the export.
+async fn export(http: &reqwest::Client, base: &str, svc: &str) -> Vec<String> {
+    let text = http
+        .get(format!("{base}/v1/logs/export?service={svc}"))
+        .send()
+        .await
+        .expect("export")
+        .text()
+        .await
+        .expect("body");
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["message"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_with_the_log_on_it_refuses_pushes_and_recovers() {
+    survives_a_full_disk(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_with_the_log_elsewhere_refuses_pushes_and_recovers() {
+    survives_a_full_disk(false).await;
+}
