@@ -184,4 +184,32 @@ mod tests {
         assert!(decode_token(&t, Order::NewestFirst).is_err());
         assert!(decode_token("nonsense!", Order::NewestFirst).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_token_decodes_to_its_id_or_names_page_token(id: u64, junk: String) {
+            let t = encode_token(Order::NewestFirst, id);
+            proptest::prop_assert_eq!(decode_token(&t, Order::NewestFirst).ok(), Some(id));
+            if let Err(ApiError::Invalid { violations, .. }) = decode_token(&junk, Order::OldestFirst) {
+                proptest::prop_assert_eq!(violations[0].field.as_str(), "page_token");
+            }
+        }
+
+        #[test]
+        fn any_query_string_gives_a_request_or_names_a_field(raw in "[a-z_=&%0-9A-Z.:,-]{0,80}") {
+            let p = crate::api::params::Params::parse(Some(raw));
+            for r in [
+                crate::api::params::query_request(&p).map(|_| ()),
+                crate::api::params::tail_request(&p, None).map(|_| ()),
+            ] {
+                match r {
+                    Ok(()) => {}
+                    Err(ApiError::Invalid { violations, .. }) => {
+                        proptest::prop_assert!(!violations[0].field.is_empty());
+                    }
+                    Err(other) => proptest::prop_assert!(false, "{other}"),
+                }
+            }
+        }
+    }
 }

@@ -207,6 +207,38 @@ fn check_id(id: &mut String, field: &str, digits: usize) -> Result<(), FieldViol
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Whatever an entry holds, checking it ends in a clean entry or
+        /// a violation naming a field; never a panic.
+        #[test]
+        fn any_entry_is_made_clean_or_refused_by_field(
+            service in ".{0,40}",
+            level in -2i32..10,
+            message in ".{0,100}",
+            tags in proptest::collection::vec(".{0,10}", 0..40),
+            attrs in proptest::collection::hash_map(".{0,8}", ".{0,8}", 0..5),
+            trace in "[0-9a-fA-FxZ]{0,34}",
+            seconds in -10i64..400_000_000_000,
+            nanos in -5i32..1_100_000_000,
+        ) {
+            let mut e = LogEntry {
+                service, level, message, tags, attributes: attrs, trace_id: trace,
+                time: Some(prost_types::Timestamp { seconds, nanos }),
+                ..Default::default()
+            };
+            match Limits::default().check_entry(&mut e, 0) {
+                Ok(()) => {
+                    proptest::prop_assert!(Limits::default().check_service(&e.service).is_ok());
+                    proptest::prop_assert!((1..=6).contains(&e.level));
+                    let unique: std::collections::HashSet<_> = e.tags.iter().collect();
+                    proptest::prop_assert_eq!(unique.len(), e.tags.len());
+                    proptest::prop_assert!(e.trace_id.is_empty() || e.trace_id.len() == 32);
+                }
+                Err(v) => proptest::prop_assert!(!v.field.is_empty()),
+            }
+        }
+    }
+
     fn entry(service: &str) -> LogEntry {
         LogEntry {
             service: service.into(),

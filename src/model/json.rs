@@ -264,3 +264,51 @@ impl<'a> From<&'a LogRecord> for RecordOut<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Any body parses to entries or to violations that name a field;
+        /// never a panic.
+        #[test]
+        fn any_body_parses_or_names_a_field(body in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            if let Ok(items) = parse_entries::<EntryIn>(&body) {
+                for item in items {
+                    if let Err(v) = item.and_then(EntryIn::into_proto) {
+                        proptest::prop_assert!(!v.description.is_empty());
+                    }
+                }
+            }
+        }
+
+        /// An entry sent as JSON decodes to what it says.
+        #[test]
+        fn an_entry_decodes_to_what_it_says(
+            service in "[a-z0-9._:/-]{1,20}",
+            message in ".{0,60}",
+            tags in proptest::collection::vec(".{1,10}", 0..5),
+            attrs in proptest::collection::hash_map("[a-m]{1,8}", ".{0,8}", 0..5),
+            n in proptest::num::i64::ANY,
+        ) {
+            let mut attributes: HashMap<String, Value> =
+                attrs.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect();
+            attributes.insert("zz".into(), Value::from(n));
+            let body = serde_json::json!({
+                "service": service, "level": "warn", "message": message,
+                "tags": tags, "attributes": attributes,
+            });
+            let items = parse_entries::<EntryIn>(body.to_string().as_bytes()).expect("parses");
+            let e = items.into_iter().next().expect("one").and_then(EntryIn::into_proto).expect("valid");
+            proptest::prop_assert_eq!(&e.service, &service);
+            proptest::prop_assert_eq!(&e.message, &message);
+            proptest::prop_assert_eq!(&e.tags, &tags);
+            proptest::prop_assert_eq!(e.level, crate::proto::Level::Warn as i32);
+            proptest::prop_assert_eq!(e.attributes.get("zz"), Some(&n.to_string()));
+            for (k, v) in &attrs {
+                proptest::prop_assert_eq!(e.attributes.get(k), Some(v));
+            }
+        }
+    }
+}
