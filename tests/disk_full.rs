@@ -221,7 +221,7 @@ async fn survives_a_full_disk(log_on_the_full_disk: bool) {
         ready.text().await.unwrap_or_default()
     );
 
-    let stored = export(&http, &server.base, &svc).await;
+    let stored = common::exported_messages(&server.base, &svc).await;
     let mut counts = std::collections::HashMap::new();
     for m in &stored {
         *counts.entry(m.as_str()).or_insert(0) += 1;
@@ -243,22 +243,6 @@ async fn survives_a_full_disk(log_on_the_full_disk: bool) {
     }
     let took = server.terminate();
     assert!(took < Duration::from_secs(8), "SIGTERM took {took:?}");
-}
-
-/// Every stored message of `svc`, through the export.
-async fn export(http: &reqwest::Client, base: &str, svc: &str) -> Vec<String> {
-    let text = http
-        .get(format!("{base}/v1/logs/export?service={svc}"))
-        .send()
-        .await
-        .expect("export")
-        .text()
-        .await
-        .expect("body");
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v["message"].as_str().map(str::to_string))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -104,14 +104,7 @@ async fn an_ingest_node_logs_in_to_the_broker_with_scram() {
     let status = r.status();
     let body = r.text().await.unwrap_or_default();
     drop(node);
-    let _ = Command::new("mariadb")
-        .args([
-            "-h127.0.0.1",
-            "-uroot",
-            "-e",
-            &format!("DROP DATABASE IF EXISTS `{db}`"),
-        ])
-        .status();
+    common::drop_database(&db);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"accepted\":2"), "{body}");
 }

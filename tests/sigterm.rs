@@ -91,7 +91,7 @@ async fn sigterm_under_load_stores_every_acknowledged_entry_once(backend: Backen
     let deadline = Instant::now() + Duration::from_secs(60);
     let c = loop {
         let mut c = HashMap::new();
-        for m in export(&again.url(), &svc).await {
+        for m in common::exported_messages(&again.url(), &svc).await {
             *c.entry(m).or_insert(0u32) += 1;
         }
         if acked.iter().all(|m| c.contains_key(m)) || Instant::now() > deadline {
@@ -111,17 +111,4 @@ async fn sigterm_under_load_stores_every_acknowledged_entry_once(backend: Backen
         "{backend:?}: {} entries acknowledged, all stored once; exited {took:?} after SIGTERM",
         acked.len()
     );
-}
-
-async fn export(base: &str, svc: &str) -> Vec<String> {
-    let text = reqwest::get(format!("{base}/v1/logs/export?service={svc}"))
-        .await
-        .expect("export")
-        .text()
-        .await
-        .expect("body");
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v["message"].as_str().map(str::to_string))
-        .collect()
 }

@@ -167,17 +167,36 @@ pub struct Scratch {
     redis_keys: Option<(String, String)>,
 }
 
+/// Drops a test's own database from the machine's MariaDB.
+pub fn drop_database(db: &str) {
+    let _ = std::process::Command::new("mariadb")
+        .args([
+            "-h127.0.0.1",
+            "-uroot",
+            "-e",
+            &format!("DROP DATABASE IF EXISTS `{db}`"),
+        ])
+        .status();
+}
+
+/// Every stored message of `svc`, read through the export.
+pub async fn exported_messages(base: &str, svc: &str) -> Vec<String> {
+    let text = reqwest::get(format!("{base}/v1/logs/export?service={svc}"))
+        .await
+        .expect("export")
+        .text()
+        .await
+        .expect("body");
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["message"].as_str().map(str::to_string))
+        .collect()
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         if let Some((_, db)) = &self.database {
-            let _ = std::process::Command::new("mariadb")
-                .args([
-                    "-h127.0.0.1",
-                    "-uroot",
-                    "-e",
-                    &format!("DROP DATABASE IF EXISTS `{db}`"),
-                ])
-                .status();
+            drop_database(db);
         }
         if let Some((url, prefix)) = &self.redis_keys {
             let keys = std::process::Command::new("redis-cli")

@@ -4,6 +4,17 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// What every key here is: a P-256 key, unencrypted.
+const NEW_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+];
+/// The server certificate's extensions.
+const SERVER_EXT: &str = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n";
+
 pub struct Certs {
     pub dir: tempfile::TempDir,
     pub ca: PathBuf,
@@ -17,32 +28,20 @@ impl Certs {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("tmp");
         let d = dir.path();
-        openssl(
-            d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=taillight test CA",
-            ],
-        );
-        signed(
-            d,
-            "server",
-            "/CN=localhost",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-        );
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(NEW_KEY);
+        ca.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=taillight test CA",
+        ]);
+        openssl(d, &ca);
+        signed(d, "server", "/CN=localhost", SERVER_EXT);
         signed(
             d,
             "client",
@@ -62,52 +61,41 @@ impl Certs {
     /// A second server certificate from the same CA, named `cn`, written
     /// over the first (for reloading).
     pub fn reissue(&self, cn: &str) {
-        signed(
-            self.dir.path(),
-            "server",
-            &format!("/CN={cn}"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-        );
+        signed(self.dir.path(), "server", &format!("/CN={cn}"), SERVER_EXT);
     }
 }
 
+/// `name.pem` and `name.key`, signed by the CA, with extensions `ext`.
 fn signed(d: &Path, name: &str, subject: &str, ext: &str) {
-    std::fs::write(d.join(format!("{name}.ext")), ext).expect("ext");
-    openssl(
-        d,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            subject,
-        ],
+    let (key, csr, pem, extfile) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.ext"),
     );
+    std::fs::write(d.join(&extfile), ext).expect("ext");
+    let mut req = vec!["req"];
+    req.extend(NEW_KEY);
+    req.extend(["-keyout", &key, "-out", &csr, "-subj", subject]);
+    openssl(d, &req);
     openssl(
         d,
         &[
             "x509",
             "-req",
             "-in",
-            &format!("{name}.csr"),
+            &csr,
             "-CA",
             "ca.pem",
             "-CAkey",
             "ca.key",
             "-CAcreateserial",
             "-out",
-            &format!("{name}.pem"),
+            &pem,
             "-days",
             "2",
             "-extfile",
-            &format!("{name}.ext"),
+            &extfile,
         ],
     );
 }
