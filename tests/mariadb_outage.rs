@@ -7,82 +7,15 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::process::{Proc, serve_args};
-use common::{Backend, free_port, unique};
+use common::process::{PrivateMariaDb, Proc, serve_args};
+use common::{Backend, unique};
 use serde_json::{Value, json};
 
-/// A mariadbd on its own data directory and port.
-struct Db {
-    dir: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Db {
-    fn install(dir: &Path) -> Self {
-        let out = Command::new("mariadb-install-db")
-            .args(["--no-defaults", "--user=root", "--skip-test-db"])
-            .arg(format!("--datadir={}", dir.join("db").display()))
-            .output()
-            .expect("mariadb-install-db");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut db = Db {
-            dir: dir.to_path_buf(),
-            port: free_port(),
-            child: None,
-        };
-        db.start();
-        db
-    }
-
-    fn start(&mut self) {
-        let child = Command::new("mariadbd")
-            .args([
-                "--no-defaults",
-                "--user=root",
-                "--skip-grant-tables",
-                "--bind-address=127.0.0.1",
-            ])
-            .arg(format!("--datadir={}", self.dir.join("db").display()))
-            .arg(format!("--socket={}", self.dir.join("sock").display()))
-            .arg(format!("--port={}", self.port))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mariadbd");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "mariadbd did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// SIGKILL: what is committed stays, nothing else.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// A node of the distributed mode storing into `db`.
-fn node_on(db: &Db) -> (Proc, std::sync::Arc<common::Scratch>) {
+fn node_on(db: &PrivateMariaDb) -> (Proc, std::sync::Arc<common::Scratch>) {
     let (mut cfg, scratch) = common::test_config(Backend::Distributed);
     cfg.store.mysql.database_url = Some(format!(
         "mysql://root@127.0.0.1:{}/{}",
@@ -175,18 +108,18 @@ async fn all_stored_once(base: &str, svc: &str, acked: &[String]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_down_for_30_s_under_load_loses_nothing() {
     let dir = tempfile::tempdir().expect("tmp");
-    let mut db = Db::install(dir.path());
+    let mut db = PrivateMariaDb::install(dir.path(), &[]);
     let (node, _scratch) = node_on(&db);
     let svc = unique("dbdown");
     // MariaDB gone from 5 s to 35 s of 45.
     let (acked, during) = push_through(&node.url(), &svc, Duration::from_secs(45), |t| {
-        if t > Duration::from_secs(5) && t < Duration::from_secs(35) && db.child.is_some() {
+        if t > Duration::from_secs(5) && t < Duration::from_secs(35) && db.is_running() {
             db.kill();
         }
-        if t >= Duration::from_secs(35) && db.child.is_none() {
+        if t >= Duration::from_secs(35) && !db.is_running() {
             db.start();
         }
-        db.child.is_none()
+        !db.is_running()
     })
     .await;
     let slowest = all_quick(&during);
@@ -203,7 +136,7 @@ async fn mariadb_down_for_30_s_under_load_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_locked_for_20_s_under_load_keeps_ingest_and_tails_responsive() {
     let dir = tempfile::tempdir().expect("tmp");
-    let db = Db::install(dir.path());
+    let db = PrivateMariaDb::install(dir.path(), &[]);
     let (node, _scratch) = node_on(&db);
     let svc = unique("dblock");
     // A tail with a heartbeat a second, counted while the table is locked.
@@ -218,7 +151,7 @@ async fn mariadb_locked_for_20_s_under_load_keeps_ingest_and_tails_responsive() 
             }
         }
     });
-    let sock = dir.path().join("sock").display().to_string();
+    let sock = db.socket();
     let mut lock: Option<Child> = None;
     let mut window = None;
     let (acked, during) = push_through(&node.url(), &svc, Duration::from_secs(30), |t| {

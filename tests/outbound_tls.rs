@@ -8,7 +8,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::process::Proc;
+use common::process::{PrivateMariaDb, Proc};
 use common::tls::Certs;
 use common::{free_port, unique};
 
@@ -160,41 +160,14 @@ async fn the_redis_bus_speaks_tls_and_refuses_an_unknown_ca() {
 async fn the_mariadb_store_speaks_tls_with_the_urls_ca() {
     let certs = Certs::new();
     let dir = tempfile::tempdir().expect("tmp");
-    let datadir = dir.path().join("db");
-    let out = Command::new("mariadb-install-db")
-        .args(["--no-defaults", "--user=root", "--skip-test-db"])
-        .arg(format!("--datadir={}", path(&datadir)))
-        .output()
-        .expect("mariadb-install-db");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let port = free_port();
-    let _db = Daemon(
-        Command::new("mariadbd")
-            .args([
-                "--no-defaults",
-                "--user=root",
-                "--skip-grant-tables",
-                "--bind-address=127.0.0.1",
-            ])
-            .arg(format!("--datadir={}", path(&datadir)))
-            .arg(format!("--socket={}", path(&dir.path().join("sock"))))
-            .arg(format!("--port={port}"))
-            .arg(format!("--ssl-ca={}", path(&certs.ca)))
-            .arg(format!("--ssl-cert={}", path(&certs.cert)))
-            .arg(format!("--ssl-key={}", path(&certs.key)))
-            .arg("--require-secure-transport=ON")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mariadbd"),
-    );
-    wait_until("mariadbd with TLS", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let tls = [
+        format!("--ssl-ca={}", path(&certs.ca)),
+        format!("--ssl-cert={}", path(&certs.cert)),
+        format!("--ssl-key={}", path(&certs.key)),
+        "--require-secure-transport=ON".into(),
+    ];
+    let mariadb = PrivateMariaDb::install(dir.path(), &tls);
+    let port = mariadb.port;
     let db = unique("tls_store").replace('-', "_");
     let url = format!(
         "mysql://root@localhost:{port}/{db}?ssl_ca={}",

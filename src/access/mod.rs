@@ -197,7 +197,7 @@ impl Access {
     /// per key, or per address without one.
     pub fn grant(&self, key: Option<&str>, ip: Option<IpAddr>) -> Result<Grant, AccessError> {
         let Some(keys) = &self.keys else {
-            return Ok(self.by_address(Grant::everything(), ip));
+            return Ok(self.open(ip));
         };
         let result = match (key, &self.anonymous) {
             (Some(k), _) => current(keys).grant(k).map(|g| {
@@ -220,6 +220,12 @@ impl Access {
             );
         }
         result
+    }
+
+    /// The rights of a request on a server that requires no keys: all of
+    /// them, metered per client address.
+    pub fn open(&self, ip: Option<IpAddr>) -> Grant {
+        self.by_address(Grant::everything(), ip)
     }
 
     fn by_address(&self, grant: Grant, ip: Option<IpAddr>) -> Grant {

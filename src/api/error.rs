@@ -105,13 +105,11 @@ impl From<ApiError> for tonic::Status {
                 for v in &violations {
                     details.add_bad_request_violation(v.field.clone(), v.description.clone());
                 }
-                let mut status = tonic::Status::with_error_details(code, message, details);
-                if let Some(n) = accepted
-                    && let Ok(v) = n.to_string().parse()
-                {
-                    status.metadata_mut().insert("accepted", v);
+                let status = tonic::Status::with_error_details(code, message, details);
+                match accepted {
+                    Some(n) => with_accepted(status, n),
+                    None => status,
                 }
-                status
             }
             ApiError::Access(AccessError::Limited {
                 message,
@@ -123,6 +121,15 @@ impl From<ApiError> for tonic::Status {
             other => tonic::Status::new(code, other.to_string()),
         }
     }
+}
+
+/// `status` with the `accepted` trailer: how many entries of a stream were
+/// stored before it failed, so a retrying client does not send them again.
+pub fn with_accepted(mut status: tonic::Status, n: u64) -> tonic::Status {
+    if let Ok(v) = n.to_string().parse() {
+        status.metadata_mut().insert("accepted", v);
+    }
+    status
 }
 
 /// Whether a request is gRPC (or gRPC-web), to be answered with a status.

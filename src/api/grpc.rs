@@ -9,7 +9,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::grant_of;
-use super::error::{ApiError, FieldViolation};
+use super::error::{ApiError, FieldViolation, with_accepted};
 use super::tail::{self, TailParams};
 use super::{ApiState, query};
 use crate::proto::log_service_server::LogService;
@@ -103,11 +103,7 @@ impl LogService for LogApi {
                 // its rate): what came before is stored, and said so.
                 Err(e) => {
                     let accepted = pending.settle_all().await?;
-                    let mut status = Status::from(ApiError::from(e));
-                    if let Ok(v) = accepted.to_string().parse() {
-                        status.metadata_mut().insert("accepted", v);
-                    }
-                    return Err(status);
+                    return Err(with_accepted(ApiError::from(e).into(), accepted));
                 }
             };
             if !p.entries.is_empty() {

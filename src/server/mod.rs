@@ -79,21 +79,26 @@ async fn follow_health(parts: Health, grpc: HealthReporter, stop: CancellationTo
     loop {
         let up = parts.report().0;
         if was != Some(up) {
-            match up {
-                true => grpc.set_serving::<LogServiceServer<LogApi>>().await,
-                false => grpc.set_not_serving::<LogServiceServer<LogApi>>().await,
-            }
-            let status = match up {
-                true => tonic_health::ServingStatus::Serving,
-                false => tonic_health::ServingStatus::NotServing,
-            };
-            grpc.set_service_status("", status).await;
+            grpc_serving(&grpc, up).await;
             was = Some(up);
         }
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
         }
+    }
+}
+
+/// Says `up` in gRPC health, for the log service and the server as a whole.
+async fn grpc_serving(grpc: &HealthReporter, up: bool) {
+    let status = match up {
+        true => tonic_health::ServingStatus::Serving,
+        false => tonic_health::ServingStatus::NotServing,
+    };
+    grpc.set_service_status("", status).await;
+    match up {
+        true => grpc.set_serving::<LogServiceServer<LogApi>>().await,
+        false => grpc.set_not_serving::<LogServiceServer<LogApi>>().await,
     }
 }
 
@@ -159,10 +164,7 @@ pub async fn run(
     };
     // Load balancers see not-ready before connections start closing.
     ready.store(false, Relaxed);
-    health.set_not_serving::<LogServiceServer<LogApi>>().await;
-    health
-        .set_service_status("", tonic_health::ServingStatus::NotServing)
-        .await;
+    grpc_serving(&health, false).await;
     stop.stop(cfg.shutdown_timeout).await;
     let served = match early {
         Some(r) => r,

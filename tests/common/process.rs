@@ -203,6 +203,89 @@ impl Drop for PrivateRedis {
     }
 }
 
+/// A `mariadbd` of our own on its own data directory and port (no grant
+/// tables: root needs no password), killed when dropped. `flags` are added
+/// to its command line (TLS, say).
+pub struct PrivateMariaDb {
+    pub port: u16,
+    dir: std::path::PathBuf,
+    flags: Vec<String>,
+    child: Option<Child>,
+}
+
+impl PrivateMariaDb {
+    /// Makes its data directory under `dir` and starts it.
+    pub fn install(dir: &std::path::Path, flags: &[String]) -> Self {
+        let out = Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--user=root", "--skip-test-db"])
+            .arg(format!("--datadir={}", dir.join("db").display()))
+            .output()
+            .expect("mariadb-install-db");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut db = PrivateMariaDb {
+            port: free_port(),
+            dir: dir.to_path_buf(),
+            flags: flags.to_vec(),
+            child: None,
+        };
+        db.start();
+        db
+    }
+
+    /// Its Unix socket, for the mariadb client.
+    pub fn socket(&self) -> String {
+        self.dir.join("sock").display().to_string()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Starts it (again, on its data) and waits until it listens.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = Command::new("mariadbd")
+            .args([
+                "--no-defaults",
+                "--user=root",
+                "--skip-grant-tables",
+                "--bind-address=127.0.0.1",
+            ])
+            .arg(format!("--datadir={}", self.dir.join("db").display()))
+            .arg(format!("--socket={}", self.socket()))
+            .arg(format!("--port={}", self.port))
+            .args(&self.flags)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mariadbd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "mariadbd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL: what is committed stays, nothing else.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for PrivateMariaDb {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Runs the Python script `tests/<script>` with `args`, extra `env` and
 /// `input` on its stdin, failing the test with its stderr if it fails; its
 /// stdout.

@@ -29,7 +29,7 @@ pub(super) async fn establish(
     files: &Arc<Infiles>,
 ) -> ConnectionResult<AsyncMysqlConnection> {
     let bad = |e: mysql_async::Error| ConnectionError::BadConnection(e.to_string());
-    let (url, ca) = ssl_ca(url);
+    let (url, ca) = super::url::ssl_ca(url);
     let opts = mysql_async::Opts::from_url(&url)
         .map_err(|e| ConnectionError::InvalidConnectionUrl(e.to_string()))?;
     let tls = match (opts.ssl_opts().cloned(), ca) {
@@ -54,30 +54,6 @@ pub(super) async fn establish(
                 "no connection within {CONNECT_TIMEOUT:?}"
             )))
         })
-}
-
-/// `url` without its `ssl_ca=PATH` parameter (ours: mysql_async's URLs
-/// cannot name a CA), and the path. A CA implies TLS.
-fn ssl_ca(url: &str) -> (String, Option<std::path::PathBuf>) {
-    let Some((base, query)) = url.split_once('?') else {
-        return (url.to_string(), None);
-    };
-    let mut ca = None;
-    let rest: Vec<&str> = query
-        .split('&')
-        .filter(|p| match p.strip_prefix("ssl_ca=") {
-            Some(path) => {
-                ca = Some(path.into());
-                false
-            }
-            None => true,
-        })
-        .collect();
-    match (rest.is_empty(), ca.is_some()) {
-        (_, false) => (url.to_string(), None),
-        (true, true) => (format!("{base}?require_ssl=true"), ca),
-        (false, true) => (format!("{base}?{}&require_ssl=true", rest.join("&")), ca),
-    }
 }
 
 /// Settles `mode` against the server's `local_infile` setting.

@@ -61,9 +61,48 @@ fn mask(rest: &str) -> String {
     }
 }
 
+/// `url` without its `ssl_ca=PATH` parameter (ours: mysql_async's URLs
+/// cannot name a CA), and the path. A CA implies TLS.
+pub(super) fn ssl_ca(url: &str) -> (String, Option<std::path::PathBuf>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let (ca, mut rest): (Vec<&str>, Vec<&str>) =
+        query.split('&').partition(|p| p.starts_with("ssl_ca="));
+    let Some(ca) = ca.last() else {
+        return (url.to_string(), None);
+    };
+    rest.push("require_ssl=true");
+    let path = ca.strip_prefix("ssl_ca=").unwrap_or(ca).into();
+    (format!("{base}?{}", rest.join("&")), Some(path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ssl_ca_is_taken_out_and_implies_tls() {
+        assert_eq!(ssl_ca("mysql://h/db"), ("mysql://h/db".into(), None));
+        assert_eq!(
+            ssl_ca("mysql://h/db?verify_identity=false"),
+            ("mysql://h/db?verify_identity=false".into(), None)
+        );
+        assert_eq!(
+            ssl_ca("mysql://h/db?ssl_ca=/ca.pem"),
+            (
+                "mysql://h/db?require_ssl=true".into(),
+                Some("/ca.pem".into())
+            )
+        );
+        assert_eq!(
+            ssl_ca("mysql://h/db?verify_identity=false&ssl_ca=/ca.pem"),
+            (
+                "mysql://h/db?verify_identity=false&require_ssl=true".into(),
+                Some("/ca.pem".into())
+            )
+        );
+    }
 
     #[test]
     fn splits_and_masks() {
