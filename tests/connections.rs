@@ -89,12 +89,23 @@ async fn connections_over_the_caps_are_refused_clearly_and_the_server_recovers()
         c.connections.header_timeout = Duration::from_secs(30);
     })
     .await;
-    // Four idle connections fill this address's share.
+    // Four connections, each answered once and then left open, fill this
+    // address's share (answered, so each is surely counted already).
     let mut idle = Vec::new();
     for _ in 0..4 {
-        idle.push(TcpStream::connect(server.addr).await.expect("connect"));
+        let mut tcp = TcpStream::connect(server.addr).await.expect("connect");
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 1024];
+        let n = tcp.read(&mut buf).await.expect("answer");
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        idle.push(tcp);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let http = reqwest::Client::new();
     let r = http
         .get(format!("{}/healthz", server.http()))
