@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::watch;
+
 /// One part's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
@@ -18,12 +20,21 @@ pub enum State {
 
 /// The parts' states, shared by the parts and the endpoint.
 #[derive(Debug, Clone, Default)]
-pub struct Health(Arc<Mutex<BTreeMap<String, State>>>);
+pub struct Health(Arc<Inner>);
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Each part's last word.
+    parts: Mutex<BTreeMap<String, State>>,
+    /// Ticks on every change, so what follows the state (gRPC health) says
+    /// the same as `/readyz` at once rather than at its next look.
+    changes: watch::Sender<()>,
+}
 
 impl Health {
     /// Records `part`'s state, replacing what it said before.
     pub fn set(&self, part: &str, state: State) {
-        let mut parts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut parts = self.0.parts.lock().unwrap_or_else(|p| p.into_inner());
         if parts.get(part) == Some(&state) {
             return;
         }
@@ -31,6 +42,7 @@ impl Health {
         // not keep the state from being seen.
         parts.insert(part.to_string(), state.clone());
         drop(parts);
+        self.0.changes.send_replace(());
         match state {
             State::Ok => tracing::info!(part, "healthy"),
             State::Degraded(why) => tracing::warn!(part, %why, "degraded"),
@@ -38,9 +50,14 @@ impl Health {
         }
     }
 
+    /// A receiver that wakes on every change from now on.
+    pub fn changes(&self) -> watch::Receiver<()> {
+        self.0.changes.subscribe()
+    }
+
     /// Whether every part is up, and one line per part that is not ok.
     pub fn report(&self) -> (bool, String) {
-        let parts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let parts = self.0.parts.lock().unwrap_or_else(|p| p.into_inner());
         let mut up = true;
         let mut detail = String::new();
         for (part, state) in parts.iter() {

@@ -8,6 +8,7 @@ mod common;
 use std::io::Write as _;
 use std::time::Duration;
 
+use common::reliability::Row;
 use common::{Backend, TestServer, unique};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
@@ -244,6 +245,9 @@ async fn nasty_http_bodies_are_answered_and_store_nothing(backend: Backend) {
         ("an unknown field", one(json!({"bogus": 1})), 400, None),
         ("a bare string", b"\"just text\"".to_vec(), 400, None),
     ];
+    // Besides the listed cases: 10 MB, 50 MB, brotli, a gzip bomb, a body
+    // cut off, and the two accepted ones below.
+    let inputs = cases.len() + 7;
     for (case, body, want, field) in cases {
         refused(case, post(&server, body, &json_ct).await, want, field);
     }
@@ -302,6 +306,18 @@ async fn nasty_http_bodies_are_answered_and_store_nothing(backend: Backend) {
     .await;
     assert_eq!((status, &answer["accepted"]), (200, &json!(2)), "{answer}");
     let rs = stored(&server, &svc).await;
+    let found: Vec<&str> = rs.iter().filter_map(|r| r["message"].as_str()).collect();
+    Row {
+        fault: format!("{inputs} nasty HTTP bodies (corpus)"),
+        mode: backend.mode(),
+        pushed: inputs as u64,
+        acknowledged: 2,
+        detail: "each refused with its status naming the field, nothing of it stored; 2 odd but valid entries stored as sent; healthy afterwards".into(),
+        test: "corpus::nasty_http_bodies_are_answered_and_store_nothing".into(),
+        ..Row::default()
+    }
+    .tallied([odd, "last second"], found.iter().copied())
+    .record();
     assert_eq!(rs.len(), 2, "{rs:?}");
     assert!(rs.iter().any(|r| r["message"] == odd), "{rs:?}");
     let last = rs
@@ -457,6 +473,9 @@ async fn nasty_grpc_messages_are_answered_and_store_nothing(backend: Backend) {
             "limit",
         ),
     ];
+    // Besides the listed cases: a forged page token, a huge `last`, two raw
+    // messages and an unknown method.
+    let inputs = cases.len() + 5;
     for (case, req, code, says) in cases {
         let status = c.push_log(req).await.expect_err(case);
         assert_eq!(status.code(), code, "{case}: {status:?}");
@@ -489,6 +508,19 @@ async fn nasty_grpc_messages_are_answered_and_store_nothing(backend: Backend) {
     assert_eq!(code, "INVALID_ARGUMENT", "a length past the end: {details}");
     let (code, _) = raw(&server, "/taillight.v1.LogService/NoSuchMethod", b"");
     assert_eq!(code, "UNIMPLEMENTED");
-    assert!(stored(&server, &svc).await.is_empty());
+    let found = stored(&server, &svc).await;
+    Row {
+        fault: format!("{inputs} nasty gRPC messages (corpus)"),
+        mode: backend.mode(),
+        pushed: inputs as u64,
+        detail: format!(
+            "each refused with its code naming the field; {} stored; healthy afterwards",
+            found.len()
+        ),
+        test: "corpus::nasty_grpc_messages_are_answered_and_store_nothing".into(),
+        ..Row::default()
+    }
+    .record();
+    assert!(found.is_empty());
     healthy(&server).await;
 }

@@ -8,48 +8,14 @@
 
 mod common;
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::mount::Mount;
+use common::reliability::Row;
 use common::unique;
 use serde_json::{Value, json};
-
-/// A tmpfs of `size`, unmounted when dropped.
-struct Mount {
-    dir: tempfile::TempDir,
-}
-
-impl Mount {
-    fn new(size: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tmp");
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .expect("mount");
-        assert!(
-            out.status.success(),
-            "mounting a tmpfs needs root: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Mount { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
 
 /// `taillight serve` with its stderr appended to `log`.
 struct Server {
@@ -122,16 +88,6 @@ impl Drop for Server {
     }
 }
 
-/// Fills the filesystem at `dir` with a ballast file; its path.
-fn fill(dir: &Path) -> PathBuf {
-    let path = dir.join("ballast");
-    let mut f = std::fs::File::create(&path).expect("ballast");
-    let block = vec![0u8; 64 << 10];
-    while f.write_all(&block).is_ok() {}
-    let _ = f.sync_all();
-    path
-}
-
 async fn push(http: &reqwest::Client, base: &str, body: &Value) -> (u16, Value) {
     let r = http
         .post(format!("{base}/v1/logs"))
@@ -164,7 +120,7 @@ async fn survives_a_full_disk(log_on_the_full_disk: bool) {
     let svc = unique("full");
     let mut acked = Vec::new();
     let mut refused = Vec::new();
-    let ballast = fill(disk.path());
+    let ballast = disk.fill();
     // Pushes go on until the store has no room left either.
     let mut full = None;
     for k in 0..2_000 {
@@ -193,14 +149,15 @@ async fn survives_a_full_disk(log_on_the_full_disk: bool) {
     }
 
     std::fs::remove_file(&ballast).expect("free the disk");
+    let freed = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut k = 10_000;
-    loop {
+    let recovery = loop {
         let (messages, body) = batch(&svc, k);
         k += 1;
         if push(&http, &server.base, &body).await.0 == 200 {
             acked.extend(messages);
-            break;
+            break freed.elapsed();
         }
         refused.extend(messages);
         assert!(
@@ -208,7 +165,7 @@ async fn survives_a_full_disk(log_on_the_full_disk: bool) {
             "ingest did not resume once space returned"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
     let ready = http
         .get(format!("{}/readyz", server.base))
         .send()
@@ -222,25 +179,38 @@ async fn survives_a_full_disk(log_on_the_full_disk: bool) {
     );
 
     let stored = common::exported_messages(&server.base, &svc).await;
-    let mut counts = std::collections::HashMap::new();
-    for m in &stored {
-        *counts.entry(m.as_str()).or_insert(0) += 1;
+    let counts: std::collections::HashSet<&str> = stored.iter().map(String::as_str).collect();
+    let refused_stored = refused
+        .iter()
+        .filter(|m| counts.contains(m.as_str()))
+        .count();
+    let where_log = if log_on_the_full_disk {
+        "on it"
+    } else {
+        "elsewhere"
+    };
+    Row {
+        fault: format!("disk full (an 8 MB tmpfs), the server's log {where_log}"),
+        mode: "embedded".into(),
+        pushed: (acked.len() + refused.len()) as u64,
+        acknowledged: acked.len() as u64,
+        recovery: Some(recovery),
+        detail: format!(
+            "{} entries refused with 507 while full, {refused_stored} of them stored",
+            refused.len()
+        ),
+        test: format!(
+            "disk_full::a_full_disk_with_the_log_{}_refuses_pushes_and_recovers",
+            where_log.replace(' ', "_")
+        ),
+        ..Row::default()
     }
-    for m in &acked {
-        assert_eq!(
-            counts.get(m.as_str()),
-            Some(&1),
-            "acknowledged {:.12} stored {:?} times",
-            m,
-            counts.get(m.as_str())
-        );
-    }
-    for m in &refused {
-        assert!(
-            !counts.contains_key(m.as_str()),
-            "refused {m:.12} was stored"
-        );
-    }
+    .tallied(
+        acked.iter().map(String::as_str),
+        stored.iter().map(String::as_str),
+    )
+    .record_and_check();
+    assert_eq!(refused_stored, 0, "refused entries were stored");
     let took = server.terminate();
     assert!(took < Duration::from_secs(8), "SIGTERM took {took:?}");
 }

@@ -22,6 +22,7 @@ backend_tests!(
     services_and_tags,
     sse_tail_backfill_live_heartbeat_and_resume,
     metrics_health_and_readiness,
+    a_writer_that_stops_shows_in_readiness_health_and_metrics,
     ids_at_and_beyond_2_pow_63_bound_instead_of_wrapping,
 );
 
@@ -928,6 +929,56 @@ async fn metrics_text(server: &TestServer) -> String {
         "content-type {ct:?}"
     );
     resp.text().await.expect("metrics body")
+}
+
+/// A part whose task ends (here the writer panics, as a bug would make it)
+/// must not leave a server that looks alive: `/readyz`, gRPC health and
+/// `taillight_ready` all say so, naming the part.
+async fn a_writer_that_stops_shows_in_readiness_health_and_metrics(backend: Backend) {
+    let server =
+        TestServer::start_with(backend, |c| c.writer.fault_panic_after_store = Some(1)).await;
+    let svc = unique("stops");
+    // Stored, but the writer panics before acknowledging it (the client
+    // hears 503 in the embedded mode, 200 from Kafka in the distributed).
+    let body = json!([{ "service": svc, "message": "the last one stored" }]);
+    post_logs(&server, body.to_string(), "application/json").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let r = reqwest::get(format!("{}/readyz", server.http()))
+            .await
+            .expect("readyz");
+        if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+            break r.text().await.expect("body");
+        }
+        assert!(Instant::now() < deadline, "/readyz still {}", r.status());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(text.contains("writer: down"), "{text}");
+    assert_eq!(metric(&metrics_text(&server).await, "taillight_ready"), 0.0);
+    // gRPC health follows readiness on the change, from a task of its own.
+    let channel = tonic::transport::Channel::from_shared(server.http())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let not_serving = tonic_health::pb::health_check_response::ServingStatus::NotServing as i32;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("health answers")
+            .into_inner()
+            .status;
+        if status == not_serving {
+            break;
+        }
+        assert!(Instant::now() < deadline, "gRPC health still says {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn metrics_health_and_readiness(backend: Backend) {

@@ -1,21 +1,24 @@
-//! MariaDB gone for 30 s, and MariaDB holding the table locked for 20 s,
-//! under load, in the distributed mode, with a MariaDB of the test's own:
-//! pushes go on being acknowledged into Kafka, quickly; tails keep beating;
-//! the writer counts its failures and retries; and once MariaDB is back the
-//! backlog drains with every acknowledged entry stored exactly once.
+//! MariaDB gone for 30 s, holding the table locked for 20 s, and out of disk
+//! for 30 s, under load, in the distributed mode, with a MariaDB of the
+//! test's own: pushes go on being acknowledged into Kafka, quickly; tails
+//! keep beating; the writer counts its failures and retries; and once
+//! MariaDB can write again the backlog drains with every acknowledged entry
+//! stored exactly once.
 
 mod common;
 
-use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::mount::Mount;
 use common::process::{PrivateMariaDb, Proc, serve_args};
+use common::reliability::{Row, wait_for_acked};
 use common::{Backend, unique};
 use serde_json::{Value, json};
 
 /// A node of the distributed mode storing into `db`.
-fn node_on(db: &PrivateMariaDb) -> (Proc, std::sync::Arc<common::Scratch>) {
+fn node_on(db: &PrivateMariaDb) -> (Proc, Arc<common::Scratch>) {
     let (mut cfg, scratch) = common::test_config(Backend::Distributed);
     cfg.store.mysql.database_url = Some(format!(
         "mysql://root@127.0.0.1:{}/{}",
@@ -25,24 +28,79 @@ fn node_on(db: &PrivateMariaDb) -> (Proc, std::sync::Arc<common::Scratch>) {
     (Proc::spawn(&serve_args(&cfg, "all")), scratch)
 }
 
-/// What a client saw pushing 20 entries every 50 ms for `total`: the
-/// acknowledged messages, and the answers (status, time) of the pushes
-/// made while `fault` (asked before each push) said the fault was on.
+/// When the fault was on, as the pushing loop saw it; read by [`recovered`].
+#[derive(Default)]
+struct Fault {
+    /// Whether the fault is on now.
+    on: bool,
+    /// When it ended.
+    ended: Option<Instant>,
+}
+
+type SharedFault = Arc<Mutex<Fault>>;
+
+fn set_fault(fault: &SharedFault, on: bool) {
+    let mut f = fault.lock().expect("fault");
+    if f.on && !on {
+        f.ended = Some(Instant::now());
+    }
+    f.on = on;
+}
+
+/// How long after the fault ended the writer stored again: the stored
+/// count stands still while the fault is on, so its first rise after the
+/// end is the writer's recovery.
+async fn recovered(base: String, fault: SharedFault) -> Option<Duration> {
+    let mut during = None;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while Instant::now() < deadline {
+        let stored = common::try_metric_at(&base, "taillight_entries_stored_total").await;
+        let (on, ended) = {
+            let f = fault.lock().expect("fault");
+            (f.on, f.ended)
+        };
+        match (on, ended, stored, during) {
+            (true, _, Some(n), _) => during = Some(n),
+            (false, Some(end), Some(n), Some(d)) if n > d => return Some(end.elapsed()),
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
+}
+
+/// What a client saw pushing 20 entries every 50 ms.
+struct Pushed {
+    /// The messages of acknowledged pushes.
+    acked: Vec<String>,
+    /// The answers (status, time) of the pushes made during the fault.
+    during: Vec<(u16, Duration)>,
+    /// Entries sent in all.
+    sent: usize,
+}
+
+/// Pushes batches of `message(k, i)` for `total`, asking `fault` before
+/// each push whether the fault is on (and letting it start or end it).
 async fn push_through(
     base: &str,
     svc: &str,
     total: Duration,
+    message: impl Fn(usize, usize) -> String,
     mut fault: impl FnMut(Duration) -> bool,
-) -> (Vec<String>, Vec<(u16, Duration)>) {
+) -> Pushed {
     let http = reqwest::Client::new();
-    let (mut acked, mut during) = (Vec::new(), Vec::new());
+    let mut p = Pushed {
+        acked: Vec::new(),
+        during: Vec::new(),
+        sent: 0,
+    };
     let started = Instant::now();
     for k in 0.. {
         if started.elapsed() >= total {
             break;
         }
         let on = fault(started.elapsed());
-        let messages: Vec<String> = (0..20).map(|i| format!("b{k}-{i}")).collect();
+        let messages: Vec<String> = (0..20).map(|i| message(k, i)).collect();
         let body: Vec<Value> = messages
             .iter()
             .map(|m| json!({"service": svc, "message": m}))
@@ -54,15 +112,20 @@ async fn push_through(
             .send()
             .await
             .expect("an answer");
+        p.sent += messages.len();
         if on {
-            during.push((r.status().as_u16(), asked.elapsed()));
+            p.during.push((r.status().as_u16(), asked.elapsed()));
         }
         if r.status() == 200 {
-            acked.extend(messages);
+            p.acked.extend(messages);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    (acked, during)
+    p
+}
+
+fn short(k: usize, i: usize) -> String {
+    format!("b{k}-{i}")
 }
 
 /// Pushes during the fault were acknowledged (into Kafka), each quickly;
@@ -82,27 +145,20 @@ fn all_quick(during: &[(u16, Duration)]) -> Duration {
     slowest
 }
 
-/// Waits until every acknowledged message is stored; asserts each once.
-async fn all_stored_once(base: &str, svc: &str, acked: &[String]) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let (missing, twice) = loop {
-        let mut seen: HashMap<String, u32> = HashMap::new();
-        for m in common::exported_messages(base, svc).await {
-            *seen.entry(m).or_default() += 1;
-        }
-        let missing = acked.iter().filter(|m| !seen.contains_key(*m)).count();
-        let twice = seen.values().filter(|n| **n > 1).count();
-        if missing == 0 || Instant::now() > deadline {
-            break (missing, twice);
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    };
-    assert_eq!(
-        (missing, twice),
-        (0, 0),
-        "of {} acknowledged: missing, stored twice",
-        acked.len()
-    );
+/// The row of a run, from what was pushed and what is stored.
+fn row(fault: &str, test: &str, p: &Pushed, stored: &[String]) -> Row {
+    Row {
+        fault: fault.into(),
+        mode: "distributed".into(),
+        pushed: p.sent as u64,
+        acknowledged: p.acked.len() as u64,
+        test: format!("mariadb_outage::{test}"),
+        ..Row::default()
+    }
+    .tallied(
+        p.acked.iter().map(String::as_str),
+        stored.iter().map(String::as_str),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,26 +167,37 @@ async fn mariadb_down_for_30_s_under_load_loses_nothing() {
     let mut db = PrivateMariaDb::install(dir.path(), &[]);
     let (node, _scratch) = node_on(&db);
     let svc = unique("dbdown");
+    let fault = SharedFault::default();
+    let recovery = tokio::spawn(recovered(node.url(), fault.clone()));
     // MariaDB gone from 5 s to 35 s of 45.
-    let (acked, during) = push_through(&node.url(), &svc, Duration::from_secs(45), |t| {
+    let pushed = push_through(&node.url(), &svc, Duration::from_secs(45), short, |t| {
         if t > Duration::from_secs(5) && t < Duration::from_secs(35) && db.is_running() {
             db.kill();
         }
         if t >= Duration::from_secs(35) && !db.is_running() {
             db.start();
         }
+        set_fault(&fault, !db.is_running());
         !db.is_running()
     })
     .await;
-    let slowest = all_quick(&during);
+    let slowest = all_quick(&pushed.during);
     let errors = common::metric_at(&node.url(), "taillight_errors_total{kind=\"store\"}").await;
     assert!(errors > 0, "the writer's failures are counted");
-    all_stored_once(&node.url(), &svc, &acked).await;
-    println!(
-        "down: {} entries acknowledged, {} pushes while MariaDB was down (slowest {slowest:?}), {errors} failed store attempts, all stored once",
-        acked.len(),
-        during.len()
+    let stored = wait_for_acked(&node.url(), &svc, &pushed.acked, Duration::from_secs(120)).await;
+    let mut row = row(
+        "MariaDB killed for 30 s",
+        "mariadb_down_for_30_s_under_load_loses_nothing",
+        &pushed,
+        &stored,
     );
+    row.recovery = recovery.await.expect("watch");
+    row.detail = format!(
+        "{} pushes while it was down, all acknowledged, the slowest in {} ms; {errors} failed store attempts counted",
+        pushed.during.len(),
+        slowest.as_millis()
+    );
+    row.record_and_check();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,48 +218,51 @@ async fn mariadb_locked_for_20_s_under_load_keeps_ingest_and_tails_responsive() 
             }
         }
     });
+    let fault = SharedFault::default();
+    let recovery = tokio::spawn(recovered(node.url(), fault.clone()));
     let sock = db.socket();
     let mut lock: Option<Child> = None;
     let mut window = None;
-    let (acked, during) = push_through(&node.url(), &svc, Duration::from_secs(30), |t| {
+    let pushed = push_through(&node.url(), &svc, Duration::from_secs(30), short, |t| {
         if lock.is_none() && t > Duration::from_secs(5) {
-            lock = Some(
-                Command::new("mariadb")
-                    .args(["--no-defaults", "-uroot", &format!("--socket={sock}")])
-                    .arg("-e")
-                    .arg(lock_sql(&sock))
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .expect("mariadb"),
-            );
+            lock = Some(hold_lock(&sock));
             window = Some(Instant::now());
         }
-        lock.as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        let on = lock
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+        set_fault(&fault, on);
+        on
     })
     .await;
-    let slowest = all_quick(&during);
-    let (from, to) = (
-        window.expect("locked"),
-        window.expect("locked") + Duration::from_secs(20),
-    );
+    let slowest = all_quick(&pushed.during);
+    let from = window.expect("locked");
+    let to = from + Duration::from_secs(20);
     let beats_during = beats.try_iter().filter(|at| *at > from && *at < to).count();
     assert!(
         beats_during >= 10,
         "{beats_during} heartbeats while the table was locked"
     );
-    all_stored_once(&node.url(), &svc, &acked).await;
+    let stored = wait_for_acked(&node.url(), &svc, &pushed.acked, Duration::from_secs(120)).await;
     reader.abort();
-    println!(
-        "locked: {} entries acknowledged, {} pushes while locked (slowest {slowest:?}), {beats_during} tail heartbeats meanwhile, all stored once",
-        acked.len(),
-        during.len()
+    let mut row = row(
+        "MariaDB holding the logs table locked for 20 s",
+        "mariadb_locked_for_20_s_under_load_keeps_ingest_and_tails_responsive",
+        &pushed,
+        &stored,
     );
+    row.recovery = recovery.await.expect("watch");
+    row.detail = format!(
+        "{} pushes while locked, all acknowledged, the slowest in {} ms; an SSE tail kept its 1 s heartbeat ({beats_during} beats)",
+        pushed.during.len(),
+        slowest.as_millis()
+    );
+    row.record_and_check();
 }
 
-/// The statement that holds every `logs` table of the server locked for
-/// 20 s (there is one: the node's database).
-fn lock_sql(sock: &str) -> String {
+/// A client holding every `logs` table of the server locked for 20 s
+/// (there is one: the node's database).
+fn hold_lock(sock: &str) -> Child {
     let out = Command::new("mariadb")
         .args(["--no-defaults", "-uroot", &format!("--socket={sock}"), "-N", "-e"])
         .arg("SELECT CONCAT('`', table_schema, '`.`logs`') FROM information_schema.tables WHERE table_name = 'logs'")
@@ -200,5 +270,61 @@ fn lock_sql(sock: &str) -> String {
         .expect("mariadb");
     let table = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(!table.is_empty(), "no logs table yet");
-    format!("LOCK TABLES {table} WRITE; SELECT SLEEP(20); UNLOCK TABLES;")
+    Command::new("mariadb")
+        .args(["--no-defaults", "-uroot", &format!("--socket={sock}")])
+        .arg("-e")
+        .arg(format!(
+            "LOCK TABLES {table} WRITE; SELECT SLEEP(20); UNLOCK TABLES;"
+        ))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("mariadb")
+}
+
+/// Messages of 2 KB, so the table outgrows the space left within seconds.
+fn padded(k: usize, i: usize) -> String {
+    format!("b{k}-{i}-{}", "p".repeat(2_000))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_out_of_disk_for_30_s_under_load_loses_nothing() {
+    let disk = Mount::new("400m");
+    let db = PrivateMariaDb::install(disk.path(), &[]);
+    let (node, _scratch) = node_on(&db);
+    let svc = unique("dbfull");
+    let fault = SharedFault::default();
+    let recovery = tokio::spawn(recovered(node.url(), fault.clone()));
+    // The disk filled at 5 s and freed at 35 s of 50.
+    let mut ballast = None;
+    let mut freed = false;
+    let pushed = push_through(&node.url(), &svc, Duration::from_secs(50), padded, |t| {
+        if ballast.is_none() && t > Duration::from_secs(5) {
+            ballast = Some(disk.fill());
+        }
+        if !freed && t > Duration::from_secs(35) {
+            std::fs::remove_file(ballast.as_ref().expect("filled")).expect("free the disk");
+            freed = true;
+        }
+        let on = ballast.is_some() && !freed;
+        set_fault(&fault, on);
+        on
+    })
+    .await;
+    let slowest = all_quick(&pushed.during);
+    let errors = common::metric_at(&node.url(), "taillight_errors_total{kind=\"store\"}").await;
+    assert!(errors > 0, "the store never filled up");
+    let stored = wait_for_acked(&node.url(), &svc, &pushed.acked, Duration::from_secs(120)).await;
+    let mut row = row(
+        "MariaDB's disk full for 30 s (a 400 MB tmpfs)",
+        "mariadb_out_of_disk_for_30_s_under_load_loses_nothing",
+        &pushed,
+        &stored,
+    );
+    row.recovery = recovery.await.expect("watch");
+    row.detail = format!(
+        "{} pushes while full, all acknowledged into Kafka, the slowest in {} ms; {errors} failed store attempts counted",
+        pushed.during.len(),
+        slowest.as_millis()
+    );
+    row.record_and_check();
 }

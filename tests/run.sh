@@ -15,9 +15,14 @@ step "cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "cargo test"
+# Fault and load tests each record a row for docs/RELIABILITY.md here.
+rows="$CARGO_TARGET_DIR/tmp/reliability"
+rm -rf "$rows"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked --workspace --all-targets 2>&1 | tee "$log"
+step "reliability table"
+python3 tests/reliability_table.py "$rows" docs/RELIABILITY.md
 
 # The browser viewer: its committed bundle must be what its sources build,
 # and it is tested end to end in a real headless Chromium.

@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::process::{Proc, serve_args};
+use common::reliability::{Row, wait_for_acked};
 use common::{Backend, unique};
 use serde_json::{Value, json};
 
@@ -71,7 +71,7 @@ async fn sigterm_under_load_stores_every_acknowledged_entry_once(backend: Backen
         took < Duration::from_secs(6),
         "exited after {took:?} with a 5 s shutdown timeout"
     );
-    let mut acked = Vec::new();
+    let (mut acked, mut answered) = (Vec::new(), 0);
     for p in pushers {
         let (a, statuses) = p.await.expect("pusher");
         assert!(
@@ -79,6 +79,7 @@ async fn sigterm_under_load_stores_every_acknowledged_entry_once(backend: Backen
             "answers during shutdown: {statuses:?}"
         );
         acked.extend(a);
+        answered += statuses.len();
     }
     assert!(
         acked.len() >= 200,
@@ -88,27 +89,22 @@ async fn sigterm_under_load_stores_every_acknowledged_entry_once(backend: Backen
 
     // Back up on the same data: everything acknowledged, once.
     let again = Proc::spawn(&args);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let c = loop {
-        let mut c = HashMap::new();
-        for m in common::exported_messages(&again.url(), &svc).await {
-            *c.entry(m).or_insert(0u32) += 1;
-        }
-        if acked.iter().all(|m| c.contains_key(m)) || Instant::now() > deadline {
-            break c;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    let missing = acked.iter().filter(|m| !c.contains_key(*m)).count();
-    let twice = c.values().filter(|n| **n > 1).count();
-    assert_eq!(
-        (missing, twice),
-        (0, 0),
-        "of {} acknowledged: missing, stored twice",
-        acked.len()
-    );
-    println!(
-        "{backend:?}: {} entries acknowledged, all stored once; exited {took:?} after SIGTERM",
-        acked.len()
-    );
+    let stored = wait_for_acked(&again.url(), &svc, &acked, Duration::from_secs(60)).await;
+    Row {
+        fault: "SIGTERM while 4 clients push as fast as they can (5 s shutdown timeout)".into(),
+        pushed: answered as u64 * 50,
+        acknowledged: acked.len() as u64,
+        detail: format!(
+            "exited {} ms after SIGTERM; every push answered 200 or 503, or refused at connect",
+            took.as_millis()
+        ),
+        test: "sigterm::sigterm_under_load_stores_every_acknowledged_entry_once".into(),
+        mode: backend.mode(),
+        ..Row::default()
+    }
+    .tallied(
+        acked.iter().map(String::as_str),
+        stored.iter().map(String::as_str),
+    )
+    .record_and_check();
 }

@@ -110,6 +110,7 @@ pub async fn start(
             metrics: WriterMetrics::new(registry),
             max_batch: cfg.batch_max(),
             abort_after_store: cfg.writer.fault_abort_after_store,
+            panic_after_store: cfg.writer.fault_panic_after_store,
         };
         let run = shutdown.spawn(Part::Writer, writer.run());
         watch("writer", run, health.clone(), writer_stop.clone());

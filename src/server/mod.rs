@@ -72,9 +72,10 @@ async fn serve_ops(addr: SocketAddr, ops: OpsState, stop: &Shutdown) -> Result<(
     Ok(())
 }
 
-/// Keeps gRPC health in step with the parts' health (what `/readyz` says),
-/// checked every second, until `stop`.
+/// Keeps gRPC health in step with the parts' health (what `/readyz` says)
+/// on every change, until `stop`.
 async fn follow_health(parts: Health, grpc: HealthReporter, stop: CancellationToken) {
+    let mut changes = parts.changes();
     let mut was = None;
     loop {
         let up = parts.report().0;
@@ -84,7 +85,7 @@ async fn follow_health(parts: Health, grpc: HealthReporter, stop: CancellationTo
         }
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            changed = changes.changed() => if changed.is_err() { return },
         }
     }
 }

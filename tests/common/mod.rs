@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod mount;
 pub mod process;
+pub mod reliability;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -26,6 +28,13 @@ pub enum Backend {
     /// Kafka (tansu), MariaDB and Redis, each test with its own topic,
     /// consumer group, database, channel and key prefix.
     Distributed,
+}
+
+impl Backend {
+    /// Its name in the reliability table.
+    pub fn mode(self) -> String {
+        format!("{self:?}").to_lowercase()
+    }
 }
 
 /// Where the distributed tests find their services. MariaDB and Redis run on

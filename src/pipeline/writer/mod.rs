@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
 
 use crate::bus::{Bus, Catalog};
+use crate::net::backoff::Backoff;
 use crate::proto::LogRecord;
 use crate::queue::{AnyConsumer, AnyToken, Batch, QueueError};
 use crate::storage::{Store, StoreError};
@@ -25,8 +26,13 @@ use metrics::{Point, Stage, received_us};
 mod metrics;
 mod publish;
 
-/// Pause after a failed batch, so a broken database is not hammered.
+/// Pause after a failed read or batch, so a broken queue or database is not
+/// hammered.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// Where the pause between attempts at a failing batch stops doubling: the
+/// longest a recovered database waits for the writer.
+const MAX_STORE_RETRY_PAUSE: Duration = Duration::from_secs(2);
 
 /// Stored batches waiting for the publisher before the writer waits too.
 const PUBLISH_BACKLOG: usize = 8;
@@ -45,6 +51,10 @@ pub struct WriterArgs {
     /// Nth stored batch, before its queue offsets are committed.
     #[arg(long, env = "TAILLIGHT_FAULT_ABORT_AFTER_STORE", hide = true)]
     pub fault_abort_after_store: Option<u64>,
+    /// Fault injection for the readiness test: the writer's task panics
+    /// after the Nth stored batch, as a bug would end it.
+    #[arg(long, env = "TAILLIGHT_FAULT_PANIC_AFTER_STORE", hide = true)]
+    pub fault_panic_after_store: Option<u64>,
 }
 
 impl WriterArgs {
@@ -69,6 +79,8 @@ pub struct Writer {
     /// Fault injection for tests: abort the process after this many stored
     /// batches, between the store commit and the queue commit.
     pub abort_after_store: Option<u64>,
+    /// Fault injection: panic after this many stored batches.
+    pub panic_after_store: Option<u64>,
 }
 
 /// A batch in the store.
@@ -102,6 +114,9 @@ impl Writer {
         // The batch read while the store had no room for it.
         let mut ahead: Option<Batch<AnyToken>> = None;
         let mut closed = false;
+        // A store that keeps failing (down, full, locked) is asked less and
+        // less often, so its log and its load stay small while it recovers.
+        let mut retry = Backoff::new(RETRY_PAUSE, MAX_STORE_RETRY_PAUSE);
         loop {
             let t = Instant::now();
             if in_flight.len() < depth
@@ -147,12 +162,16 @@ impl Writer {
                     };
                     match stored {
                         Ok(records) => {
+                            retry.reset();
                             stored_batches += 1;
                             if self.abort_after_store == Some(stored_batches) {
                                 tracing::error!(
                                     "fault injection: aborting between store and queue commit"
                                 );
                                 std::process::abort();
+                            }
+                            if self.panic_after_store == Some(stored_batches) {
+                                panic!("fault injection: the writer's task panics");
                             }
                             if let Err(e) = self.consumer.commit(done.token).await {
                                 // Stored but not committed: a redelivery is
@@ -173,8 +192,10 @@ impl Writer {
                             }
                         }
                         Err(e) => {
-                            self.failed(done, e, &mut in_flight, &mut ahead).await;
-                            tokio::time::sleep(RETRY_PAUSE).await;
+                            let pause = retry.step();
+                            self.failed(done, e, pause, &mut in_flight, &mut ahead)
+                                .await;
+                            tokio::time::sleep(pause).await;
                         }
                     }
                 }
@@ -224,10 +245,11 @@ impl Writer {
         &mut self,
         batch: InFlight,
         e: StoreError,
+        retry_in: Duration,
         in_flight: &mut VecDeque<InFlight>,
         ahead: &mut Option<Batch<AnyToken>>,
     ) {
-        tracing::error!(error = %e, entries = batch.entries, "storing a batch failed");
+        tracing::error!(error = %e, entries = batch.entries, ?retry_in, "storing a batch failed; it will be stored again");
         self.metrics.store_errors.inc();
         let e = match e.is_full() {
             true => QueueError::StoreFull(e.to_string()),
