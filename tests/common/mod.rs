@@ -95,8 +95,22 @@ pub struct Tansu {
 
 impl Tansu {
     pub fn start_memory() -> Self {
+        let port = free_port();
         Self::start(
-            free_port(),
+            port,
+            port,
+            "memory://tansu/",
+            std::env::temp_dir().as_path(),
+        )
+    }
+
+    /// An in-memory broker on `port` that tells clients it is at
+    /// `advertised` (a proxy the test controls), so every connection a
+    /// client opens after reading metadata goes through that address too.
+    pub fn start_behind(port: u16, advertised: u16) -> Self {
+        Self::start(
+            port,
+            advertised,
             "memory://tansu/",
             std::env::temp_dir().as_path(),
         )
@@ -106,13 +120,12 @@ impl Tansu {
     /// in `dir`, so a restart on the same port and dir continues.
     pub fn start_sqlite(port: u16, dir: &std::path::Path) -> Self {
         // tansu resolves the file relative to its working directory.
-        Self::start(port, "sqlite://tansu.db", dir)
+        Self::start(port, port, "sqlite://tansu.db", dir)
     }
 
-    fn start(port: u16, storage: &str, cwd: &std::path::Path) -> Self {
-        let url = format!("tcp://127.0.0.1:{port}");
+    fn start(port: u16, advertised: u16, storage: &str, cwd: &std::path::Path) -> Self {
         let script = format!(
-            "tansu broker --listener-url {url} --advertised-listener-url {url} --storage-engine {storage} >/dev/null 2>&1 & t=$!; \
+            "tansu broker --listener-url tcp://127.0.0.1:{port} --advertised-listener-url tcp://127.0.0.1:{advertised} --storage-engine {storage} >/dev/null 2>&1 & t=$!; \
              trap 'kill -9 $t 2>/dev/null; exit 0' TERM; \
              while kill -0 {parent} 2>/dev/null && kill -0 $t 2>/dev/null; do sleep 0.5; done; kill -9 $t 2>/dev/null",
             parent = std::process::id()

@@ -315,3 +315,26 @@ pub fn python(script: &str, args: &[&str], env: &[(&str, &str)], input: &str) ->
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The resident set of process `pid` in bytes (VmRSS of /proc/PID/status);
+/// `None` once it has exited.
+pub fn rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb << 10)
+}
+
+/// The open file descriptors of process `pid` (sockets, the database, its
+/// journal).
+pub fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc/PID/fd")
+        .count()
+}
