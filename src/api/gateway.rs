@@ -5,23 +5,25 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures::{Stream, StreamExt};
+use bytes::BytesMut;
+use futures::StreamExt;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use serde_json::json;
 
 use super::error::ApiError;
 use super::params::{self, Params, query_request};
-use super::tail::{self, TailParams};
+use super::tail::{self, TailParams, Tailed};
 use super::{ApiState, batch, body, export, otlp, query};
 use crate::access::Grant;
 use crate::model::json::{EntryIn, RecordOut, parse_entries};
 use crate::model::time;
-use crate::proto::{self, tail_response};
+use crate::proto::{self, LogRecord, tail_response};
+use crate::storage::StoreError;
 
 pub fn router(state: Arc<ApiState>) -> axum::Router {
     axum::Router::new()
@@ -96,13 +98,16 @@ async fn tags(
 
 /// Live tail as Server-Sent Events: one `log` event per record with the
 /// record id as the event id, so a reconnecting EventSource resumes by itself
-/// through `Last-Event-ID`.
+/// through `Last-Event-ID`. A record's event is made once for every stream
+/// that sends it (see [`Rendered`](crate::pipeline::hub::Rendered)): the
+/// body is written here rather than by axum's `Sse`, which takes each event
+/// as a new string.
 async fn tail(
     State(state): State<Arc<ApiState>>,
     Extension(grant): Extension<Grant>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     let p = Params::parse(raw);
     let last_event_id = headers
         .get("last-event-id")
@@ -110,51 +115,86 @@ async fn tail(
         .and_then(|v| v.parse::<u64>().ok());
     let req = params::tail_request(&p, last_event_id)?;
     let params = TailParams::from_request(&grant, req, state.heartbeat)?;
-    let stream =
-        tail::stream(&state, params).flat_map(|item| futures::stream::iter(sse_events(item)));
-    Ok(Sse::new(stream))
+    let events = tail::events(&state, params)
+        .map(sse_text)
+        // An empty chunk says nothing: not worth a frame.
+        .filter(|text| std::future::ready(!text.is_empty()))
+        .map(Ok::<_, Infallible>);
+    let headers = [
+        (CONTENT_TYPE, "text/event-stream"),
+        (CACHE_CONTROL, "no-cache"),
+    ];
+    Ok((headers, Body::from_stream(events)).into_response())
 }
 
-fn sse_events(
-    item: Result<proto::TailResponse, crate::storage::StoreError>,
-) -> Vec<Result<Event, Infallible>> {
-    let data =
-        |name: &str, v: serde_json::Value| Ok(Event::default().event(name).data(v.to_string()));
-    match item {
-        Err(e) => vec![data("error", json!({ "message": e.to_string() }))],
-        Ok(resp) => match resp.event {
-            Some(tail_response::Event::Records(rs)) => rs
+/// The SSE text of one item: a record's event shared by every stream that
+/// sends it, the events of several records joined in one chunk.
+fn sse_text(item: Result<Tailed, StoreError>) -> Bytes {
+    let resp = match item {
+        Err(e) => return event("error", &json!({ "message": e.to_string() })),
+        Ok(Tailed::Message(resp)) => resp,
+        Ok(Tailed::Records(share)) => {
+            let texts = share
+                .records
                 .iter()
-                .map(|r| {
-                    let body = serde_json::to_string(&RecordOut::from(r)).unwrap_or_default();
-                    Ok(Event::default()
-                        .event("log")
-                        .id(r.id.to_string())
-                        .data(body))
-                })
-                .collect(),
-            Some(tail_response::Event::Heartbeat(h)) => vec![data(
-                "heartbeat",
-                json!({
-                    "time": h.time.as_ref().map(|t| time::rfc3339(time::to_micros(t))),
-                    "lastId": h.last_id,
-                }),
-            )],
-            Some(tail_response::Event::Skipped(s)) => vec![data(
-                "skipped",
-                json!({ "count": s.count, "firstId": s.first_id, "lastId": s.last_id }),
-            )],
-            Some(tail_response::Event::Status(s)) => {
-                let state = match proto::stream_status::State::try_from(s.state) {
-                    Ok(proto::stream_status::State::Degraded) => "DEGRADED",
-                    _ => "LIVE",
-                };
-                vec![data(
-                    "status",
-                    json!({ "state": state, "message": s.message }),
-                )]
-            }
-            None => Vec::new(),
-        },
+                .map(|r| share.rendered.get(r, log_event));
+            return joined(texts);
+        }
+    };
+    match resp.event {
+        // Records come as `Tailed::Records`; any here have no one to share.
+        Some(tail_response::Event::Records(rs)) => joined(rs.iter().map(log_event)),
+        Some(tail_response::Event::Heartbeat(h)) => event(
+            "heartbeat",
+            &json!({
+                "time": h.time.as_ref().map(|t| time::rfc3339(time::to_micros(t))),
+                "lastId": h.last_id,
+            }),
+        ),
+        Some(tail_response::Event::Skipped(s)) => event(
+            "skipped",
+            &json!({ "count": s.count, "firstId": s.first_id, "lastId": s.last_id }),
+        ),
+        Some(tail_response::Event::Status(s)) => {
+            let state = match proto::stream_status::State::try_from(s.state) {
+                Ok(proto::stream_status::State::Degraded) => "DEGRADED",
+                _ => "LIVE",
+            };
+            event("status", &json!({ "state": state, "message": s.message }))
+        }
+        None => Bytes::new(),
     }
+}
+
+/// `texts` as one chunk; a single one (the usual share of a filtered
+/// stream) as it is, without a copy.
+fn joined(mut texts: impl Iterator<Item = Bytes>) -> Bytes {
+    let Some(first) = texts.next() else {
+        return Bytes::new();
+    };
+    let Some(second) = texts.next() else {
+        return first;
+    };
+    let mut out = BytesMut::from(&first[..]);
+    out.extend_from_slice(&second);
+    texts.for_each(|t| out.extend_from_slice(&t));
+    out.freeze()
+}
+
+/// A record's `log` event.
+fn log_event(r: &LogRecord) -> Bytes {
+    let data = serde_json::to_string(&RecordOut::from(r)).unwrap_or_default();
+    sse_event("log", Some(r.id), &data)
+}
+
+/// An event without an id (not a record: nothing to resume after).
+fn event(name: &str, data: &serde_json::Value) -> Bytes {
+    sse_event(name, None, &data.to_string())
+}
+
+/// An event as axum's `Sse` writes it. `data` is JSON, whose text never
+/// holds a line break (they are escaped in strings), so it is one line.
+fn sse_event(name: &str, id: Option<u64>, data: &str) -> Bytes {
+    let id = id.map_or_else(String::new, |id| format!("id: {id}\n"));
+    Bytes::from(format!("event: {name}\n{id}data: {data}\n\n"))
 }

@@ -15,6 +15,7 @@ use crate::access::Grant;
 use crate::access::meter::StreamPermit;
 use crate::model::{Filter, time};
 use crate::pipeline::follow::{Followed, OnSkip};
+use crate::pipeline::hub::Share;
 use crate::proto::{
     self, EncodedBatch, Heartbeat, Records, Selection, TailRequest, TailResponse,
     stream_status::State, tail_response::Event,
@@ -72,11 +73,38 @@ impl TailParams {
     }
 }
 
+/// What a tail stream sends: records with the renderings shared by every
+/// stream that sends them as text, or any other message.
+#[derive(Debug)]
+pub enum Tailed {
+    /// At most [`MAX_MESSAGE_BYTES`] of encoded records.
+    Records(Share),
+    /// A heartbeat, skip notice or status.
+    Message(TailResponse),
+}
+
+impl From<Tailed> for TailResponse {
+    fn from(t: Tailed) -> TailResponse {
+        match t {
+            Tailed::Records(share) => records(share.records),
+            Tailed::Message(m) => m,
+        }
+    }
+}
+
 /// The stream's messages, until the client goes away or the ways in stop.
 pub fn stream(
     state: &ApiState,
     params: TailParams,
 ) -> impl Stream<Item = Result<TailResponse, StoreError>> + Send + use<> {
+    events(state, params).map(|t| t.map(TailResponse::from))
+}
+
+/// [`stream`], its records with their renderings.
+pub fn events(
+    state: &ApiState,
+    params: TailParams,
+) -> impl Stream<Item = Result<Tailed, StoreError>> + Send + use<> {
     let hub = state.hub.clone();
     let stop = state.stop.clone();
     async_stream::try_stream! {
@@ -87,16 +115,16 @@ pub fn stream(
                 let newest = hub.newest_id().await?;
                 if params.last > 0 {
                     let rs = hub.newest(&params.filter, newest, params.last).await?;
-                    let batch = std::sync::Arc::new(EncodedBatch::new(std::sync::Arc::new(rs)));
+                    let batch = Arc::new(EncodedBatch::new(Arc::new(rs)));
                     for part in batch.split(MAX_MESSAGE_BYTES) {
-                        yield records(part);
+                        yield Tailed::Records(Share::alone(part));
                     }
                 }
                 newest
             }
         };
         let mut last_id = from;
-        let mut follow = pin!(hub.follow(from, params.filter, OnSkip::Report, stop));
+        let mut follow = pin!(hub.follow_shared(from, params.filter, OnSkip::Report, stop));
         let hb = params.heartbeat;
         let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + hb, hb);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -105,24 +133,24 @@ pub fn stream(
                 biased;
                 item = follow.next() => match item { Some(f) => f, None => break },
                 _ = beat.tick() => {
-                    yield heartbeat(last_id);
+                    yield Tailed::Message(heartbeat(last_id));
                     continue;
                 }
             };
             match followed? {
                 Followed::Records(share) => {
-                    last_id = share.iter().next_back().map_or(last_id, |r| r.id);
+                    last_id = share.records.iter().next_back().map_or(last_id, |r| r.id);
                     for part in share.split(MAX_MESSAGE_BYTES) {
-                        yield records(part);
+                        yield Tailed::Records(part);
                     }
                 }
                 Followed::Skipped(run) => {
                     last_id = last_id.max(run.last);
-                    yield TailResponse { event: Some(Event::Skipped(proto::Skipped {
+                    yield Tailed::Message(TailResponse { event: Some(Event::Skipped(proto::Skipped {
                         count: run.count, first_id: run.first, last_id: run.last,
-                    })) };
+                    })) });
                 }
-                Followed::Status(down) => yield status(down.as_deref()),
+                Followed::Status(down) => yield Tailed::Message(status(down.as_deref())),
             }
             beat.reset();
         }

@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use super::hub::{Hub, Item, SkipRun, Subscription};
+use super::hub::{Hub, Item, Share, SkipRun, Subscription};
 use crate::model::Filter;
 use crate::proto::{EncodedBatch, LogRecord, Selection};
 use crate::storage::{Order, Query, StoreError};
@@ -17,11 +17,12 @@ use crate::storage::{Order, Query, StoreError};
 /// Records per query when catching up from the store.
 const PAGE: u32 = 500;
 
-/// What a follower is told, in order.
+/// What a follower is told, in order: records as a [`Selection`], or, for
+/// a stream that sends them as text, as a [`Share`] with their renderings.
 #[derive(Debug)]
-pub enum Followed {
+pub enum Followed<R = Selection> {
     /// Stored records, in id order, all after what came before.
-    Records(Selection),
+    Records(R),
     /// Records this follower was too slow to be handed (only with
     /// [`OnSkip::Report`]); what follows comes after them.
     Skipped(SkipRun),
@@ -62,6 +63,18 @@ impl Hub {
         on_skip: OnSkip,
         stop: CancellationToken,
     ) -> impl Stream<Item = Result<Followed, StoreError>> + Send + use<> {
+        self.follow_shared(after_id, filter, on_skip, stop)
+            .map(|f| f.map(Followed::without_renderings))
+    }
+
+    /// [`Hub::follow`], with each batch's renderings.
+    pub fn follow_shared(
+        self: &Arc<Self>,
+        after_id: u64,
+        filter: Filter,
+        on_skip: OnSkip,
+        stop: CancellationToken,
+    ) -> impl Stream<Item = Result<Followed<Share>, StoreError>> + Send + use<> {
         let filter = Arc::new(filter);
         // Subscribed before reading the store: whatever commits after the
         // read is then in the queue, and ids tell the overlap apart.
@@ -76,12 +89,22 @@ impl Hub {
     }
 }
 
+impl Followed<Share> {
+    fn without_renderings(self) -> Followed {
+        match self {
+            Followed::Records(share) => Followed::Records(share.records),
+            Followed::Skipped(run) => Followed::Skipped(run),
+            Followed::Status(down) => Followed::Status(down),
+        }
+    }
+}
+
 fn run(
     mut at: Cursor,
     mut sub: Subscription,
     on_skip: OnSkip,
     stop: CancellationToken,
-) -> impl Stream<Item = Result<Followed, StoreError>> + Send {
+) -> impl Stream<Item = Result<Followed<Share>, StoreError>> + Send {
     async_stream::try_stream! {
         // Catch up, then take what queued meanwhile; a skip or gap seen
         // before going live is repaired from the store, never reported.
@@ -146,7 +169,7 @@ fn run(
 impl Cursor {
     /// The next stored records after the cursor, moving it past them; `None`
     /// once the store has no more.
-    async fn page(&mut self) -> Result<Option<Selection>, StoreError> {
+    async fn page(&mut self) -> Result<Option<Share>, StoreError> {
         // No stored id is beyond what the stores' signed columns hold.
         if std::mem::take(&mut self.short) || self.last_id >= i64::MAX as u64 {
             return Ok(None);
@@ -164,14 +187,14 @@ impl Cursor {
         };
         self.short = records.len() < PAGE as usize;
         self.last_id = last;
-        Ok(selection(records))
+        Ok(selection(records).map(Share::alone))
     }
 
     /// The records of `share` after the cursor (the store may have handed
     /// over the rest), moving it past them.
-    fn fresh(&mut self, mut share: Selection) -> Option<Selection> {
-        share.retain(|r| r.id > self.last_id);
-        let last = share.iter().next_back()?.id;
+    fn fresh(&mut self, mut share: Share) -> Option<Share> {
+        share.records.retain(|r| r.id > self.last_id);
+        let last = share.records.iter().next_back()?.id;
         self.last_id = last;
         Some(share)
     }

@@ -5,20 +5,21 @@
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
+use super::share::Share;
 use crate::model::Filter;
 use crate::proto::Selection;
 
 /// What the fan-out hands a stream.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(in crate::pipeline) enum Item {
     /// The stream's share of a published batch, encoded once for all.
-    Records(Selection),
+    Records(Share),
     Skipped(SkipRun),
     /// The bus lost messages or came back from an outage: repair from the store.
     Gap {
@@ -83,16 +84,55 @@ impl Owed {
 
     fn add(&mut self, item: Item, skipped: &Counter) {
         match item {
-            Item::Records(rs) => {
-                skipped.inc_by(rs.len() as u64);
-                self.skipped = SkipRun::merge(self.skipped, SkipRun::of(&rs));
-            }
+            Item::Records(rs) => self.skip(&rs.records, skipped),
             Item::Skipped(run) => self.skipped = SkipRun::merge(self.skipped, Some(run)),
             Item::Gap { recovered } => self.gap = Some(recovered || self.gap.unwrap_or(false)),
             // An outage is reported by the state the stream sees on recovery.
             Item::Down(_) => {}
         }
     }
+
+    /// Owes a skip of `records`, dropped.
+    fn skip(&mut self, records: &Selection, skipped: &Counter) {
+        skipped.inc_by(records.len() as u64);
+        self.skipped = SkipRun::merge(self.skipped, SkipRun::of(records));
+    }
+}
+
+/// One filter's share of a batch, offered in one pass of the fan-out to
+/// every stream with that filter: picked once, and detached once for all
+/// of them that are behind.
+pub(super) struct Offered {
+    /// The share, on the published batch.
+    share: Share,
+    /// The share on a batch of its own (see [`Selection::detached`]), made
+    /// for the first stream that is behind.
+    detached: OnceLock<Share>,
+}
+
+impl Offered {
+    pub fn new(share: Share) -> Offered {
+        Offered {
+            share,
+            detached: OnceLock::new(),
+        }
+    }
+
+    fn detached(&self, live: &Arc<AtomicUsize>) -> Share {
+        let detached = self.detached.get_or_init(|| Share {
+            records: self.share.records.clone().detached(live),
+            rendered: self.share.rendered.clone(),
+        });
+        detached.clone()
+    }
+}
+
+/// What [`Sub::offer`] hands over after what is owed.
+pub(super) enum Next<'a> {
+    /// A batch's share, shared with the other streams of its filter.
+    Records(&'a Offered),
+    /// Anything else: a notice, a gap, an outage.
+    Event(Item),
 }
 
 /// What the fan-out may hold for streams that are behind, in bytes.
@@ -119,18 +159,29 @@ pub(super) struct Sub {
 }
 
 impl Sub {
-    /// Hands over what is owed first, then `item`; whatever does not fit is
+    /// Hands over what is owed first, then `next`; whatever does not fit is
     /// owed. Returns false when the stream is gone.
-    pub fn offer(&mut self, item: Item, bounds: &Bounds) -> bool {
+    pub fn offer(&mut self, next: Next<'_>, bounds: &Bounds) -> bool {
         let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
-        let mut queue = owed.take();
-        queue.push(item);
+        // While the stream is over its bytes the records would be owed
+        // right after the skip it is owed: one notice covers both, instead
+        // of a notice for every batch dropped while its queue has room.
+        if let Next::Records(offered) = &next
+            && owed.skipped.is_some()
+            && owed.gap.is_none()
+            && self.over(offered.share.records.bytes(), bounds)
+        {
+            owed.skip(&offered.share.records, &bounds.skipped);
+            return !self.tx.is_closed();
+        }
+        let mut queue: Vec<Next> = owed.take().into_iter().map(Next::Event).collect();
+        queue.push(next);
         let mut items = queue.into_iter();
         for next in items.by_ref() {
             let (next, cost) = match self.fit(next, bounds) {
                 Ok(fits) => fits,
-                Err(next) => {
-                    owed.add(next, &bounds.skipped);
+                Err(records) => {
+                    owed.skip(records, &bounds.skipped);
                     break;
                 }
             };
@@ -147,28 +198,40 @@ impl Sub {
             }
         }
         for rest in items {
-            owed.add(rest, &bounds.skipped);
+            match rest {
+                Next::Records(offered) => owed.skip(&offered.share.records, &bounds.skipped),
+                Next::Event(item) => owed.add(item, &bounds.skipped),
+            }
         }
         true
     }
 
-    /// `item` as it would be queued, with its bytes; or back, when the
-    /// stream is behind and over its bytes, or the fan-out over its total.
-    fn fit(&self, item: Item, bounds: &Bounds) -> Result<(Item, usize), Item> {
-        let Item::Records(share) = item else {
-            return Ok((item, 0));
+    /// `next` as it would be queued, with its bytes; or the records back,
+    /// when the stream is behind and over its bytes, or the fan-out over
+    /// its total.
+    fn fit<'a>(&self, next: Next<'a>, bounds: &Bounds) -> Result<(Item, usize), &'a Selection> {
+        let offered = match next {
+            Next::Event(item) => return Ok((item, 0)),
+            Next::Records(offered) => offered,
         };
-        let queued = self.queued.load(Relaxed);
-        if queued == 0 {
-            let cost = share.bytes();
-            return Ok((Item::Records(share), cost));
+        let records = &offered.share.records;
+        if self.queued.load(Relaxed) == 0 {
+            return Ok((Item::Records(offered.share.clone()), records.bytes()));
         }
-        if queued + share.bytes() > bounds.stream || bounds.live.load(Relaxed) > bounds.total {
-            return Err(Item::Records(share));
+        if self.over(records.bytes(), bounds) {
+            return Err(records);
         }
-        let share = share.detached(&bounds.live);
-        let cost = share.bytes();
+        let share = offered.detached(&bounds.live);
+        let cost = share.records.bytes();
         Ok((Item::Records(share), cost))
+    }
+
+    /// Whether `bytes` more of records are refused: the stream is behind
+    /// and would be over its bytes, or the fan-out is over its total. A
+    /// stream whose queue is empty always takes the next batch.
+    fn over(&self, bytes: usize, bounds: &Bounds) -> bool {
+        let queued = self.queued.load(Relaxed);
+        queued != 0 && (queued + bytes > bounds.stream || bounds.live.load(Relaxed) > bounds.total)
     }
 }
 
@@ -218,7 +281,7 @@ impl Inbox {
     /// `item`, out of the queue's bytes.
     fn taken(&self, item: Item) -> Item {
         if let Item::Records(share) = &item {
-            self.queued.fetch_sub(share.bytes(), Relaxed);
+            self.queued.fetch_sub(share.records.bytes(), Relaxed);
         }
         item
     }
@@ -242,6 +305,11 @@ mod tests {
         Selection::pick(&batch, |_| true).expect("records")
     }
 
+    /// `share` as the fan-out offers it.
+    fn offered(first: u64, n: u64) -> Offered {
+        Offered::new(Share::alone(share(first, n)))
+    }
+
     /// The fan-out offers batches as fast as it can to a one-slot queue while
     /// the stream reads: whatever the interleaving, the stream must see every
     /// id exactly once, as records or inside a skip, in id order. A skip taken
@@ -260,7 +328,7 @@ mod tests {
         let (mut sub, mut inbox) = pair(1);
         let fan_out = std::thread::spawn(move || {
             for b in 0..BATCHES {
-                assert!(sub.offer(Item::Records(share(1 + b * PER, PER)), &bounds));
+                assert!(sub.offer(Next::Records(&offered(1 + b * PER, PER)), &bounds));
             }
         });
         let end = 1 + BATCHES * PER;
@@ -310,8 +378,8 @@ mod tests {
         let (mut sub, mut inbox) = pair(1_000);
         // Each record of `share` encodes to a few bytes; 400 of them are
         // over the stream's 1,000 bytes on their own.
-        assert!(sub.offer(Item::Records(share(1, 400)), &bounds));
-        assert!(sub.offer(Item::Records(share(401, 10)), &bounds));
+        assert!(sub.offer(Next::Records(&offered(1, 400)), &bounds));
+        assert!(sub.offer(Next::Records(&offered(401, 10)), &bounds));
         assert!(sub.queued.load(Relaxed) > 1_000);
         let mut next = 1;
         let mut skips = 0;
@@ -327,16 +395,40 @@ mod tests {
             stream: usize::MAX,
             skipped: Counter::default(),
         };
-        assert!(sub.offer(Item::Records(share(411, 5)), &tight));
-        assert!(sub.offer(Item::Records(share(416, 5)), &tight));
+        assert!(sub.offer(Next::Records(&offered(411, 5)), &tight));
+        assert!(sub.offer(Next::Records(&offered(416, 5)), &tight));
         assert!(matches!(inbox.try_next(), Some(Item::Records(_))));
         assert!(matches!(inbox.try_next(), Some(Item::Skipped(run)) if run.first == 416));
+    }
+
+    /// A stream over its bytes whose queue has room is told of the batches
+    /// it was dropped in one notice, not one per batch.
+    #[test]
+    fn drops_while_over_the_bytes_make_one_notice() {
+        let bounds = Bounds {
+            stream: 1_000,
+            total: usize::MAX,
+            live: Arc::default(),
+            skipped: Counter::default(),
+        };
+        let (mut sub, mut inbox) = pair(1_000);
+        assert!(sub.offer(Next::Records(&offered(1, 400)), &bounds));
+        for b in 0..50 {
+            assert!(sub.offer(Next::Records(&offered(401 + b * 10, 10)), &bounds));
+        }
+        let mut next = 1;
+        let mut skips = 0;
+        while let Some(item) = inbox.try_next() {
+            check(item, &mut next, &mut skips);
+        }
+        assert_eq!((next, skips), (901, 1));
+        assert_eq!(bounds.skipped.get(), 500);
     }
 
     fn check(item: Item, next: &mut u64, skips: &mut u64) {
         let (first, last) = match item {
             Item::Records(rs) => {
-                let ids: Vec<u64> = rs.iter().map(|r| r.id).collect();
+                let ids: Vec<u64> = rs.records.iter().map(|r| r.id).collect();
                 let (first, last) = (ids[0], ids[ids.len() - 1]);
                 assert_eq!(ids, (first..=last).collect::<Vec<_>>());
                 (first, last)

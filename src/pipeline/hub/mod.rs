@@ -9,6 +9,7 @@
 
 mod inbox;
 mod reorder;
+mod share;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
@@ -22,15 +23,16 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::BusEvent;
+use crate::bus::{BusEvent, RecordBatch};
 use crate::metrics::Registry;
 use crate::model::Filter;
 use crate::proto::{EncodedBatch, LogRecord, Selection};
 use crate::storage::{Order, Query, Store, StoreError};
 pub use inbox::SkipRun;
-use inbox::{Bounds, Owed, Sub};
+use inbox::{Bounds, Next, Offered, Owed, Sub};
 pub(super) use inbox::{Inbox, Item};
 use reorder::{Out, Reorder};
+pub use share::{Rendered, Share};
 
 /// The fan-out's flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -199,31 +201,48 @@ impl Hub {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
-        match event {
-            BusEvent::Down(why) => state.down = Some(why.clone()),
-            BusEvent::Up => state.down = None,
-            _ => {}
-        }
+        let item = match event {
+            BusEvent::Records(batch) => return self.deliver_records(&mut state, batch),
+            BusEvent::Down(why) => {
+                state.down = Some(why.clone());
+                Item::Down(why.clone())
+            }
+            BusEvent::Up => {
+                state.down = None;
+                Item::Gap { recovered: true }
+            }
+            BusEvent::Gap => Item::Gap { recovered: false },
+        };
+        state
+            .subs
+            .retain(|_, sub| sub.offer(Next::Event(item.clone()), &self.bounds));
+    }
+
+    /// Offers each subscriber its share of `batch`. The batch is encoded
+    /// once, and filtered once per distinct filter (subscribers with equal
+    /// filters share one, see [`Hub::subscribe`]): per subscriber, queueing
+    /// is all that is left.
+    fn deliver_records(&self, state: &mut HubState, batch: &RecordBatch) {
         let bounds = &self.bounds;
-        // Encoded once, for the first subscriber, and each sends its share
-        // of the bytes: per subscriber, filtering is all that is left.
-        let mut encoded: Option<Arc<EncodedBatch>> = None;
+        let mut encoded: Option<(Arc<EncodedBatch>, Arc<Rendered>)> = None;
+        // By the filter's address: equal filters are one `Arc`.
+        let mut picked: HashMap<*const Filter, Option<Offered>> = HashMap::new();
         state.subs.retain(|_, sub| {
-            let item = match event {
-                BusEvent::Records(batch) => {
-                    let batch = encoded.get_or_insert_with(|| {
-                        Arc::new(EncodedBatch::counted(batch.clone(), &bounds.live))
-                    });
-                    match Selection::pick(batch, |r| sub.filter.matches(r)) {
-                        Some(share) => Item::Records(share),
-                        None => return !sub.tx.is_closed(),
-                    }
-                }
-                BusEvent::Gap => Item::Gap { recovered: false },
-                BusEvent::Up => Item::Gap { recovered: true },
-                BusEvent::Down(why) => Item::Down(why.clone()),
-            };
-            sub.offer(item, bounds)
+            let offered = picked.entry(Arc::as_ptr(&sub.filter)).or_insert_with(|| {
+                let (batch, rendered) = encoded.get_or_insert_with(|| {
+                    let encoded = EncodedBatch::counted(batch.clone(), &bounds.live);
+                    (Arc::new(encoded), Arc::new(Rendered::counted(&bounds.live)))
+                });
+                let records = Selection::pick(batch, |r| sub.filter.matches(r))?;
+                Some(Offered::new(Share {
+                    records,
+                    rendered: rendered.clone(),
+                }))
+            });
+            match offered {
+                Some(offered) => sub.offer(Next::Records(offered), bounds),
+                None => !sub.tx.is_closed(),
+            }
         });
     }
 
@@ -232,6 +251,13 @@ impl Hub {
         let owed = Arc::new(Mutex::new(Owed::default()));
         let queued = Arc::new(AtomicUsize::new(0));
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        // Equal filters made one, so that the fan-out filters a batch once
+        // for all their subscribers.
+        let filter = s
+            .subs
+            .values()
+            .find(|sub| *sub.filter == *filter)
+            .map_or(filter, |sub| sub.filter.clone());
         let key = s.next_sub;
         s.next_sub += 1;
         s.subs.insert(
