@@ -59,6 +59,8 @@ struct Cluster {
     ingest: Vec<Proc>,
     writers: Vec<Proc>,
     partitions: u64,
+    /// The nodes' settings, to start a killed one again.
+    cfg: ServeArgs,
     /// Dropped after the nodes, then the broker's files.
     _broker: Tansu,
     _broker_dir: tempfile::TempDir,
@@ -79,6 +81,7 @@ impl Cluster {
             ingest: vec![spawn("ingest"), spawn("ingest")],
             writers: vec![spawn("writer")],
             partitions: partitions(&cfg),
+            cfg: cfg.clone(),
             _broker: broker,
             _broker_dir: broker_dir,
             _scratch: scratch,
