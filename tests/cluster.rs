@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use common::process::{Proc, serve_args};
-use common::reliability::Row;
+use common::reliability::{Row, wait_for_acked};
 use common::{Scratch, Tansu, free_port, unique};
 use serde_json::{Value, json};
 use taillight::config::ServeArgs;
@@ -313,26 +313,8 @@ async fn wait_stored(
     within: Duration,
 ) -> (Vec<String>, Duration) {
     let started = Instant::now();
-    loop {
-        let found = common::exported_messages(base, clients_filter).await;
-        let stored: HashSet<&str> = found.iter().map(String::as_str).collect();
-        let missing = acked
-            .iter()
-            .filter(|m| !stored.contains(m.as_str()))
-            .count();
-        if missing == 0 {
-            break;
-        }
-        if started.elapsed() > within {
-            // The tally below reports what is missing.
-            eprintln!(
-                "{missing} of {} acknowledged entries never stored",
-                acked.len()
-            );
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    // What is still missing at the deadline, the row's tally reports.
+    wait_for_acked(base, clients_filter, acked, within).await;
     let caught_up = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     (
