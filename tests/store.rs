@@ -61,6 +61,7 @@ macro_rules! conformance {
 
 conformance!(
     dedup_keys_store_each_keyed_entry_once,
+    stream_ids_as_keys_store_each_entry_once,
     positions_swap_only_from_what_was_read,
     retention_keeps_what_a_hold_has_not_covered,
     insert_returns_records_in_id_order,
@@ -605,6 +606,50 @@ async fn dedup_keys_store_each_keyed_entry_once(store: Arc<dyn Store>) {
     };
     let stored = store.query(all_keyed).await.expect("query").records;
     assert_eq!(messages(&stored), ["one", "two", "three"]);
+}
+
+/// Keys that name a Redis stream entry (`<stream>:<ms>-<seq>`, which the
+/// MariaDB store keeps in the row's source pair): the same id in another
+/// stream is another entry; the same entry received again later, through
+/// another Kafka position, in the same batch or a later one, is not stored
+/// again.
+async fn stream_ids_as_keys_store_each_entry_once(store: Arc<dyn Store>) {
+    let again = |key: &str, message: &str, partition: i32, offset: i64| {
+        let mut e = keyed(key, message);
+        e.received_us += 5_000_000;
+        e.source = Some(SourcePosition { partition, offset });
+        e
+    };
+    let (a0, a1) = (
+        "redis-stream:a:1700000000000-0",
+        "redis-stream:a:1700000000000-1",
+    );
+    let b0 = "redis-stream:b:1700000000000-0";
+    let messages = |rs: &[LogRecord]| rs.iter().map(|r| r.message.clone()).collect::<Vec<_>>();
+    let first = store
+        .insert(vec![
+            keyed(a0, "a0"),
+            keyed(b0, "b0"),
+            again(a0, "a0 again, same batch", 0, 1),
+        ])
+        .await
+        .expect("insert");
+    assert_eq!(messages(&first), ["a0", "b0"]);
+    let second = store
+        .insert(vec![again(a0, "a0 again", 1, 7), keyed(a1, "a1")])
+        .await
+        .expect("insert");
+    assert_eq!(messages(&second), ["a1"]);
+    let all_keyed = Query {
+        filter: Filter {
+            services: vec!["keyed".into()],
+            ..Default::default()
+        },
+        order: Order::OldestFirst,
+        ..all()
+    };
+    let stored = store.query(all_keyed).await.expect("query").records;
+    assert_eq!(messages(&stored), ["a0", "b0", "a1"]);
 }
 
 /// A position is replaced only by whoever read it as it stands: a second

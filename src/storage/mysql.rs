@@ -16,6 +16,7 @@ mod chunks;
 mod connect;
 mod delivery;
 mod infile;
+mod keyspace;
 mod known;
 mod ledger;
 mod url;
@@ -45,6 +46,7 @@ pub use bulk::BulkMode;
 use chain::{Chain, Stage, Turn};
 use connect::{CONNECT_TIMEOUT, choose_bulk, create_database, establish, migrate};
 use infile::Infiles;
+use keyspace::KeySpaces;
 use known::Known;
 use url::DbUrl;
 use write::{Ids, Rollback, write_batch};
@@ -89,6 +91,9 @@ pub struct MysqlStore {
     uncontended_at_us: AtomicI64,
     /// Listing rows known to be stored, so batches skip inserting them.
     known: Known,
+    /// Key spaces numbered, so a stream entry's key costs no lookup of its
+    /// space per batch.
+    spaces: KeySpaces,
 }
 
 /// The MariaDB store's flags.
@@ -150,6 +155,7 @@ impl MysqlStore {
             contended_until_us: AtomicI64::new(0),
             uncontended_at_us: AtomicI64::new(i64::MIN),
             known: Known::default(),
+            spaces: KeySpaces::default(),
         })
     }
 
@@ -171,6 +177,7 @@ impl MysqlStore {
         loop {
             let attempt = async {
                 let mut c = self.conn().await?;
+                self.spaces.place(&mut c, &mut entries).await?;
                 c.transaction(async |c| {
                     write_batch(c, &self.bulk, &mut entries, &mut turn, ids, &self.known).await
                 })

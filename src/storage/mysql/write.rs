@@ -195,13 +195,11 @@ async fn drop_redeliveries(
                 .load(c)
                 .await?;
             seen.extend(stored.into_iter().filter_map(|(offset, received_us)| {
-                Some(Delivery {
-                    position: SourcePosition {
-                        partition,
-                        offset: offset?,
-                    },
+                let offset = offset?;
+                Some(Delivery::new(
+                    SourcePosition { partition, offset },
                     received_us,
-                })
+                ))
             }));
         }
     }
