@@ -566,6 +566,20 @@ async fn retention_deletes_expired_records(store: Arc<dyn Store>) {
     assert!(left.iter().all(|r| r.message == "new"));
 }
 
+/// The messages stored for the service `keyed`, oldest first.
+async fn keyed_messages(store: &Arc<dyn Store>) -> Vec<String> {
+    let all_keyed = Query {
+        filter: Filter {
+            services: vec!["keyed".into()],
+            ..Default::default()
+        },
+        order: Order::OldestFirst,
+        ..all()
+    };
+    let stored = store.query(all_keyed).await.expect("query").records;
+    stored.into_iter().map(|r| r.message).collect()
+}
+
 fn keyed(key: &str, message: &str) -> QueuedEntry {
     let mut e = entry("keyed", Level::Info, message, &["k"], 1);
     e.dedup_key = Some(key.into());
@@ -596,16 +610,7 @@ async fn dedup_keys_store_each_keyed_entry_once(store: Arc<dyn Store>) {
         .await
         .expect("insert");
     assert_eq!(messages(&second), ["three", "no key"]);
-    let all_keyed = Query {
-        filter: Filter {
-            services: vec!["keyed".into()],
-            ..Default::default()
-        },
-        order: Order::OldestFirst,
-        ..all()
-    };
-    let stored = store.query(all_keyed).await.expect("query").records;
-    assert_eq!(messages(&stored), ["one", "two", "three"]);
+    assert_eq!(keyed_messages(&store).await, ["one", "two", "three"]);
 }
 
 /// Keys that name a Redis stream entry (`<stream>:<ms>-<seq>`, which the
@@ -640,16 +645,7 @@ async fn stream_ids_as_keys_store_each_entry_once(store: Arc<dyn Store>) {
         .await
         .expect("insert");
     assert_eq!(messages(&second), ["a1"]);
-    let all_keyed = Query {
-        filter: Filter {
-            services: vec!["keyed".into()],
-            ..Default::default()
-        },
-        order: Order::OldestFirst,
-        ..all()
-    };
-    let stored = store.query(all_keyed).await.expect("query").records;
-    assert_eq!(messages(&stored), ["a0", "b0", "a1"]);
+    assert_eq!(keyed_messages(&store).await, ["a0", "b0", "a1"]);
 }
 
 /// A position is replaced only by whoever read it as it stands: a second
