@@ -173,13 +173,15 @@ impl MysqlStore {
             Ids::Locked
         };
         let mut deadlocks = 0u32;
+        let mut look_up_keys = self.spaces.look_up();
         let started = std::time::Instant::now();
         loop {
             let attempt = async {
                 let mut c = self.conn().await?;
                 self.spaces.place(&mut c, &mut entries).await?;
                 c.transaction(async |c| {
-                    write_batch(c, &self.bulk, &mut entries, &mut turn, ids, &self.known).await
+                    let (bulk, known) = (&self.bulk, &self.known);
+                    write_batch(c, bulk, &mut entries, &mut turn, ids, known, look_up_keys).await
                 })
                 .await
             };
@@ -199,6 +201,13 @@ impl MysqlStore {
             let deadlock = matches!(&failure, Rollback::Store(e) if is_deadlock(e));
             match failure {
                 Rollback::Store(StoreError::EarlierBatchFailed) => {}
+                // An entry stored already, not looked up: again, looking.
+                _ if !look_up_keys && is_duplicate(&failure) => {
+                    self.spaces.suspect();
+                    look_up_keys = true;
+                    turn.link.set(Stage::Choosing);
+                    continue;
+                }
                 // The guess may be what failed: try once more the sure way.
                 _ if ids == Ids::Guessed => {
                     if deadlock || matches!(failure, Rollback::WrongGuess) {
@@ -296,6 +305,20 @@ fn is_deadlock(e: &StoreError) -> bool {
     // diesel reports error 1213 with an unknown kind; its message is fixed.
     matches!(e, StoreError::Database(diesel::result::Error::DatabaseError(_, info))
         if info.message().starts_with("Deadlock found"))
+}
+
+/// Whether the batch met a unique key it would have stored twice.
+fn is_duplicate(failure: &Rollback) -> bool {
+    // LOAD DATA reports it as a warning (`bulk`), INSERT as error 1062.
+    const SAID: &str = "Duplicate entry";
+    match failure {
+        Rollback::Store(StoreError::Refused(m)) => m.contains(SAID),
+        Rollback::Store(StoreError::Database(diesel::result::Error::DatabaseError(kind, info))) => {
+            matches!(kind, diesel::result::DatabaseErrorKind::UniqueViolation)
+                || info.message().starts_with(SAID)
+        }
+        _ => false,
+    }
 }
 
 history_queries!(diesel::mysql::Mysql);

@@ -3,11 +3,15 @@
 //! instead of a `dedup_keys` row: the stream as a key space numbered in
 //! `key_spaces` (a negative partition, so never a Kafka one), its id packed
 //! into the offset. A key is then checked by the lookup that finds Kafka
-//! redeliveries and made unique by the index every row already has; its own
-//! row and indexes had cost a third of the time such an entry took to store.
+//! redeliveries and made unique by the index every row already has (whose
+//! receipt part is 0 for a key space's rows: the entry is the same whenever
+//! it was received); its own row and indexes had cost a third of the time
+//! such an entry took to store.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::time::Duration;
 
 use diesel::sql_types::{Integer, Text};
 use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
@@ -20,11 +24,20 @@ use crate::storage::contract::StoreError;
 const SEQ_BITS: u32 = 20;
 /// Most key spaces remembered; past it the memory starts again.
 const MOST: usize = 10_000;
+/// How long key spaces' entries are looked up after a batch met one stored
+/// already (see [`KeySpaces::look_up`]).
+const LOOK_UP_FOR: Duration = Duration::from_secs(60);
 
-/// The key spaces this process has looked up. Their ids never change: rows
-/// of `key_spaces` are never deleted.
+/// The key spaces this process has looked up, and whether their entries are
+/// looked up before a batch stores them.
 #[derive(Default)]
-pub(super) struct KeySpaces(Mutex<HashMap<String, i32>>);
+pub(super) struct KeySpaces {
+    /// Space name -> id. Ids never change: rows of `key_spaces` are never
+    /// deleted.
+    ids: Mutex<HashMap<String, i32>>,
+    /// Until when (µs) a batch looks its key spaces' entries up.
+    look_up_until_us: AtomicI64,
+}
 
 /// A key's space and its id packed into one offset, when it has that shape.
 fn split(key: &str) -> Option<(&str, i64)> {
@@ -52,6 +65,25 @@ struct Space {
 }
 
 impl KeySpaces {
+    /// Whether a batch looks up which of its key spaces' entries are stored.
+    /// Usually not: a stream's ids spread over the Kafka partitions, so the
+    /// highest-offset shortcut that spares Kafka positions the lookup rarely
+    /// holds for them, and looking up every batch cost the stream source a
+    /// tenth of its rate. The unique source pair refuses an entry stored
+    /// already all the same; the batch is then tried again with the lookup
+    /// (see [`suspect`](Self::suspect)), which drops it.
+    pub fn look_up(&self) -> bool {
+        // Spelled out: diesel's `RunQueryDsl::load` shadows the method.
+        crate::model::time::now_micros() < AtomicI64::load(&self.look_up_until_us, Relaxed)
+    }
+
+    /// Looks entries up for a while: one came again, and more of a
+    /// redelivery may follow.
+    pub fn suspect(&self) {
+        let until = crate::model::time::now_micros() + LOOK_UP_FOR.as_micros() as i64;
+        self.look_up_until_us.fetch_max(until, Relaxed);
+    }
+
     /// Moves every stream-shaped key of `entries` into its source pair.
     /// Outside the batch's transaction: a space numbered in a transaction
     /// that rolled back would leave this process an id nobody else knows.
@@ -75,8 +107,8 @@ impl KeySpaces {
     }
 
     fn known(&self, space: &str) -> Option<i32> {
-        let memory = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        memory.get(space).copied()
+        let ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        ids.get(space).copied()
     }
 
     /// The space's id, numbering it first if it is new.
@@ -89,11 +121,11 @@ impl KeySpaces {
             .bind::<Text, _>(space)
             .get_result(c)
             .await?;
-        let mut memory = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if memory.len() >= MOST {
-            memory.clear();
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        if ids.len() >= MOST {
+            ids.clear();
         }
-        memory.insert(space.to_string(), found.id);
+        ids.insert(space.to_string(), found.id);
         Ok(found.id)
     }
 }

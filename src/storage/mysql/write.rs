@@ -10,6 +10,7 @@ use super::bulk::{Bulk, LOG_TAGS, LOGS, log_fields, text_id_fields};
 use super::chain::{Outcome, Stage, Turn};
 use super::chunks::{KEYS_PER_STATEMENT, size_chunks};
 use super::delivery::Delivery;
+use super::keyspace::is_key;
 use super::known::{Known, Unlisted};
 use super::ledger;
 use crate::model::{QueuedEntry, SourcePosition};
@@ -55,6 +56,7 @@ pub(super) async fn write_batch(
     turn: &mut Turn,
     ids: Ids,
     known: &Known,
+    look_up_keys: bool,
 ) -> Result<(i64, Unlisted), Rollback> {
     let first = match (ids, turn.before.as_mut()) {
         (Ids::Guessed, Some(before)) => before.placed().await.ok_or(EarlierBatchFailed)?,
@@ -67,7 +69,7 @@ pub(super) async fn write_batch(
             lock_next_id(c).await?
         }
     };
-    drop_redeliveries(c, entries, &turn.claimed).await?;
+    drop_redeliveries(c, entries, &turn.claimed, look_up_keys).await?;
     let keys = dedup_keys(entries);
     if !keys.is_empty() {
         let stored = ledger::stored_keys(c, &keys).await?;
@@ -163,24 +165,31 @@ async fn lock_next_id(c: &mut AsyncMysqlConnection) -> Result<i64, diesel::resul
 /// Removes entries already stored or `claimed` by an earlier open batch, and
 /// all but the first of the same delivery within the batch (see
 /// [`Delivery`]). A redelivery stored by another process after this
-/// transaction's snapshot is caught by the unique source key instead.
+/// transaction's snapshot is caught by the unique source key instead, and
+/// so are key spaces' entries when `look_up_keys` is off (see
+/// [`KeySpaces::look_up`](super::keyspace::KeySpaces::look_up)).
 async fn drop_redeliveries(
     c: &mut AsyncMysqlConnection,
     entries: &mut Vec<QueuedEntry>,
     claimed: &HashSet<Delivery>,
+    look_up_keys: bool,
 ) -> Result<(), StoreError> {
     let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
-    for s in entries.iter().filter_map(|q| q.source) {
+    let looked_up = entries
+        .iter()
+        .filter_map(|q| q.source)
+        .filter(|s| look_up_keys || !is_key(*s));
+    for s in looked_up {
         offsets.entry(s.partition).or_default().push(s.offset);
-    }
-    if offsets.is_empty() {
-        return Ok(());
     }
     // A partition is read in order, so a redelivery can only be at or below
     // the highest offset stored for it: one statement settles the usual
     // case, a batch of only new entries.
     let partitions: Vec<i32> = offsets.keys().copied().collect();
-    let highest = highest_offsets(c, &partitions).await?;
+    let highest = match partitions.is_empty() {
+        true => Default::default(),
+        false => highest_offsets(c, &partitions).await?,
+    };
     let mut seen = HashSet::new();
     for (partition, offsets) in offsets {
         let highest = highest.get(&partition).copied().flatten();
