@@ -77,6 +77,11 @@ fn fields(r: &LogRow, e: &QueuedEntry, quote: fn(&str) -> String) -> [String; 12
     ]
 }
 
+/// The `logs` columns [`fields`] gives, in order: named, since the table
+/// also has a generated one.
+const LOG_COLUMNS: &str = "(id, service, level, message, tags, attributes, time_us, received_us, \
+                           trace_id, span_id, source_partition, source_offset)";
+
 /// Removes the raw limits' copies of taillight's MariaDB tables.
 const DROP_RAW: &str = "DROP TABLE IF EXISTS raw_logs, raw_log_tags";
 
@@ -119,7 +124,10 @@ fn insert_statements(rows: &[(String, Vec<String>)]) -> Vec<String> {
     let mut out = Vec::new();
     for chunk in rows.chunks(1000) {
         let logs: Vec<&str> = chunk.iter().map(|(l, _)| l.as_str()).collect();
-        out.push(format!("INSERT INTO raw_logs VALUES {}", logs.join(",")));
+        out.push(format!(
+            "INSERT INTO raw_logs {LOG_COLUMNS} VALUES {}",
+            logs.join(",")
+        ));
         let tags: Vec<&str> = chunk
             .iter()
             .flat_map(|(_, t)| t.iter().map(String::as_str))
@@ -155,7 +163,7 @@ pub fn mariadb(db: &str, entries: &[LogEntry], scratch: &Path) -> (f64, f64) {
     }
     reset_raw(db);
     let load = format!(
-        "LOAD DATA LOCAL INFILE '{}' INTO TABLE raw_logs; LOAD DATA LOCAL INFILE '{}' INTO TABLE raw_log_tags;",
+        "LOAD DATA LOCAL INFILE '{}' INTO TABLE raw_logs {LOG_COLUMNS}; LOAD DATA LOCAL INFILE '{}' INTO TABLE raw_log_tags;",
         logs_file.display(),
         tags_file.display()
     );
