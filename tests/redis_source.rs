@@ -364,8 +364,8 @@ async fn kill_9_during_a_stream_burst_loses_nothing_and_stores_nothing_twice(bac
     let _: i64 = redis_cmd(&redis_url(), ::redis::cmd("DEL").arg(&stream));
 }
 
-/// Two nodes read one stream in one group; one is killed in a burst, and the
-/// other claims what it had read and not acknowledged.
+/// A node reading a stream in a group is killed in a burst; another node of
+/// the group claims what it had read and not acknowledged, and reads the rest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_living_claim_what_a_dead_reader_left_pending() {
     const N: usize = 10_000;
@@ -377,16 +377,17 @@ async fn the_living_claim_what_a_dead_reader_left_pending() {
     // A writer stores what both ingest nodes produce.
     let _writer = Proc::spawn(&serve_args(&cfg, "writer"));
     let mut a = Proc::spawn(&node_args("a"));
-    let b = Proc::spawn(&node_args("b"));
-    // Both must be reading before the burst: a node still starting (a slow
-    // CI machine) could otherwise find the other has taken it all.
-    wait_consumers(&stream, "taillight", 2);
+    wait_consumers(&stream, "taillight", 1);
     let ops = json!([{"op": "burst", "kind": "xadd", "to": stream, "prefix": "e", "count": N, "service": svc}]);
     let url = redis_url();
     let publisher = std::thread::spawn(move || redis_py(&url, &ops));
+    // The second reader joins after the first died: joined before, on a
+    // loaded machine it once read the whole burst first, and the first had
+    // nothing to leave behind.
     wait_stream_count(&a.url(), "received", 500.0).await;
     a.child.kill().expect("kill -9");
     let _ = a.child.wait();
+    let b = Proc::spawn(&node_args("b"));
     publisher.join().expect("publisher");
     let stored = wait_records(&b.url(), &only(&svc), N, WITHIN).await;
     assert_each_once(&stored, N);
@@ -395,8 +396,8 @@ async fn the_living_claim_what_a_dead_reader_left_pending() {
         sample(
             &text,
             "taillight_source_accepted_total{source=\"redis_stream\"}"
-        ) > (N / 2) as f64,
-        "b should have taken over a's share: {text}"
+        ) > 0.0,
+        "b should have taken over what a left: {text}"
     );
     // Stored before acknowledged: the last XACKs may follow the last rows.
     wait_no_pending(&stream, "taillight").await;
