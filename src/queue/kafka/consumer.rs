@@ -29,11 +29,6 @@ pub struct KafkaConsumer {
     /// those questions (metadata, the group's offsets) kept tansu from
     /// sharing the partitions with a second writer.
     watcher: Arc<BaseConsumer>,
-    /// Another such client, only to describe the group: while a killed
-    /// member's session lasts, tansu 0.6.0 drops the connection a group
-    /// description goes over, and the watcher's questions on it failed
-    /// with it, so the monitor saw nothing for as long as that lasted.
-    describer: Arc<BaseConsumer>,
     topic: String,
     /// The writers' group, described by the monitor to see who holds what.
     group: String,
@@ -89,23 +84,19 @@ impl KafkaConsumer {
             .set("socket.timeout.ms", "5000");
         let consumer: StreamConsumer = s.apply_options(&mut config).create().map_err(kafka_err)?;
         consumer.subscribe(&[&s.kafka_topic]).map_err(kafka_err)?;
-        let outsider = || -> Result<Arc<BaseConsumer>, QueueError> {
-            let client = s
-                .apply_options(
-                    ClientConfig::new()
-                        .set("bootstrap.servers", s.brokers()?)
-                        .set("group.id", &s.kafka_group)
-                        .set("enable.auto.commit", "false")
-                        .set("socket.timeout.ms", "5000"),
-                )
-                .create()
-                .map_err(kafka_err)?;
-            Ok(Arc::new(client))
-        };
+        let watcher: BaseConsumer = s
+            .apply_options(
+                ClientConfig::new()
+                    .set("bootstrap.servers", s.brokers()?)
+                    .set("group.id", &s.kafka_group)
+                    .set("enable.auto.commit", "false")
+                    .set("socket.timeout.ms", "5000"),
+            )
+            .create()
+            .map_err(kafka_err)?;
         Ok(KafkaConsumer {
             consumer: Arc::new(consumer),
-            watcher: outsider()?,
-            describer: outsider()?,
+            watcher: Arc::new(watcher),
             topic: s.kafka_topic.clone(),
             group: s.kafka_group.clone(),
             stall_after: (3 * s.kafka_session_timeout).max(Duration::from_secs(10)),
@@ -121,7 +112,6 @@ impl KafkaConsumer {
             Monitor {
                 consumer: self.consumer.clone(),
                 watcher: self.watcher.clone(),
-                describer: self.describer.clone(),
                 topic: self.topic.clone(),
                 group: self.group.clone(),
                 watch: Mutex::new(StallWatch::new(self.stall_after)),

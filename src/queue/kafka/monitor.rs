@@ -18,8 +18,6 @@ pub(super) struct Monitor {
     pub consumer: Arc<StreamConsumer>,
     /// A client of the group that never joins it, asked about the topic.
     pub watcher: Arc<BaseConsumer>,
-    /// Another, asked only to describe the group (see the consumer's).
-    pub describer: Arc<BaseConsumer>,
     pub topic: String,
     pub group: String,
     /// Behind a lock only because each look runs on a blocking thread.
@@ -89,14 +87,9 @@ impl Monitor {
         };
         let gauges = &self.gauges;
         gauges.partitions.set(assignment.count() as i64);
-        let Some(mut state) = topic_state(&self.watcher, t, &assignment) else {
+        let Some(state) = topic_state(&self.watcher, t, &self.group, &assignment) else {
             return;
         };
-        // A group that cannot be described leaves ownership unknown, which
-        // the stall watch allows for: the look goes on without it.
-        if let Some(group) = describe_group(&self.describer, t, &self.group) {
-            state.owned_as(&group, assignment.count());
-        }
         if let Some(lag) = lag(c, t, &state.parts) {
             gauges.lag.set(lag.min(i64::MAX as u64) as i64);
         }
@@ -109,7 +102,7 @@ impl Monitor {
         if verdict.rejoin {
             tracing::warn!(
                 partitions = ?verdict.stalled,
-                "entries wait on a partition no writer holds (or none the broker names), or the group gave this writer none; rejoining it so the partitions are assigned again"
+                "entries wait on a partition no writer holds, or the group gave this writer none; rejoining it so the partitions are assigned again"
             );
             // Leaving and joining again: a subscription to the same topic
             // alone is not a change the group sees.
@@ -133,26 +126,13 @@ struct TopicState {
     starved: bool,
 }
 
-impl TopicState {
-    /// Fills in who holds each partition from the group's description.
-    fn owned_as(&mut self, group: &GroupView, mine: usize) {
-        // A member left with nothing while there are partitions enough for
-        // everyone: no assignor does that; the broker got the rebalance wrong.
-        self.starved = group.members <= self.parts.len() && mine == 0;
-        if let Some(held) = &group.held {
-            for p in &mut self.parts {
-                p.owned = Some(held.contains(&p.partition));
-            }
-        }
-    }
-}
-
-/// Every partition of `topic`: its committed offset, its end and whether it
-/// is in `assignment`; who holds it is left unknown. `None` when the broker
-/// did not answer.
+/// Every partition of `topic`: its committed offset, its end, whether it is
+/// in `assignment` and whether any member of `group` holds it. `None` when
+/// the broker did not answer.
 fn topic_state(
     c: &BaseConsumer,
     topic: &str,
+    group: &str,
     assignment: &TopicPartitionList,
 ) -> Option<TopicState> {
     let timeout = Duration::from_millis(1500);
@@ -170,6 +150,11 @@ fn topic_state(
         all.add_partition(topic, p);
     }
     let committed = c.committed_offsets(all, timeout).ok()?;
+    let group = describe_group(c, topic, group, timeout);
+    let held = group.as_ref().and_then(|g| g.held.as_ref());
+    // A member left with nothing while there are partitions enough for
+    // everyone: no assignor does that; the broker got the rebalance wrong.
+    let starved = group.as_ref().is_some_and(|g| g.members <= ids.len()) && assignment.count() == 0;
     let parts: Option<Vec<PartitionState>> = ids
         .iter()
         .map(|&p| {
@@ -181,13 +166,13 @@ fn topic_state(
                 committed: offset_of(&committed, topic, p).unwrap_or(low),
                 end: high,
                 mine: assignment.find_partition(topic, p).is_some(),
-                owned: None,
+                owned: held.map(|h| h.contains(&p)),
             })
         })
         .collect();
     Some(TopicState {
         parts: parts?,
-        starved: false,
+        starved,
     })
 }
 
@@ -200,10 +185,13 @@ struct GroupView {
     held: Option<BTreeSet<i32>>,
 }
 
-fn describe_group(c: &BaseConsumer, topic: &str, group: &str) -> Option<GroupView> {
-    let list = c
-        .fetch_group_list(Some(group), Duration::from_millis(1500))
-        .ok()?;
+fn describe_group(
+    c: &BaseConsumer,
+    topic: &str,
+    group: &str,
+    timeout: Duration,
+) -> Option<GroupView> {
+    let list = c.fetch_group_list(Some(group), timeout).ok()?;
     let info = list.groups().iter().find(|g| g.name() == group)?;
     if info.state() != "Stable" {
         return None;

@@ -11,13 +11,9 @@
 //! draining a backlog left some of its partitions untouched for minutes in
 //! the benchmark's 10M-entry fill, and a writer whose store is down stalls
 //! all of its own. Only a stalled partition that no member of the group
-//! holds makes the writer rejoin the group, so the broker assigns it again.
-//! Where the broker does not say who holds what (tansu 0.6.0, or a group
-//! caught mid-rebalance), a stalled partition of another writer while this
-//! writer's own partitions move is taken as orphaned too: tansu 0.6.0 often
-//! hands a killed writer's partitions to no one, and the survivor's rejoin is
-//! what gets them assigned. A writer whose own partitions stall as well is
-//! most likely waiting on the store with everyone else, and only reports.
+//! holds makes the writer rejoin the group, so the broker assigns it again;
+//! or, where the broker does not say who holds what, a stall while the
+//! group gave this writer nothing at all.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -85,7 +81,7 @@ impl StallWatch {
     /// that do not say who holds what).
     pub fn observe(&mut self, now: Instant, parts: &[PartitionState], starved: bool) -> Verdict {
         let mut verdict = Verdict::default();
-        let (mut orphaned, mut unknown_elsewhere, mut mine_stalled) = (false, false, false);
+        let mut orphaned = false;
         let mut since = HashMap::with_capacity(parts.len());
         for p in parts {
             if p.committed >= p.end {
@@ -99,13 +95,10 @@ impl StallWatch {
             if now.duration_since(start) >= self.after {
                 verdict.stalled.push(p.partition);
                 orphaned |= p.owned == Some(false);
-                unknown_elsewhere |= p.owned.is_none() && !p.mine;
-                mine_stalled |= p.mine;
             }
         }
         self.since = since;
-        let stranded = unknown_elsewhere && !mine_stalled;
-        if !(orphaned || stranded || starved && !verdict.stalled.is_empty()) {
+        if !(orphaned || starved && !verdict.stalled.is_empty()) {
             self.next_rejoin = None;
             self.backoff = self.after;
         } else if self.next_rejoin.is_none_or(|t| now >= t) {
@@ -130,13 +123,6 @@ mod tests {
             end,
             mine: false,
             owned,
-        }
-    }
-
-    fn held_here(partition: i32, committed: i64, end: i64) -> PartitionState {
-        PartitionState {
-            mine: true,
-            ..part(partition, committed, end, None)
         }
     }
 
@@ -199,40 +185,10 @@ mod tests {
     }
 
     #[test]
-    fn a_stall_of_a_partition_someone_holds_is_only_reported() {
+    fn a_stall_of_a_held_partition_or_of_an_unknown_group_is_only_reported() {
         let t0 = Instant::now();
         let mut w = StallWatch::new(AFTER);
-        let parts = [part(0, 1, 9, SOMEONE), held_here(1, 10, 40)];
-        w.observe(t0, &parts, false);
-        let v = w.observe(t0 + AFTER, &parts, false);
-        assert_eq!((v.stalled, v.rejoin), (vec![0, 1], false));
-    }
-
-    #[test]
-    fn another_writers_stall_with_no_owner_known_makes_a_moving_writer_rejoin() {
-        let t0 = Instant::now();
-        let mut w = StallWatch::new(AFTER);
-        // This writer's partition 0 moves; partition 1, held by no one
-        // anybody knows of, stands still.
-        w.observe(t0, &[held_here(0, 1, 9), part(1, 10, 40, None)], false);
-        let v = w.observe(
-            t0 + AFTER,
-            &[held_here(0, 9, 9), part(1, 10, 40, None)],
-            false,
-        );
-        assert_eq!((v.stalled, v.rejoin), (vec![1], true));
-        // The backoff holds as for an orphan the broker names.
-        let parts = [held_here(0, 9, 12), part(1, 10, 40, None)];
-        assert!(!w.observe(t0 + AFTER + AFTER / 2, &parts, false).rejoin);
-        assert!(w.observe(t0 + 2 * AFTER, &parts, false).rejoin);
-    }
-
-    #[test]
-    fn a_writer_whose_own_partitions_stall_too_only_reports() {
-        let t0 = Instant::now();
-        let mut w = StallWatch::new(AFTER);
-        // The store is down for everyone: a rebalance would not help.
-        let parts = [held_here(0, 1, 9), part(1, 10, 40, None)];
+        let parts = [part(0, 1, 9, SOMEONE), part(1, 10, 40, None)];
         w.observe(t0, &parts, false);
         let v = w.observe(t0 + AFTER, &parts, false);
         assert_eq!((v.stalled, v.rejoin), (vec![0, 1], false));
