@@ -39,11 +39,7 @@ impl Backend {
 
 /// Where the distributed tests find their services. MariaDB and Redis run on
 /// the machine; a Kafka-protocol broker (tansu) is started once per test
-/// process unless TAILLIGHT_TEST_KAFKA names one. It keeps its data in
-/// SQLite, not memory: tansu 0.6.0's memory storage answers a fetch from an
-/// offset inside a record batch with the batches after it, so a writer that
-/// takes over a partition after a rebalance can skip entries (see
-/// tests/cluster.rs).
+/// process unless TAILLIGHT_TEST_KAFKA names one.
 pub struct Infra {
     pub kafka: String,
     pub mysql: String,
@@ -54,7 +50,7 @@ pub fn infra() -> &'static Infra {
     static INFRA: std::sync::OnceLock<Infra> = std::sync::OnceLock::new();
     INFRA.get_or_init(|| Infra {
         kafka: std::env::var("TAILLIGHT_TEST_KAFKA")
-            .unwrap_or_else(|_| Tansu::start_shared().leak()),
+            .unwrap_or_else(|_| Tansu::start_memory().leak()),
         mysql: mysql_url(),
         redis: redis_url(),
     })
@@ -108,17 +104,6 @@ impl Tansu {
         )
     }
 
-    /// The test process's broker: SQLite in a directory of its own, which
-    /// the watchdog removes once the broker has ended.
-    fn start_shared() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("taillight-tansu-")
-            .tempdir()
-            .expect("temp dir")
-            .keep();
-        Self::start_sqlite(free_port(), &dir)
-    }
-
     /// An in-memory broker on `port` that tells clients it is at
     /// `advertised` (a proxy the test controls), so every connection a
     /// client opens after reading metadata goes through that address too.
@@ -139,12 +124,10 @@ impl Tansu {
     }
 
     fn start(port: u16, advertised: u16, storage: &str, cwd: &std::path::Path) -> Self {
-        // The shared broker's directory (see `start_shared`) goes with it.
         let script = format!(
             "tansu broker --listener-url tcp://127.0.0.1:{port} --advertised-listener-url tcp://127.0.0.1:{advertised} --storage-engine {storage} >/dev/null 2>&1 & t=$!; \
-             end() {{ kill -9 $t 2>/dev/null; wait $t; case \"$PWD\" in */taillight-tansu-*) rm -rf \"$PWD\";; esac; }}; \
-             trap 'end; exit 0' TERM; \
-             while kill -0 {parent} 2>/dev/null && kill -0 $t 2>/dev/null; do sleep 0.5; done; end",
+             trap 'kill -9 $t 2>/dev/null; exit 0' TERM; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $t 2>/dev/null; do sleep 0.5; done; kill -9 $t 2>/dev/null",
             parent = std::process::id()
         );
         let child = std::process::Command::new("sh")
