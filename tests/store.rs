@@ -566,6 +566,11 @@ async fn retention_deletes_expired_records(store: Arc<dyn Store>) {
     assert!(left.iter().all(|r| r.message == "new"));
 }
 
+/// The records' messages, in their order.
+fn messages(records: &[LogRecord]) -> Vec<String> {
+    records.iter().map(|r| r.message.clone()).collect()
+}
+
 /// The messages stored for the service `keyed`, oldest first.
 async fn keyed_messages(store: &Arc<dyn Store>) -> Vec<String> {
     let all_keyed = Query {
@@ -599,7 +604,6 @@ async fn dedup_keys_store_each_keyed_entry_once(store: Arc<dyn Store>) {
         ])
         .await
         .expect("insert");
-    let messages = |rs: &[LogRecord]| rs.iter().map(|r| r.message.clone()).collect::<Vec<_>>();
     assert_eq!(messages(&first), ["one", "two", "no key"]);
     let second = store
         .insert(vec![
@@ -630,7 +634,6 @@ async fn stream_ids_as_keys_store_each_entry_once(store: Arc<dyn Store>) {
         "redis-stream:a:1700000000000-1",
     );
     let b0 = "redis-stream:b:1700000000000-0";
-    let messages = |rs: &[LogRecord]| rs.iter().map(|r| r.message.clone()).collect::<Vec<_>>();
     let first = store
         .insert(vec![
             keyed(a0, "a0"),

@@ -186,9 +186,10 @@ async fn drop_redeliveries(
     // the highest offset stored for it: one statement settles the usual
     // case, a batch of only new entries.
     let partitions: Vec<i32> = offsets.keys().copied().collect();
-    let highest = match partitions.is_empty() {
-        true => Default::default(),
-        false => highest_offsets(c, &partitions).await?,
+    let highest = if partitions.is_empty() {
+        BTreeMap::new()
+    } else {
+        highest_offsets(c, &partitions).await?
     };
     let mut seen = HashSet::new();
     for (partition, offsets) in offsets {
