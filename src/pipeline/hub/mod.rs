@@ -8,6 +8,7 @@
 //! too; [`follow`](super::follow) repairs both from the store.
 
 mod inbox;
+mod join;
 mod reorder;
 mod share;
 
@@ -31,6 +32,7 @@ use crate::storage::{Order, Query, Store, StoreError};
 pub use inbox::SkipRun;
 use inbox::{Bounds, Next, Offered, Owed, Sub};
 pub(super) use inbox::{Inbox, Item};
+use join::Joiner;
 use reorder::{Out, Reorder};
 pub use share::{Rendered, Share};
 
@@ -146,23 +148,39 @@ impl Hub {
         mut order: Reorder,
         stop: CancellationToken,
     ) {
+        let mut joiner = Joiner::default();
         loop {
             let deadline = order.deadline();
             let wait = sleep_until(deadline.unwrap_or_else(Instant::now));
+            let due = joiner.due();
+            let paced = sleep_until(due.unwrap_or_else(Instant::now));
             let event = tokio::select! {
                 e = events.next() => match e { Some(e) => e, None => return },
                 _ = wait, if deadline.is_some() => {
-                    self.hand_on(order.give_up());
+                    let now = Instant::now();
+                    self.hand_on(joiner.add(order.give_up(), self.open(), now));
+                    continue;
+                }
+                _ = paced, if due.is_some() => {
+                    self.hand_on(joiner.take(Instant::now()));
                     continue;
                 }
                 _ = stop.cancelled() => return,
             };
+            let now = Instant::now();
             match event {
-                BusEvent::Records(batch) => self.hand_on(order.push(batch, Instant::now())),
-                BusEvent::Down(why) => self.deliver(&BusEvent::Down(why)),
+                BusEvent::Records(batch) => {
+                    self.hand_on(joiner.add(order.push(batch, now), self.open(), now));
+                }
+                // Batches that wait go before what the feed says next.
+                BusEvent::Down(why) => {
+                    self.hand_on(joiner.take(now));
+                    self.deliver(&BusEvent::Down(why));
+                }
                 // The feed lost batches: followers repair from the store,
                 // which holds everything up to its newest id by now.
                 gap @ (BusEvent::Gap | BusEvent::Up) => {
+                    self.hand_on(joiner.take(now));
                     let held = order.forget();
                     self.restart_order(&mut order).await;
                     self.deliver(&gap);
@@ -174,6 +192,11 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Open subscriptions.
+    fn open(&self) -> usize {
+        usize::try_from(self.subscribers.get()).unwrap_or(0)
     }
 
     /// The order of the feed starts after the store's newest record: what
