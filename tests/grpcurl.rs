@@ -102,6 +102,7 @@ async fn list_and_describe_through_reflection(backend: Backend) {
         "PushLogs",
         "Tail",
         "QueryLogs",
+        "GetHistogram",
         "ListServices",
         "ListTags",
     ] {
@@ -121,6 +122,7 @@ async fn list_and_describe_through_reflection(backend: Backend) {
         "rpc Tail (",
         "returns ( stream .taillight.v1.TailResponse )",
         "rpc QueryLogs (",
+        "rpc GetHistogram (",
         "rpc ListServices (",
         "rpc ListTags (",
     ] {
@@ -226,6 +228,20 @@ async fn push_and_query_records(backend: Backend) {
     )
     .await;
     assert_eq!(resp, json!({ "tags": ["cli"] }));
+
+    // The volume histogram: the WARN in the minute it was logged at.
+    let resp = call(
+        &server,
+        "taillight.v1.LogService/GetHistogram",
+        &json!({ "filter": { "services": [svc], "minLevel": "LEVEL_WARN" },
+                 "startTime": "2024-03-24T13:00:00Z", "endTime": "2024-03-24T13:05:00Z",
+                 "buckets": 5 }),
+    )
+    .await;
+    let buckets = resp["buckets"].as_array().expect("buckets");
+    assert_eq!(buckets.len(), 5, "{resp}");
+    assert_eq!(buckets[1]["start"], "2024-03-24T13:01:00Z");
+    assert_eq!(buckets[1]["counts"], json!({ "WARN": "1" }), "{resp}");
 }
 
 async fn invalid_entry_shows_decoded_field_violation(backend: Backend) {

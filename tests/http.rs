@@ -24,6 +24,7 @@ backend_tests!(
     metrics_health_and_readiness,
     a_writer_that_stops_shows_in_readiness_health_and_metrics,
     ids_at_and_beyond_2_pow_63_bound_instead_of_wrapping,
+    histogram_counts_by_level_over_round_buckets,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -390,6 +391,98 @@ async fn oversized_body_is_rejected_and_server_keeps_working(backend: Backend) {
 }
 
 // ---------------------------------------------------------------- queries
+
+/// `GET /v1/histogram`: round buckets over the range asked, or over what is
+/// stored, counting each level; filters as `GET /v1/logs` takes them; bad
+/// parameters named.
+async fn histogram_counts_by_level_over_round_buckets(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let svc = unique("histogram");
+    let at = |minute: u32, second: u32| format!("2024-03-01T10:{minute:02}:{second:02}Z");
+    let mut body = Vec::new();
+    for (minute, level, n) in [
+        (0, "INFO", 3),
+        (0, "ERROR", 1),
+        (7, "WARN", 2),
+        (59, "INFO", 1),
+    ] {
+        for i in 0..n {
+            body.push(
+                json!({ "service": svc, "level": level, "message": format!("m{minute}-{i}"),
+                "time": at(minute, 10 + i) }),
+            );
+        }
+    }
+    push(&server, &Value::Array(body)).await;
+    server.settle().await;
+
+    let hist = async |query: &[(&str, &str)]| {
+        let (status, v) = get(&server, "/v1/histogram", query).await;
+        assert_eq!(status, StatusCode::OK, "{query:?}: {v}");
+        v["buckets"].as_array().expect("buckets").clone()
+    };
+    // An hour in 6 buckets: 10 minutes each, on round times.
+    let (start, end) = (at(0, 0), "2024-03-01T11:00:00Z".to_string());
+    let q = [
+        ("service", svc.as_str()),
+        ("start", &start),
+        ("end", &end),
+        ("buckets", "6"),
+    ];
+    let b = hist(&q).await;
+    assert_eq!(b.len(), 6, "{b:?}");
+    assert_eq!(b[0]["start"], "2024-03-01T10:00:00.000000Z");
+    assert_eq!(b[0]["end"], "2024-03-01T10:10:00.000000Z");
+    assert_eq!(b[0]["counts"], json!({ "INFO": 3, "ERROR": 1, "WARN": 2 }));
+    assert_eq!(b[1]["counts"], json!({}));
+    assert_eq!(b[5]["counts"], json!({ "INFO": 1 }));
+    // The level filter, and a range that splits minutes.
+    let q = [
+        ("service", svc.as_str()),
+        ("min_level", "WARN"),
+        ("start", &at(0, 11)),
+        ("end", &end),
+    ];
+    let total: u64 = hist(&q)
+        .await
+        .iter()
+        .flat_map(|b| {
+            b["counts"]
+                .as_object()
+                .expect("counts")
+                .values()
+                .map(|n| n.as_u64().expect("n"))
+                .collect::<Vec<_>>()
+        })
+        .sum();
+    assert_eq!(
+        total, 2,
+        "the two WARNs; the ERROR at 10:00:10 is before the range"
+    );
+    // Without a range: from the first stored minute to the last.
+    let b = hist(&[("service", svc.as_str())]).await;
+    assert_eq!(
+        b.first().map(|b| b["start"].clone()),
+        Some(json!("2024-03-01T10:00:00.000000Z"))
+    );
+    assert!(
+        b.len() <= 100
+            && b.last()
+                .is_some_and(|b| b["end"].as_str() >= Some("2024-03-01T11:00:00.000000Z"))
+    );
+    // A service nobody stored: no buckets.
+    assert!(hist(&[("service", "nobody-stored-this")]).await.is_empty());
+
+    let (status, v) = get(&server, "/v1/histogram", &[("buckets", "5000")]).await;
+    assert_eq!(violation(status, &v).0, "buckets");
+    let (status, v) = get(
+        &server,
+        "/v1/histogram",
+        &[("start", &end), ("end", &start)],
+    )
+    .await;
+    assert_eq!(violation(status, &v).0, "end_time");
+}
 
 async fn query_filters(backend: Backend) {
     let server = TestServer::start(backend).await;

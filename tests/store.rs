@@ -20,6 +20,7 @@ use taillight::model::Filter;
 use taillight::model::time;
 use taillight::model::{QueuedEntry, SourcePosition};
 use taillight::proto::{Level, LogEntry, LogRecord};
+use taillight::storage::histogram::{self, Histogram, HistogramQuery, MINUTE_US};
 use taillight::storage::mysql::{BulkMode, MysqlStore};
 use taillight::storage::sqlite::{SqliteArgs, SqliteStore, Synchronous};
 use taillight::storage::{Order, Position, Query, Store, StoreError};
@@ -73,6 +74,7 @@ conformance!(
     retention_deletes_expired_records,
     large_batch,
     any_text_round_trips,
+    histogram_counts_agree_with_count_star,
 );
 
 async fn with_sqlite<F: Future<Output = ()>>(test: impl FnOnce(Arc<dyn Store>) -> F) {
@@ -564,6 +566,113 @@ async fn retention_deletes_expired_records(store: Arc<dyn Store>) {
         .expect("retention task");
     let left = store.query(all()).await.expect("query").records;
     assert!(left.iter().all(|r| r.message == "new"));
+}
+
+/// Entries over three hours (and one before 1970) in several services,
+/// levels and tags: every histogram, from the rollup or from the rows, with
+/// or without a range that splits minutes, counts what `COUNT(*)` counts
+/// for each bucket and level; also after retention deleted some.
+async fn histogram_counts_agree_with_count_star(store: Arc<dyn Store>) {
+    let base = 1_700_000_000_000_000i64;
+    let levels = [Level::Debug, Level::Info, Level::Warn, Level::Error];
+    let entries: Vec<QueuedEntry> = (0..3_000i64)
+        .map(|i| {
+            let service = ["api", "db", "web"][(i % 3) as usize];
+            let level = levels[((i * 7) % 4) as usize];
+            let tags: &[&str] = if i % 5 == 0 { &["slow"] } else { &[] };
+            let word = if i % 11 == 0 { "timeout" } else { "ok" };
+            let t = base + (i * i * 1_234_567) % (3 * 3_600_000_000);
+            entry(service, level, &format!("{word} {i}"), tags, t)
+        })
+        .chain([entry("api", Level::Info, "old", &[], -MINUTE_US / 2)])
+        .collect();
+    store.insert(entries).await.expect("insert");
+    let filters = [
+        Filter::default(),
+        Filter {
+            services: vec!["api".into(), "web".into()],
+            min_level: Level::Warn as i32,
+            ..Default::default()
+        },
+        Filter {
+            tags: vec!["slow".into()],
+            ..Default::default()
+        },
+        Filter {
+            text: "TIMEOUT".into(),
+            ..Default::default()
+        },
+    ];
+    let ranges = [
+        (None, None),
+        (Some(base + 1_234), Some(base + 2 * 3_600_000_000 + 17)),
+        (Some(base + 90_000_000), Some(base + 100_000_000)),
+    ];
+    let check = async |store: &Arc<dyn Store>| {
+        for f in &filters {
+            for (start_us, end_us) in ranges {
+                let q = HistogramQuery {
+                    filter: f.clone(),
+                    start_us,
+                    end_us,
+                    buckets: 12,
+                };
+                let h = histogram::histogram(store.as_ref(), q)
+                    .await
+                    .expect("histogram");
+                assert_counts(store, f, (start_us, end_us), &h).await;
+            }
+        }
+    };
+    check(&store).await;
+    store
+        .delete_before(base + 3_600_000_000, 700)
+        .await
+        .expect("retention");
+    check(&store).await;
+}
+
+/// Each bucket of `h` holds, per level, what a query counts in it; the
+/// buckets cover `range` (or every match) and nothing is left outside.
+async fn assert_counts(
+    store: &Arc<dyn Store>,
+    f: &Filter,
+    range: (Option<i64>, Option<i64>),
+    h: &Histogram,
+) {
+    let count = async |start_us: Option<i64>, end_us: Option<i64>, level: Option<i32>| {
+        let mut filter = f.clone();
+        filter.levels.extend(level);
+        let q = Query {
+            filter,
+            start_us,
+            end_us,
+            count_total: true,
+            limit: 0,
+            ..Default::default()
+        };
+        store.query(q).await.expect("count").total.unwrap_or(0)
+    };
+    let in_buckets: u64 = h.buckets.iter().flat_map(|b| b.counts.values()).sum();
+    assert_eq!(
+        in_buckets,
+        count(range.0, range.1, None).await,
+        "{f:?} {range:?}"
+    );
+    assert!(h.buckets.len() <= 12, "{} buckets", h.buckets.len());
+    for b in &h.buckets {
+        let start = range.0.map_or(b.start_us, |s| s.max(b.start_us));
+        let end = range.1.map_or(b.end_us, |e| e.min(b.end_us));
+        for level in 1..=6 {
+            let want = count(Some(start), Some(end), Some(level)).await;
+            let got = b.counts.get(&level).copied().unwrap_or(0);
+            assert_eq!(
+                got, want,
+                "{f:?} {range:?} bucket {} level {level}",
+                b.start_us
+            );
+        }
+    }
 }
 
 /// The records' messages, in their order.

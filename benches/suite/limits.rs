@@ -263,7 +263,8 @@ pub async fn mariadb_commit_latency(
 /// entries, WAL and synchronous=FULL as taillight runs: one prepared
 /// single-row INSERT per row and table, stepped through SQLite's C API, the
 /// fastest way measured here (1000-row INSERTs through diesel took 60-65% of
-/// its time, 100-row prepared INSERTs 75%; see BENCHMARKS.md).
+/// its time, 100-row prepared INSERTs 75%; see
+/// docs/benchmarks/ingest-embedded.md).
 pub fn sqlite(entries: &[LogEntry], dir: &Path) -> f64 {
     use taillight::storage::sqlite::{SqliteArgs, SqliteStore, Synchronous, bulk::BulkWriter};
     // taillight's own migrations make the schema; then a connection of its own.

@@ -169,9 +169,10 @@ fn main() {
     eprintln!("\n{md}\nwritten to {}", s.out.display());
     if full && std::env::var_os("TAILLIGHT_BENCH_OUT").is_none() {
         let lead = format!(
-            "Targets, medians of the latest recorded run ({}, {}; details under Results):\n\n{}",
+            "Targets, medians of the latest recorded run ({}, {}, on {}; details under Results):\n\n{}",
             header.get("taillight").map_or("", String::as_str),
             header.get("date").map_or("", String::as_str),
+            header.get("machine").map_or("", String::as_str),
             report::targets_table(&targets)
         );
         update_benchmarks_md(&md, &lead);

@@ -482,6 +482,9 @@ pub struct Target {
     pub target: String,
     pub measured: String,
     pub met: bool,
+    /// What the machine itself did in the same run that the figure is
+    /// judged against, when there is such a limit.
+    pub limit: Option<String>,
 }
 
 fn median(s: &[Summary], mode: Mode, key: &str) -> Option<f64> {
@@ -497,19 +500,34 @@ fn fraction(s: &[Summary], mode: Mode, key: &str, vs: &str) -> Option<f64> {
         .map(|f| f[1])
 }
 
+/// The medians of `keys` in `mode` as "label figure unit", joined; `None`
+/// when none was measured.
+fn limits(s: &[Summary], mode: Mode, keys: &[(&str, &str, &str)]) -> Option<String> {
+    let parts: Vec<String> = keys
+        .iter()
+        .filter_map(|(key, label, unit)| {
+            let v = median(s, mode, key)?;
+            Some(format!("{label} {} {unit}", num(v, unit)))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 pub fn targets(s: &[Summary]) -> Vec<Target> {
     let mut t = Vec::new();
     let mut add = |mode: Mode,
                    target: &str,
                    measured: Option<f64>,
                    fmt: &dyn Fn(f64) -> String,
-                   ok: &dyn Fn(f64) -> bool| {
+                   ok: &dyn Fn(f64) -> bool,
+                   limit: &[(&str, &str, &str)]| {
         if let Some(m) = measured {
             t.push(Target {
                 mode,
                 target: target.into(),
                 measured: fmt(m),
                 met: ok(m),
+                limit: limits(s, mode, limit),
             });
         }
     };
@@ -517,12 +535,19 @@ pub fn targets(s: &[Summary]) -> Vec<Target> {
     let rate = |v: f64| format!("{v:.0} entries/s");
     let frac = |v: f64| format!("{:.0}%", v * 100.0);
     let ms = |v: f64| format!("{v:.1} ms");
+    let sqlite = [(
+        "limit.sqlite_batched",
+        "raw SQLite batched insert",
+        "entries/s",
+    )];
+    let push_logs = ("ingest.stream.e2e", "PushLogs", "entries/s");
     add(
         e,
         "end-to-end ingest >= 100,000 entries/s",
         median(s, e, "ingest.stream.e2e"),
         &rate,
         &|v| v >= 100_000.0,
+        &sqlite,
     );
     add(
         e,
@@ -530,6 +555,7 @@ pub fn targets(s: &[Summary]) -> Vec<Target> {
         fraction(s, e, "ingest.stream.e2e", "limit.sqlite_batched"),
         &frac,
         &|v| v >= 0.5,
+        &sqlite,
     );
     add(
         d,
@@ -537,6 +563,11 @@ pub fn targets(s: &[Summary]) -> Vec<Target> {
         fraction(s, d, "ingest.stream.e2e", "limit.mariadb_insert_1000"),
         &frac,
         &|v| v >= 1.0,
+        &[(
+            "limit.mariadb_insert_1000",
+            "MariaDB 1000-row INSERTs",
+            "entries/s",
+        )],
     );
     add(
         d,
@@ -544,11 +575,20 @@ pub fn targets(s: &[Summary]) -> Vec<Target> {
         fraction(s, d, "ingest.stream.e2e", "limit.mariadb_load_data"),
         &frac,
         &|v| v >= 0.7,
+        &[("limit.mariadb_load_data", "MariaDB LOAD DATA", "entries/s")],
     );
     for mode in [e, d] {
-        for (key, what) in [
-            ("redis.channel.e2e", "channel"),
-            ("redis.stream.e2e", "stream"),
+        for (key, what, redis) in [
+            (
+                "redis.channel.e2e",
+                "channel",
+                ("limit.redis_publish", "Redis PUBLISH", "msgs/s"),
+            ),
+            (
+                "redis.stream.e2e",
+                "stream",
+                ("limit.redis_xadd", "Redis XADD", "msgs/s"),
+            ),
         ] {
             add(
                 mode,
@@ -556,6 +596,7 @@ pub fn targets(s: &[Summary]) -> Vec<Target> {
                 fraction(s, mode, key, "ingest.stream.e2e"),
                 &frac,
                 &|v| v >= 0.8,
+                &[push_logs, redis],
             );
         }
         for (key, what) in [
@@ -568,15 +609,27 @@ pub fn targets(s: &[Summary]) -> Vec<Target> {
                 fraction(s, mode, key, "ingest.stream.e2e"),
                 &frac,
                 &|v| v >= 0.75,
+                &[push_logs],
             );
         }
         for subs in [1, 50] {
+            let fanout = (
+                "limit.fanout_50sub",
+                "plain TCP to 50 receivers",
+                "entries/s",
+            );
+            let commit = (
+                "limit.mariadb_commit.50pct.p99_ms",
+                "MariaDB alone at that rate, p99",
+                "ms",
+            );
             add(
                 mode,
                 &format!("tail p99 < 50 ms at 50% of max, {subs} subscriber(s)"),
                 median(s, mode, &format!("tail.50pct.{subs}sub.p99_ms")),
                 &ms,
                 &|v| v < 50.0,
+                &[fanout, commit][usize::from(subs == 1)..],
             );
         }
         add(
@@ -585,6 +638,7 @@ pub fn targets(s: &[Summary]) -> Vec<Target> {
             median(s, mode, "query.newest.p99_ms"),
             &ms,
             &|v| v < 20.0,
+            &[],
         );
         add(
             mode,
@@ -592,6 +646,7 @@ pub fn targets(s: &[Summary]) -> Vec<Target> {
             median(s, mode, "archive.zst_ratio"),
             &|v| format!("1/{:.1}", 1.0 / v),
             &|v| v <= 0.2,
+            &[],
         );
         add(
             mode,
@@ -599,6 +654,7 @@ pub fn targets(s: &[Summary]) -> Vec<Target> {
             median(s, mode, "archive.catch_up_ms"),
             &ms,
             &|v| v < 2_000.0,
+            &[],
         );
         let steady = median(s, mode, "steady.rate").unwrap_or(0.0);
         add(
@@ -607,6 +663,7 @@ pub fn targets(s: &[Summary]) -> Vec<Target> {
             median(s, mode, "steady.peak_rss_mb"),
             &|v| format!("{v:.0} MB"),
             &|v| v < 100.0,
+            &[],
         );
     }
     t
@@ -640,15 +697,18 @@ fn num(v: f64, unit: &str) -> String {
 
 /// Every target, measured and met or not, as one markdown table.
 pub fn targets_table(targets: &[Target]) -> String {
-    let mut md = String::from("| mode | target | measured | met |\n|---|---|---|---|\n");
+    let mut md = String::from(
+        "| mode | target | taillight | met | limit measured in the same run |\n|---|---|---|---|---|\n",
+    );
     for t in targets {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             t.mode.name(),
             t.target,
             t.measured,
-            if t.met { "yes" } else { "**no**" }
+            if t.met { "yes" } else { "**no**" },
+            t.limit.as_deref().unwrap_or("")
         );
     }
     md

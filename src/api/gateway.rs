@@ -18,7 +18,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::params::{self, Params, query_request};
 use super::tail::{self, TailParams, Tailed};
-use super::{ApiState, batch, body, export, otlp, query};
+use super::{ApiState, batch, body, export, histogram, otlp, query};
 use crate::access::Grant;
 use crate::model::json::{EntryIn, RecordOut, parse_entries};
 use crate::model::time;
@@ -32,6 +32,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/services", get(services))
         .route("/v1/services/{service}/tags", get(tags))
         .route("/v1/tail", get(tail))
+        .route("/v1/histogram", get(histogram::get))
         .with_state(state)
 }
 

@@ -11,12 +11,12 @@ use tonic::{Request, Response, Status, Streaming};
 use super::auth::grant_of;
 use super::error::{ApiError, FieldViolation, with_accepted};
 use super::tail::{self, TailParams};
-use super::{ApiState, query};
+use super::{ApiState, histogram, query};
 use crate::proto::log_service_server::LogService;
 use crate::proto::{
-    ListServicesRequest, ListServicesResponse, ListTagsRequest, ListTagsResponse, PushLogRequest,
-    PushLogResponse, PushLogsRequest, PushLogsResponse, QueryLogsRequest, QueryLogsResponse,
-    TailRequest, TailResponse,
+    GetHistogramRequest, GetHistogramResponse, ListServicesRequest, ListServicesResponse,
+    ListTagsRequest, ListTagsResponse, PushLogRequest, PushLogResponse, PushLogsRequest,
+    PushLogsResponse, QueryLogsRequest, QueryLogsResponse, TailRequest, TailResponse,
 };
 use crate::queue::{Durable, QueueError};
 
@@ -149,6 +149,15 @@ impl LogService for LogApi {
     ) -> Result<Response<QueryLogsResponse>, Status> {
         Ok(Response::new(
             query::query_logs(&self.state, &grant_of(&req)?, req.into_inner()).await?,
+        ))
+    }
+
+    async fn get_histogram(
+        &self,
+        req: Request<GetHistogramRequest>,
+    ) -> Result<Response<GetHistogramResponse>, Status> {
+        Ok(Response::new(
+            histogram::get_histogram(&self.state, &grant_of(&req)?, req.into_inner()).await?,
         ))
     }
 

@@ -5,7 +5,7 @@
 //! tonic encodes each response message into a buffer of its stream's own:
 //! with 50 subscribers every batch was copied 50 times before the kernel
 //! copied it again, about a fifth of the server's core in the benchmark's
-//! 50-subscriber runs (BENCHMARKS.md). Here a message is a short header and
+//! 50-subscriber runs (docs/benchmarks/tail-fan-out.md). Here a message is a short header and
 //! slices of the batch's bytes. The wire is the same gRPC (length-prefixed
 //! messages, then `grpc-status` in the trailers; errors before the stream
 //! starts as a trailers-only response), so every client, grpcurl and the

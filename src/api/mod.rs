@@ -14,6 +14,7 @@ pub mod export;
 pub mod gateway;
 pub mod grpc;
 pub mod grpc_tail;
+pub mod histogram;
 pub mod loki;
 pub mod ops;
 pub mod origin;

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use super::error::ApiError;
 use crate::model::json::{level_from_json, time_from_json};
-use crate::proto::{self, LogFilter, QueryLogsRequest, TailRequest};
+use crate::proto::{self, GetHistogramRequest, LogFilter, QueryLogsRequest, TailRequest};
 
 /// Query parameters: repeated keys and comma-separated values both work.
 pub struct Params(HashMap<String, Vec<String>>);
@@ -133,6 +133,17 @@ pub fn query_request(p: &Params) -> Result<QueryLogsRequest, ApiError> {
             Some("true" | "1")
         ),
         ..scope_request(p, proto::Order::NewestFirst)?
+    })
+}
+
+/// `GET /v1/histogram`: the filter and range of `GET /v1/logs`, and `buckets`.
+pub fn histogram_request(p: &Params) -> Result<GetHistogramRequest, ApiError> {
+    let scope = scope_request(p, proto::Order::NewestFirst)?;
+    Ok(GetHistogramRequest {
+        filter: scope.filter,
+        start_time: scope.start_time,
+        end_time: scope.end_time,
+        buckets: p.num("buckets")?.unwrap_or(0),
     })
 }
 

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use diesel::{Insertable, Queryable, Selectable};
 
 use super::contract::{QueryResult, StoreError};
+use super::histogram::minute_of;
 use super::schema::logs;
 use crate::model::QueuedEntry;
 use crate::model::time;
@@ -78,6 +79,9 @@ pub struct BatchRows<'a> {
     pub service_tags: BTreeSet<(&'a str, &'a str)>,
     /// (dedup key, log id) of the entries that came with a key.
     pub keys: Vec<(&'a str, i64)>,
+    /// Entries by (minute, service, level), added to `log_counts` for the
+    /// volume histogram.
+    pub counts: BTreeMap<(i64, &'a str, i32), i64>,
 }
 
 impl<'a> BatchRows<'a> {
@@ -89,11 +93,16 @@ impl<'a> BatchRows<'a> {
             services: BTreeSet::new(),
             service_tags: BTreeSet::new(),
             keys: Vec::new(),
+            counts: BTreeMap::new(),
         };
         for (i, q) in entries.iter().enumerate() {
             let id = first_id + i as i64;
-            b.logs.push(LogRow::new(id, q));
+            let row = LogRow::new(id, q);
             let service = q.entry.service.as_str();
+            *b.counts
+                .entry((minute_of(row.time_us), service, row.level))
+                .or_default() += 1;
+            b.logs.push(row);
             b.services.insert(service);
             if let Some(k) = &q.dedup_key {
                 b.keys.push((k.as_str(), id));
@@ -134,7 +143,7 @@ pub fn dedup_keys(entries: &[QueuedEntry]) -> Vec<&str> {
 /// The `log_tags` keys of stored records, grouped by tag: what deleting the
 /// records must delete with them. `records` are (id, `tags` column) pairs.
 /// Retention finds tags this way, by primary key, so that `log_tags` needs no
-/// index by id, which cost every insert (see BENCHMARKS.md).
+/// index by id, which cost every insert (see docs/benchmarks/ingest-embedded.md).
 pub fn tag_keys(records: &[(i64, String)]) -> Result<BTreeMap<String, Vec<i64>>, StoreError> {
     let mut by_tag: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for (id, tags) in records {
@@ -145,6 +154,17 @@ pub fn tag_keys(records: &[(i64, String)]) -> Result<BTreeMap<String, Vec<i64>>,
         }
     }
     Ok(by_tag)
+}
+
+/// Rows retention read to delete, `(id, tags, service, level, time_us)`, as
+/// what [`tag_keys`] takes and what the rollup loses.
+#[allow(clippy::type_complexity)]
+pub fn split_expired(
+    rows: Vec<(i64, String, String, i32, i64)>,
+) -> (Vec<(i64, String)>, Vec<(String, i32, i64)>) {
+    rows.into_iter()
+        .map(|(id, tags, service, level, t)| ((id, tags), (service, level, t)))
+        .unzip()
 }
 
 /// The record an entry became once stored with `id`: what `insert` returns,

@@ -2,11 +2,13 @@
 //! commit order, redeliveries kept once, and history answered by one query
 //! shape.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 
+use super::histogram::Counted;
 use crate::model::{Filter, QueuedEntry};
 use crate::proto::LogRecord;
 
@@ -150,6 +152,27 @@ pub trait Store: Send + Sync + 'static {
     async fn query(&self, query: Query) -> Result<QueryResult, StoreError>;
 
     async fn services(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Entries of `filter`'s services and levels in the whole minutes
+    /// `minutes` (since the epoch), by minute and level, from the rollup.
+    async fn minute_counts(
+        &self,
+        filter: Filter,
+        minutes: Range<i64>,
+    ) -> Result<Vec<Counted>, StoreError>;
+
+    /// The first and last minute holding entries of `filter`'s services and
+    /// levels, from the rollup; `None` when there are none.
+    async fn minute_span(&self, filter: Filter) -> Result<Option<(i64, i64)>, StoreError>;
+
+    /// The rows matching `q` (filter and time range), counted by level in
+    /// buckets of `width_us` from `origin_us`.
+    async fn bucket_counts(
+        &self,
+        q: Query,
+        origin_us: i64,
+        width_us: i64,
+    ) -> Result<Vec<Counted>, StoreError>;
 
     async fn tags(&self, service: String) -> Result<Vec<String>, StoreError>;
 

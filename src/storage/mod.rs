@@ -4,7 +4,9 @@
 
 pub mod codec;
 mod contract;
+pub mod histogram;
 pub mod mysql;
+mod rollup;
 pub mod schema;
 pub mod sqlite;
 

@@ -22,6 +22,7 @@ mod ledger;
 mod url;
 mod write;
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::time::Duration;
@@ -37,9 +38,11 @@ use futures::future::BoxFuture;
 
 use super::codec::{LogRow, history_queries, query_result, stored_record};
 use super::contract::{Position, Query, QueryResult, Store, StoreError, resolve_within};
+use super::histogram::Counted;
+use super::rollup::rollup_queries;
 use super::schema::mysql::write_contention;
 use super::schema::{service_tags, services};
-use crate::model::QueuedEntry;
+use crate::model::{Filter, QueuedEntry};
 use crate::proto::LogRecord;
 use bulk::Bulk;
 pub use bulk::BulkMode;
@@ -322,6 +325,13 @@ fn is_duplicate(failure: &Rollback) -> bool {
 }
 
 history_queries!(diesel::mysql::Mysql);
+rollup_queries!(
+    AsyncMysqlConnection,
+    "CAST(SUM(n) AS SIGNED)",
+    diesel_async::RunQueryDsl,
+    [async],
+    [.await]
+);
 
 #[async_trait]
 impl Store for MysqlStore {
@@ -358,6 +368,27 @@ impl Store for MysqlStore {
             .load(&mut c)
             .await?;
         query_result(rows, total)
+    }
+
+    async fn minute_counts(
+        &self,
+        filter: Filter,
+        minutes: Range<i64>,
+    ) -> Result<Vec<Counted>, StoreError> {
+        minute_counts_in(&mut *self.conn().await?, &filter, minutes).await
+    }
+
+    async fn minute_span(&self, filter: Filter) -> Result<Option<(i64, i64)>, StoreError> {
+        minute_span_in(&mut *self.conn().await?, &filter).await
+    }
+
+    async fn bucket_counts(
+        &self,
+        q: Query,
+        origin_us: i64,
+        width_us: i64,
+    ) -> Result<Vec<Counted>, StoreError> {
+        bucket_counts_in(&mut *self.conn().await?, &q, origin_us, width_us).await
     }
 
     async fn services(&self) -> Result<Vec<String>, StoreError> {

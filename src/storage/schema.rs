@@ -63,8 +63,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Entries per minute (since the epoch, rounded down), service and
+    /// level: what the volume histogram reads instead of the rows.
+    log_counts (minute, service, level) {
+        minute -> BigInt,
+        service -> Text,
+        level -> Integer,
+        n -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     logs,
+    log_counts,
     log_tags,
     services,
     service_tags,

@@ -7,6 +7,7 @@
 //! behind a write batch.
 
 use std::fs::File;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -17,12 +18,14 @@ use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::codec::{
-    BatchRows, LogRow, dedup_keys, drop_stored_keys, history_queries, query_result, stored_record,
-    tag_keys,
+    BatchRows, LogRow, dedup_keys, drop_stored_keys, history_queries, query_result, split_expired,
+    stored_record, tag_keys,
 };
 use super::contract::{Position, Query, QueryResult, Store, StoreError, resolve_within};
+use super::histogram::Counted;
+use super::rollup::rollup_queries;
 use super::schema::{self, log_tags, logs, service_tags, services};
-use crate::model::QueuedEntry;
+use crate::model::{Filter, QueuedEntry};
 use crate::proto::LogRecord;
 
 pub mod bulk;
@@ -193,6 +196,7 @@ fn insert_blocking(
 }
 
 history_queries!(Sqlite);
+rollup_queries!(SqliteConnection, "SUM(n)", diesel::RunQueryDsl, [], []);
 
 fn query_blocking(c: &mut SqliteConnection, q: &Query) -> Result<QueryResult, StoreError> {
     let total = if q.count_total {
@@ -218,6 +222,29 @@ impl Store for SqliteStore {
         self.read(move |c| query_blocking(c, &query)).await
     }
 
+    async fn minute_counts(
+        &self,
+        filter: Filter,
+        minutes: Range<i64>,
+    ) -> Result<Vec<Counted>, StoreError> {
+        self.read(move |c| minute_counts_in(c, &filter, minutes))
+            .await
+    }
+
+    async fn minute_span(&self, filter: Filter) -> Result<Option<(i64, i64)>, StoreError> {
+        self.read(move |c| minute_span_in(c, &filter)).await
+    }
+
+    async fn bucket_counts(
+        &self,
+        q: Query,
+        origin_us: i64,
+        width_us: i64,
+    ) -> Result<Vec<Counted>, StoreError> {
+        self.read(move |c| bucket_counts_in(c, &q, origin_us, width_us))
+            .await
+    }
+
     async fn services(&self) -> Result<Vec<String>, StoreError> {
         self.read(|c| {
             Ok(services::table
@@ -236,12 +263,20 @@ impl Store for SqliteStore {
                     .filter(logs::time_us.lt(cutoff_us))
                     .order(logs::time_us.asc())
                     .limit(i64::from(limit))
-                    .select((logs::id, logs::tags))
+                    .select((
+                        logs::id,
+                        logs::tags,
+                        logs::service,
+                        logs::level,
+                        logs::time_us,
+                    ))
                     .into_boxed();
                 if let Some(h) = hold {
                     expired = expired.filter(logs::id.le(h));
                 }
-                let expired: Vec<(i64, String)> = expired.load(c)?;
+                let expired: Vec<(i64, String, String, i32, i64)> = expired.load(c)?;
+                let (expired, counted) = split_expired(expired);
+                take_off_counts(c, &counted)?;
                 for (tag, ids) in tag_keys(&expired)? {
                     diesel::delete(
                         log_tags::table

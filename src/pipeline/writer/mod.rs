@@ -44,7 +44,7 @@ pub struct WriterArgs {
     /// with SQLite, whose fsync per commit is worth spreading over many
     /// entries, and 2,500 with Kafka and MariaDB, where smaller batches hold
     /// less memory and reach live tails sooner at the same throughput (see
-    /// BENCHMARKS.md).
+    /// docs/benchmarks/memory.md).
     #[arg(long, env = "TAILLIGHT_BATCH_MAX")]
     pub batch_max: Option<usize>,
     /// Fault injection for the exactly-once test: abort the process after the

@@ -40,7 +40,7 @@ pub struct KafkaArgs {
     /// How long the producer waits for more entries before it sends a batch
     /// to the broker. Each push may wait that long, but the broker gets
     /// fewer, larger requests: with it on the same cores, 5 ms rather than
-    /// 1 ms more than halved live-tail latency under load (BENCHMARKS.md).
+    /// 1 ms more than halved live-tail latency under load (docs/benchmarks/tail-latency.md).
     #[arg(long, env = "TAILLIGHT_KAFKA_LINGER", default_value = "5ms", value_parser = parse_duration)]
     pub kafka_linger: Duration,
     /// A librdkafka property for every connection to the broker, as

@@ -189,7 +189,7 @@ pub fn producer_config(brokers: &str, linger: Duration) -> ClientConfig {
         // on the same two cores) spent half a core on requests at 1k
         // entries/s as at 25k, and the cores it took were what MariaDB and
         // the writer waited for. With 5 ms, tail p99 at 25k entries/s went
-        // from 0.44-0.68 s to 0.17-0.26 s (see BENCHMARKS.md).
+        // from 0.44-0.68 s to 0.17-0.26 s (see docs/benchmarks/tail-latency.md).
         .set("linger.ms", linger.as_millis().max(1).to_string())
         .set("batch.num.messages", "10000")
         // Bounded in-flight memory: past these, sends report QueueFull

@@ -8,7 +8,7 @@ use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
 
 use super::bulk::{self, DEDUP_KEYS, text_id_fields, text_list};
 use super::chunks::KEYS_PER_STATEMENT;
-use crate::storage::codec::tag_keys;
+use crate::storage::codec::{split_expired, tag_keys};
 use crate::storage::contract::{Position, StoreError};
 use crate::storage::schema::{dedup_keys, log_tags, logs, positions};
 
@@ -28,12 +28,20 @@ pub(super) async fn delete_before(
         .filter(logs::time_us.lt(cutoff_us))
         .order(logs::time_us.asc())
         .limit(i64::from(limit))
-        .select((logs::id, logs::tags))
+        .select((
+            logs::id,
+            logs::tags,
+            logs::service,
+            logs::level,
+            logs::time_us,
+        ))
         .into_boxed();
     if let Some(h) = hold {
         expired = expired.filter(logs::id.le(h));
     }
-    let expired: Vec<(i64, String)> = expired.load(c).await?;
+    let expired: Vec<(i64, String, String, i32, i64)> = expired.load(c).await?;
+    let (expired, counted) = split_expired(expired);
+    super::take_off_counts(c, &counted).await?;
     for (tag, ids) in tag_keys(&expired)? {
         for chunk in ids.chunks(KEYS_PER_STATEMENT) {
             diesel::delete(

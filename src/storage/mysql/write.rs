@@ -18,7 +18,7 @@ use crate::storage::codec::{BatchRows, dedup_keys, drop_stored_keys};
 use crate::storage::contract::StoreError;
 use crate::storage::contract::StoreError::EarlierBatchFailed;
 use crate::storage::schema::mysql::{id_sequence, sourced_logs};
-use crate::storage::schema::{service_tags, services};
+use crate::storage::schema::{log_counts, service_tags, services};
 
 /// How a batch gets its ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +150,45 @@ pub(super) async fn write_batch(
             .execute(c)
             .await?;
     }
+    add_counts(c, &rows.counts).await?;
     Ok((first, unlisted))
+}
+
+/// Rollup rows per statement: four values each, far within MariaDB's
+/// 65,535 placeholders.
+const COUNTS_PER_STATEMENT: usize = 1_000;
+
+/// Adds the batch's entries to the histogram's rollup, under the id lock
+/// like the listings (batches share its rows).
+async fn add_counts(
+    c: &mut AsyncMysqlConnection,
+    counts: &BTreeMap<(i64, &str, i32), i64>,
+) -> Result<(), diesel::result::Error> {
+    let rows: Vec<_> = counts
+        .iter()
+        .map(|((minute, service, level), n)| {
+            (
+                log_counts::minute.eq(minute),
+                log_counts::service.eq(service),
+                log_counts::level.eq(level),
+                log_counts::n.eq(n),
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(COUNTS_PER_STATEMENT) {
+        diesel::insert_into(log_counts::table)
+            .values(chunk)
+            .on_conflict(diesel::dsl::DuplicatedKeys)
+            .do_update()
+            .set(
+                log_counts::n.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                    "n + VALUES(n)",
+                )),
+            )
+            .execute(c)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Locks the id counter until the transaction ends; returns the next id.

@@ -5,7 +5,7 @@
 //! statements whose SQL never changes) and spends about a microsecond of
 //! its own around each execution of a cached single-row one. With SQLite's
 //! own work near 5 µs per entry, diesel's inserts reached 60-65% of the
-//! rate the same rows reach through prepared statements (see BENCHMARKS.md).
+//! rate the same rows reach through prepared statements (see docs/benchmarks/ingest-embedded.md).
 //! Everything else (migrations, queries, retention) stays with diesel; the
 //! store's writer mutex keeps this connection and diesel's writer apart.
 
@@ -26,6 +26,8 @@ const INSERT_SERVICE: &CStr = c"INSERT OR IGNORE INTO services (name) VALUES (?)
 const INSERT_SERVICE_TAG: &CStr =
     c"INSERT OR IGNORE INTO service_tags (service, tag) VALUES (?, ?)";
 const INSERT_KEY: &CStr = c"INSERT INTO dedup_keys (k, log_id) VALUES (?, ?)";
+const ADD_COUNT: &CStr = c"INSERT INTO log_counts (minute, service, level, n) VALUES (?, ?, ?, ?) \
+    ON CONFLICT (minute, service, level) DO UPDATE SET n = n + excluded.n";
 
 /// A value bound to one parameter. Text is bound without a copy and
 /// unbound before [`Stmt::run`] returns, so it only has to outlive the call.
@@ -67,6 +69,8 @@ pub struct BulkWriter {
     insert_service_tag: Stmt,
     /// An entry's dedup key.
     insert_key: Stmt,
+    /// Entries of a minute, service and level, added to the rollup.
+    add_count: Stmt,
     /// The connection, opened without SQLite's own mutex: the store's writer
     /// mutex already keeps it to one thread at a time. Last, so that it is
     /// dropped after the statements.
@@ -113,12 +117,14 @@ impl BulkWriter {
         let insert_service = prepare(db.0, INSERT_SERVICE)?;
         let insert_service_tag = prepare(db.0, INSERT_SERVICE_TAG)?;
         let insert_key = prepare(db.0, INSERT_KEY)?;
+        let add_count = prepare(db.0, ADD_COUNT)?;
         Ok(BulkWriter {
             insert_log,
             insert_tag,
             insert_service,
             insert_service_tag,
             insert_key,
+            add_count,
             db,
         })
     }
@@ -176,6 +182,15 @@ impl BulkWriter {
         for (key, id) in &rows.keys {
             self.insert_key
                 .run(db, &[Value::Text(key), Value::Int(*id)])?;
+        }
+        for ((minute, service, level), n) in &rows.counts {
+            let values = [
+                Value::Int(*minute),
+                Value::Text(service),
+                Value::Int(i64::from(*level)),
+                Value::Int(*n),
+            ];
+            self.add_count.run(db, &values)?;
         }
         Ok(())
     }
