@@ -17,10 +17,11 @@
 //! and with the 1,000 readers open, in batches shaped as the load's; the
 //! load is half of the latter. Each stored batch costs the server work for
 //! every one of the 1,000 streams (matching its filter, queueing, a write to
-//! its connection), so it takes far fewer entries with them open: a tenth
-//! to a twentieth of the rate without them on two shared cores (debug
-//! build). Half the rate without them would only measure this cost, not
-//! what a stalled stream does.
+//! its connection), so it takes far fewer entries with them open: about a
+//! twelfth of the rate without them in this debug build, a fifth to a third
+//! in a release build, on two cores shared with the test's own readers (see
+//! docs/RELIABILITY.md). Half the rate without them would only measure this
+//! cost, not what a stalled stream does.
 
 mod common;
 

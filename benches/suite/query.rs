@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use taillight::proto::{Level, LogFilter, Order, PushLogsRequest, QueryLogsRequest};
+use taillight::proto::{
+    GetHistogramRequest, Level, LogFilter, Order, PushLogsRequest, QueryLogsRequest,
+};
 
 use crate::node::Node;
 use crate::workload;
@@ -28,13 +30,20 @@ pub struct Latency {
 
 pub const PAGE: u32 = 100;
 
+/// The span the store's entry times are spread over, ending when the fill
+/// starts: a day, as the histogram's target asks.
+pub const SPAN_US: i64 = 24 * 3_600_000_000;
+
 /// Pushes `n` entries over 8 streams, generated as they are sent so the
-/// client's memory stays small; waits until all are stored and checks them.
+/// client's memory stays small, their times spread evenly over the
+/// [`SPAN_US`] before now; waits until all are stored and checks them.
 pub async fn fill(node: &Node, marker: &str, n: u64) -> Fill {
     const STREAMS: u64 = 8;
     const BATCH: u64 = 1000;
     let stored_before = node.metric("taillight_entries_stored_total").await;
     let t0 = Instant::now();
+    let end_us = taillight::model::time::now_micros();
+    let step_us = SPAN_US / n.max(1) as i64;
     let per = n.div_ceil(STREAMS);
     let mut tasks = Vec::new();
     for s in 0..STREAMS {
@@ -43,10 +52,13 @@ pub async fn fill(node: &Node, marker: &str, n: u64) -> Fill {
         let marker = marker.to_string();
         tasks.push(tokio::spawn(async move {
             let msgs = futures::stream::iter((lo..hi).step_by(BATCH as usize)).map(move |from| {
-                let now = workload::now();
+                let at = |i: u64| {
+                    let us = end_us - SPAN_US + i as i64 * step_us;
+                    Some(taillight::model::time::from_micros(us))
+                };
                 PushLogsRequest {
                     entries: (from..(from + BATCH).min(hi))
-                        .map(|i| workload::entry(&marker, i, Some(now)))
+                        .map(|i| workload::entry(&marker, i, at(i)))
                         .collect(),
                 }
             });
@@ -165,6 +177,41 @@ pub async fn time(node: &Node, req: QueryLogsRequest, iters: usize) -> Latency {
                 "{rec:?} does not match {req:?}"
             );
         }
+    }
+    ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| crate::report::percentile(&ms, p);
+    Latency {
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+    }
+}
+
+/// Times the volume histogram of the whole day (every entry, about 100
+/// buckets), as the viewer asks it above an unfiltered list; every answer
+/// must count all `n` entries.
+pub async fn time_histogram(node: &Node, n: u64, iters: usize) -> Latency {
+    let mut c = node.client().await;
+    let end_us = taillight::model::time::now_micros();
+    let req = GetHistogramRequest {
+        start_time: Some(taillight::model::time::from_micros(
+            end_us - SPAN_US - 60_000_000,
+        )),
+        end_time: Some(taillight::model::time::from_micros(end_us)),
+        ..Default::default()
+    };
+    let mut ms = Vec::with_capacity(iters);
+    for i in 0..iters + 2 {
+        let t = Instant::now();
+        let r = c
+            .get_histogram(req.clone())
+            .await
+            .expect("GetHistogram")
+            .into_inner();
+        if i >= 2 {
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let counted: u64 = r.buckets.iter().flat_map(|b| b.counts.values()).sum();
+        assert!(counted >= n, "the histogram counted {counted} of {n}");
     }
     ms.sort_by(f64::total_cmp);
     let pct = |p: f64| crate::report::percentile(&ms, p);

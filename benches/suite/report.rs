@@ -296,6 +296,16 @@ const ROWS: &[Row] = &[
         "text search (1 in 1000), one service: p99",
         "ms",
     ),
+    row(
+        "query.histogram.p50_ms",
+        "volume histogram of the whole store's day, ~100 buckets: p50",
+        "ms",
+    ),
+    row(
+        "query.histogram.p99_ms",
+        "volume histogram of the whole store's day, ~100 buckets: p99",
+        "ms",
+    ),
 ];
 
 /// Tail rows are generated: rate fraction x subscribers x statistic.
@@ -638,6 +648,14 @@ pub fn targets(s: &[Summary]) -> Vec<Target> {
             median(s, mode, "query.newest.p99_ms"),
             &ms,
             &|v| v < 20.0,
+            &[],
+        );
+        add(
+            mode,
+            "volume histogram of 24 h p50 < 50 ms",
+            median(s, mode, "query.histogram.p50_ms"),
+            &ms,
+            &|v| v < 50.0,
             &[],
         );
         add(

@@ -21,8 +21,6 @@ const WIDTHS_S: [i64; 22] = [
     1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1_800, 3_600, 7_200, 10_800, 21_600, 43_200,
     86_400, 172_800, 604_800, 2_592_000, 31_536_000,
 ];
-/// Rows read at a time when counting rows: what counting holds in memory.
-pub(super) const ROWS_AT_ONCE: i64 = 10_000;
 
 /// One histogram question.
 #[derive(Debug, Clone, Default)]

@@ -22,6 +22,7 @@ mod ledger;
 mod url;
 mod write;
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
@@ -33,15 +34,15 @@ use diesel::result::ConnectionError;
 use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 
 use super::codec::{LogRow, history_queries, query_result, stored_record};
 use super::contract::{Position, Query, QueryResult, Store, StoreError, resolve_within};
-use super::histogram::Counted;
+use super::histogram::{Counted, count_rows, counted};
 use super::rollup::rollup_queries;
 use super::schema::mysql::write_contention;
-use super::schema::{service_tags, services};
+use super::schema::{logs, service_tags, services};
 use crate::model::{Filter, QueuedEntry};
 use crate::proto::LogRecord;
 use bulk::Bulk;
@@ -388,7 +389,18 @@ impl Store for MysqlStore {
         origin_us: i64,
         width_us: i64,
     ) -> Result<Vec<Counted>, StoreError> {
-        bucket_counts_in(&mut *self.conn().await?, &q, origin_us, width_us).await
+        // Counted as the rows stream by: one pass on the time index,
+        // holding only the counts.
+        let mut c = self.conn().await?;
+        let mut rows = filtered(&q)
+            .select((logs::time_us, logs::level))
+            .load_stream::<(i64, i32)>(&mut c)
+            .await?;
+        let mut by = BTreeMap::new();
+        while let Some(row) = rows.next().await {
+            count_rows([row?], origin_us, width_us, &mut by);
+        }
+        Ok(counted(by))
     }
 
     async fn services(&self) -> Result<Vec<String>, StoreError> {

@@ -19,12 +19,10 @@ pub fn expired_counts(rows: &[(String, i32, i64)]) -> BTreeMap<(i64, &str, i32),
 }
 
 /// Defines, for one diesel backend and its connection, the histogram's
-/// reads (`minute_counts_in`, `minute_span_in`, `bucket_counts_in`) and
+/// reads of the rollup (`minute_counts_in`, `minute_span_in`) and
 /// retention's `take_off_counts`. `$sum` is the backend's SQL for `SUM(n)`
 /// as a BIGINT (MariaDB's SUM is a DECIMAL); `$run` the `RunQueryDsl` of the
-/// connection, and `[async]`, `[.await]` given for an async one. Uses the
-/// `filtered` that [`history_queries`](super::codec::history_queries)
-/// defines beside it.
+/// connection, and `[async]`, `[.await]` given for an async one.
 macro_rules! rollup_queries {
     ($conn:ty, $sum:literal, $run:path, [$($async:tt)*], [$($aw:tt)*]) => {
         $($async)* fn minute_counts_in(
@@ -91,39 +89,6 @@ macro_rules! rollup_queries {
             }
             let (first, last): (Option<i64>, Option<i64>) = b.first(c) $($aw)* ?;
             Ok(first.zip(last))
-        }
-
-        /// Reads the matching rows `ROWS_AT_ONCE` at a time, so that
-        /// counting a large range holds no more than that.
-        $($async)* fn bucket_counts_in(
-            c: &mut $conn,
-            q: &$crate::storage::contract::Query,
-            origin: i64,
-            width: i64,
-        ) -> Result<
-            Vec<$crate::storage::histogram::Counted>,
-            $crate::storage::contract::StoreError,
-        > {
-            use diesel::{ExpressionMethods, QueryDsl};
-            use $run;
-            use $crate::storage::histogram::{ROWS_AT_ONCE, count_rows, counted};
-            use $crate::storage::schema::logs;
-            let mut by = std::collections::BTreeMap::new();
-            let mut after = 0i64;
-            loop {
-                let rows: Vec<(i64, i64, i32)> = filtered(q)
-                    .filter(logs::id.gt(after))
-                    .order(logs::id.asc())
-                    .limit(ROWS_AT_ONCE)
-                    .select((logs::id, logs::time_us, logs::level))
-                    .load(c) $($aw)* ?;
-                count_rows(rows.iter().map(|r| (r.1, r.2)), origin, width, &mut by);
-                match rows.last() {
-                    Some(last) if rows.len() as i64 == ROWS_AT_ONCE => after = last.0,
-                    _ => break,
-                }
-            }
-            Ok(counted(by))
         }
 
         /// Takes what deleting `rows` (service, level, time_us) removes off

@@ -6,11 +6,13 @@
 //! A small pool reads, so history queries and tail backfills never wait
 //! behind a write batch.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use diesel::connection::DefaultLoadingMode;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
@@ -22,7 +24,7 @@ use super::codec::{
     stored_record, tag_keys,
 };
 use super::contract::{Position, Query, QueryResult, Store, StoreError, resolve_within};
-use super::histogram::Counted;
+use super::histogram::{Counted, count_rows, counted};
 use super::rollup::rollup_queries;
 use super::schema::{self, log_tags, logs, service_tags, services};
 use crate::model::{Filter, QueuedEntry};
@@ -197,6 +199,24 @@ fn insert_blocking(
 
 history_queries!(Sqlite);
 rollup_queries!(SqliteConnection, "SUM(n)", diesel::RunQueryDsl, [], []);
+
+/// The rows `q` chooses, counted as they stream by: one pass on the time
+/// index, holding only the counts.
+fn bucket_counts_in(
+    c: &mut SqliteConnection,
+    q: &Query,
+    origin: i64,
+    width: i64,
+) -> Result<Vec<Counted>, StoreError> {
+    let mut by = BTreeMap::new();
+    let rows = filtered(q)
+        .select((logs::time_us, logs::level))
+        .load_iter::<(i64, i32), DefaultLoadingMode>(c)?;
+    for row in rows {
+        count_rows([row?], origin, width, &mut by);
+    }
+    Ok(counted(by))
+}
 
 fn query_blocking(c: &mut SqliteConnection, q: &Query) -> Result<QueryResult, StoreError> {
     let total = if q.count_total {
