@@ -28,6 +28,18 @@ pub struct Latency {
     pub p99_ms: f64,
 }
 
+impl Latency {
+    /// p50 and p99 of the times `ms`.
+    fn of(mut ms: Vec<f64>) -> Latency {
+        ms.sort_by(f64::total_cmp);
+        let pct = |p: f64| crate::report::percentile(&ms, p);
+        Latency {
+            p50_ms: pct(0.5),
+            p99_ms: pct(0.99),
+        }
+    }
+}
+
 pub const PAGE: u32 = 100;
 
 /// The span the store's entry times are spread over, ending when the fill
@@ -178,12 +190,7 @@ pub async fn time(node: &Node, req: QueryLogsRequest, iters: usize) -> Latency {
             );
         }
     }
-    ms.sort_by(f64::total_cmp);
-    let pct = |p: f64| crate::report::percentile(&ms, p);
-    Latency {
-        p50_ms: pct(0.5),
-        p99_ms: pct(0.99),
-    }
+    Latency::of(ms)
 }
 
 /// Times the volume histogram of the whole day (every entry, about 100
@@ -213,10 +220,5 @@ pub async fn time_histogram(node: &Node, n: u64, iters: usize) -> Latency {
         let counted: u64 = r.buckets.iter().flat_map(|b| b.counts.values()).sum();
         assert!(counted >= n, "the histogram counted {counted} of {n}");
     }
-    ms.sort_by(f64::total_cmp);
-    let pct = |p: f64| crate::report::percentile(&ms, p);
-    Latency {
-        p50_ms: pct(0.5),
-        p99_ms: pct(0.99),
-    }
+    Latency::of(ms)
 }

@@ -18,6 +18,23 @@ pub fn expired_counts(rows: &[(String, i32, i64)]) -> BTreeMap<(i64, &str, i32),
     by
 }
 
+/// Narrows the boxed `log_counts` query `$b` to the services and levels of
+/// the filter `$f`: all of it the rollup can answer.
+macro_rules! rollup_filter {
+    ($b:ident, $f:ident) => {
+        if !$f.services.is_empty() {
+            $b = $b.filter(lc::service.eq_any(&$f.services));
+        }
+        if !$f.levels.is_empty() {
+            $b = $b.filter(lc::level.eq_any(&$f.levels));
+        }
+        if $f.min_level > 0 {
+            $b = $b.filter(lc::level.ge($f.min_level));
+        }
+    };
+}
+pub(crate) use rollup_filter;
+
 /// Defines, for one diesel backend and its connection, the histogram's
 /// reads of the rollup (`minute_counts_in`, `minute_span_in`) and
 /// retention's `take_off_counts`. `$sum` is the backend's SQL for `SUM(n)`
@@ -25,6 +42,8 @@ pub fn expired_counts(rows: &[(String, i32, i64)]) -> BTreeMap<(i64, &str, i32),
 /// connection, and `[async]`, `[.await]` given for an async one.
 macro_rules! rollup_queries {
     ($conn:ty, $sum:literal, $run:path, [$($async:tt)*], [$($aw:tt)*]) => {
+        use $crate::storage::rollup::rollup_filter;
+
         $($async)* fn minute_counts_in(
             c: &mut $conn,
             f: &$crate::model::Filter,
@@ -47,15 +66,7 @@ macro_rules! rollup_queries {
                     diesel::dsl::sql::<diesel::sql_types::BigInt>($sum),
                 ))
                 .into_boxed();
-            if !f.services.is_empty() {
-                b = b.filter(lc::service.eq_any(&f.services));
-            }
-            if !f.levels.is_empty() {
-                b = b.filter(lc::level.eq_any(&f.levels));
-            }
-            if f.min_level > 0 {
-                b = b.filter(lc::level.ge(f.min_level));
-            }
+            rollup_filter!(b, f);
             let rows: Vec<(i64, i32, i64)> = b.load(c) $($aw)* ?;
             Ok(rows
                 .into_iter()
@@ -78,15 +89,7 @@ macro_rules! rollup_queries {
             let mut b = lc::table
                 .select((min(lc::minute), max(lc::minute)))
                 .into_boxed();
-            if !f.services.is_empty() {
-                b = b.filter(lc::service.eq_any(&f.services));
-            }
-            if !f.levels.is_empty() {
-                b = b.filter(lc::level.eq_any(&f.levels));
-            }
-            if f.min_level > 0 {
-                b = b.filter(lc::level.ge(f.min_level));
-            }
+            rollup_filter!(b, f);
             let (first, last): (Option<i64>, Option<i64>) = b.first(c) $($aw)* ?;
             Ok(first.zip(last))
         }
