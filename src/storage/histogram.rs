@@ -11,6 +11,8 @@ use super::contract::{Query, Store, StoreError, resolve_within};
 use crate::model::Filter;
 
 pub const MINUTE_US: i64 = 60_000_000;
+/// About 73,000 years in µs: ranges are cut to within this of the epoch.
+const FAR_US: i64 = 1 << 61;
 /// Buckets asked for when the request does not say.
 pub const DEFAULT_BUCKETS: u32 = 100;
 /// Most buckets one answer may have.
@@ -115,6 +117,9 @@ pub async fn histogram<S: Store + ?Sized>(
             None => return Ok(Histogram::default()),
         },
     };
+    // Far past any stored time, and far enough from i64's ends that bucket
+    // arithmetic cannot overflow whatever a client asks.
+    let (start, end) = (start.clamp(-FAR_US, FAR_US), end.clamp(-FAR_US, FAR_US));
     if start >= end {
         return Ok(Histogram::default());
     }
