@@ -8,7 +8,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 
-use super::histogram::Counted;
 use crate::model::{Filter, QueuedEntry};
 use crate::proto::LogRecord;
 
@@ -109,6 +108,15 @@ impl QueryResult {
             total: q.count_total.then_some(0),
         }
     }
+}
+
+/// Entries counted at one level, in the bucket or minute starting at
+/// `start_us`: what the histogram's reads answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counted {
+    pub start_us: i64,
+    pub level: i32,
+    pub n: u64,
 }
 
 /// Where a component that follows the store stands, kept in the store so

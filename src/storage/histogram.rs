@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+pub use super::contract::Counted;
 use super::contract::{Query, Store, StoreError, resolve_within};
 use crate::model::Filter;
 
@@ -34,14 +35,6 @@ pub struct HistogramQuery {
     pub end_us: Option<i64>,
     /// About how many buckets to cut the range into.
     pub buckets: u32,
-}
-
-/// Entries counted at one level, in the bucket or minute starting at `start_us`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Counted {
-    pub start_us: i64,
-    pub level: i32,
-    pub n: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

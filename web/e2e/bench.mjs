@@ -20,7 +20,7 @@
 import { writeFileSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { cpus, totalmem, release, platform, loadavg } from 'node:os';
 import { execFileSync } from 'node:child_process';
-import { join, dirname } from 'node:path';
+import { basename, join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   BIN, CHROMIUM, startServer, pushHttp, openBrowser, openViewer, waitFor, sleep, uniqueService, LEVELS, heldRows, lastId,
@@ -445,7 +445,7 @@ Figures are **min / median / max over ${RUNS} runs** unless noted.
 | OS | ${m.os} |
 | browser | ${m.chromium}, headless, \`--disable-gpu\` (software rendering), driven by playwright-core ${m.playwright} |
 | node | ${m.node} |
-| server | \`${m.server}\` (debug build), SQLite in a temp dir, \`--heartbeat 1s\`, git ${m.rev} plus the work tree |
+| server | the \`${basename(m.server)}\` binary (debug build), SQLite in a temp dir, \`--heartbeat 1s\`, git ${m.rev} plus the work tree |
 | server binary | ${[...binaries].join('; ')}${binaries.size > 1 ? ' (**rebuilt during the benchmark**)' : ''} |
 | viewport | 1400 × 900 |
 
