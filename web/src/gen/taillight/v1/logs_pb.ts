@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taillight/v1/logs.proto.
  */
 export const file_taillight_v1_logs: GenFile = /*@__PURE__*/
-  fileDesc("Chd0YWlsbGlnaHQvdjEvbG9ncy5wcm90bxIMdGFpbGxpZ2h0LnYxIpoCCghMb2dFbnRyeRIPCgdzZXJ2aWNlGAEgASgJEiIKBWxldmVsGAIgASgOMhMudGFpbGxpZ2h0LnYxLkxldmVsEg8KB21lc3NhZ2UYAyABKAkSDAoEdGFncxgEIAMoCRI6CgphdHRyaWJ1dGVzGAUgAygLMiYudGFpbGxpZ2h0LnYxLkxvZ0VudHJ5LkF0dHJpYnV0ZXNFbnRyeRIoCgR0aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCgh0cmFjZV9pZBgHIAEoCRIPCgdzcGFuX2lkGAggASgJGjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBItsCCglMb2dSZWNvcmQSCgoCaWQYASABKAQSDwoHc2VydmljZRgCIAEoCRIiCgVsZXZlbBgDIAEoDjITLnRhaWxsaWdodC52MS5MZXZlbBIPCgdtZXNzYWdlGAQgASgJEgwKBHRhZ3MYBSADKAkSOwoKYXR0cmlidXRlcxgGIAMoCzInLnRhaWxsaWdodC52MS5Mb2dSZWNvcmQuQXR0cmlidXRlc0VudHJ5EigKBHRpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXJlY2VpdmVkX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRyYWNlX2lkGAkgASgJEg8KB3NwYW5faWQYCiABKAkaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiNwoOUHVzaExvZ1JlcXVlc3QSJQoFZW50cnkYASABKAsyFi50YWlsbGlnaHQudjEuTG9nRW50cnkiEQoPUHVzaExvZ1Jlc3BvbnNlIjoKD1B1c2hMb2dzUmVxdWVzdBInCgdlbnRyaWVzGAEgAygLMhYudGFpbGxpZ2h0LnYxLkxvZ0VudHJ5IiQKEFB1c2hMb2dzUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAQihgEKCUxvZ0ZpbHRlchIQCghzZXJ2aWNlcxgBIAMoCRIjCgZsZXZlbHMYAiADKA4yEy50YWlsbGlnaHQudjEuTGV2ZWwSJgoJbWluX2xldmVsGAMgASgOMhMudGFpbGxpZ2h0LnYxLkxldmVsEgwKBHRhZ3MYBCADKAkSDAoEdGV4dBgFIAEoCSKfAQoLVGFpbFJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcudGFpbGxpZ2h0LnYxLkxvZ0ZpbHRlchIVCghhZnRlcl9pZBgCIAEoBEgAiAEBEgwKBGxhc3QYAyABKA0SNQoSaGVhcnRiZWF0X2ludGVydmFsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgsKCV9hZnRlcl9pZCLHAQoMVGFpbFJlc3BvbnNlEigKB3JlY29yZHMYASABKAsyFS50YWlsbGlnaHQudjEuUmVjb3Jkc0gAEiwKCWhlYXJ0YmVhdBgCIAEoCzIXLnRhaWxsaWdodC52MS5IZWFydGJlYXRIABIoCgdza2lwcGVkGAMgASgLMhUudGFpbGxpZ2h0LnYxLlNraXBwZWRIABIsCgZzdGF0dXMYBCABKAsyGi50YWlsbGlnaHQudjEuU3RyZWFtU3RhdHVzSABCBwoFZXZlbnQiMwoHUmVjb3JkcxIoCgdyZWNvcmRzGAEgAygLMhcudGFpbGxpZ2h0LnYxLkxvZ1JlY29yZCJGCglIZWFydGJlYXQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHbGFzdF9pZBgCIAEoBCI7CgdTa2lwcGVkEg0KBWNvdW50GAEgASgEEhAKCGZpcnN0X2lkGAIgASgEEg8KB2xhc3RfaWQYAyABKAQilAEKDFN0cmVhbVN0YXR1cxIvCgVzdGF0ZRgBIAEoDjIgLnRhaWxsaWdodC52MS5TdHJlYW1TdGF0dXMuU3RhdGUSDwoHbWVzc2FnZRgCIAEoCSJCCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEg4KClNUQVRFX0xJVkUQARISCg5TVEFURV9ERUdSQURFRBACItMCChBRdWVyeUxvZ3NSZXF1ZXN0EicKBmZpbHRlchgBIAEoCzIXLnRhaWxsaWdodC52MS5Mb2dGaWx0ZXISLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiIKBW9yZGVyGAQgASgOMhMudGFpbGxpZ2h0LnYxLk9yZGVyEhEKCXBhZ2Vfc2l6ZRgFIAEoDRISCgpwYWdlX3Rva2VuGAYgASgJEgwKBHBhZ2UYByABKA0SFQoNaW5jbHVkZV90b3RhbBgIIAEoCBIVCghhZnRlcl9pZBgJIAEoBEgAiAEBEhYKCWJlZm9yZV9pZBgKIAEoBEgBiAEBQgsKCV9hZnRlcl9pZEIMCgpfYmVmb3JlX2lkIoABChFRdWVyeUxvZ3NSZXNwb25zZRIoCgdyZWNvcmRzGAEgAygLMhcudGFpbGxpZ2h0LnYxLkxvZ1JlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSGAoLdG90YWxfY291bnQYAyABKARIAIgBAUIOCgxfdG90YWxfY291bnQiFQoTTGlzdFNlcnZpY2VzUmVxdWVzdCIoChRMaXN0U2VydmljZXNSZXNwb25zZRIQCghzZXJ2aWNlcxgBIAMoCSIiCg9MaXN0VGFnc1JlcXVlc3QSDwoHc2VydmljZRgBIAEoCSIgChBMaXN0VGFnc1Jlc3BvbnNlEgwKBHRhZ3MYASADKAkqggEKBUxldmVsEhUKEUxFVkVMX1VOU1BFQ0lGSUVEEAASDwoLTEVWRUxfVFJBQ0UQARIPCgtMRVZFTF9ERUJVRxACEg4KCkxFVkVMX0lORk8QAxIOCgpMRVZFTF9XQVJOEAQSDwoLTEVWRUxfRVJST1IQBRIPCgtMRVZFTF9GQVRBTBAGKk4KBU9yZGVyEhUKEU9SREVSX1VOU1BFQ0lGSUVEEAASFgoST1JERVJfTkVXRVNUX0ZJUlNUEAESFgoST1JERVJfT0xERVNUX0ZJUlNUEAIy0gMKCkxvZ1NlcnZpY2USRgoHUHVzaExvZxIcLnRhaWxsaWdodC52MS5QdXNoTG9nUmVxdWVzdBodLnRhaWxsaWdodC52MS5QdXNoTG9nUmVzcG9uc2USSwoIUHVzaExvZ3MSHS50YWlsbGlnaHQudjEuUHVzaExvZ3NSZXF1ZXN0Gh4udGFpbGxpZ2h0LnYxLlB1c2hMb2dzUmVzcG9uc2UoARI/CgRUYWlsEhkudGFpbGxpZ2h0LnYxLlRhaWxSZXF1ZXN0GhoudGFpbGxpZ2h0LnYxLlRhaWxSZXNwb25zZTABEkwKCVF1ZXJ5TG9ncxIeLnRhaWxsaWdodC52MS5RdWVyeUxvZ3NSZXF1ZXN0Gh8udGFpbGxpZ2h0LnYxLlF1ZXJ5TG9nc1Jlc3BvbnNlElUKDExpc3RTZXJ2aWNlcxIhLnRhaWxsaWdodC52MS5MaXN0U2VydmljZXNSZXF1ZXN0GiIudGFpbGxpZ2h0LnYxLkxpc3RTZXJ2aWNlc1Jlc3BvbnNlEkkKCExpc3RUYWdzEh0udGFpbGxpZ2h0LnYxLkxpc3RUYWdzUmVxdWVzdBoeLnRhaWxsaWdodC52MS5MaXN0VGFnc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_google_protobuf_duration]);
+  fileDesc("Chd0YWlsbGlnaHQvdjEvbG9ncy5wcm90bxIMdGFpbGxpZ2h0LnYxIpoCCghMb2dFbnRyeRIPCgdzZXJ2aWNlGAEgASgJEiIKBWxldmVsGAIgASgOMhMudGFpbGxpZ2h0LnYxLkxldmVsEg8KB21lc3NhZ2UYAyABKAkSDAoEdGFncxgEIAMoCRI6CgphdHRyaWJ1dGVzGAUgAygLMiYudGFpbGxpZ2h0LnYxLkxvZ0VudHJ5LkF0dHJpYnV0ZXNFbnRyeRIoCgR0aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCgh0cmFjZV9pZBgHIAEoCRIPCgdzcGFuX2lkGAggASgJGjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBItsCCglMb2dSZWNvcmQSCgoCaWQYASABKAQSDwoHc2VydmljZRgCIAEoCRIiCgVsZXZlbBgDIAEoDjITLnRhaWxsaWdodC52MS5MZXZlbBIPCgdtZXNzYWdlGAQgASgJEgwKBHRhZ3MYBSADKAkSOwoKYXR0cmlidXRlcxgGIAMoCzInLnRhaWxsaWdodC52MS5Mb2dSZWNvcmQuQXR0cmlidXRlc0VudHJ5EigKBHRpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXJlY2VpdmVkX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRyYWNlX2lkGAkgASgJEg8KB3NwYW5faWQYCiABKAkaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiNwoOUHVzaExvZ1JlcXVlc3QSJQoFZW50cnkYASABKAsyFi50YWlsbGlnaHQudjEuTG9nRW50cnkiEQoPUHVzaExvZ1Jlc3BvbnNlIjoKD1B1c2hMb2dzUmVxdWVzdBInCgdlbnRyaWVzGAEgAygLMhYudGFpbGxpZ2h0LnYxLkxvZ0VudHJ5IiQKEFB1c2hMb2dzUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAQihgEKCUxvZ0ZpbHRlchIQCghzZXJ2aWNlcxgBIAMoCRIjCgZsZXZlbHMYAiADKA4yEy50YWlsbGlnaHQudjEuTGV2ZWwSJgoJbWluX2xldmVsGAMgASgOMhMudGFpbGxpZ2h0LnYxLkxldmVsEgwKBHRhZ3MYBCADKAkSDAoEdGV4dBgFIAEoCSKfAQoLVGFpbFJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcudGFpbGxpZ2h0LnYxLkxvZ0ZpbHRlchIVCghhZnRlcl9pZBgCIAEoBEgAiAEBEgwKBGxhc3QYAyABKA0SNQoSaGVhcnRiZWF0X2ludGVydmFsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgsKCV9hZnRlcl9pZCLHAQoMVGFpbFJlc3BvbnNlEigKB3JlY29yZHMYASABKAsyFS50YWlsbGlnaHQudjEuUmVjb3Jkc0gAEiwKCWhlYXJ0YmVhdBgCIAEoCzIXLnRhaWxsaWdodC52MS5IZWFydGJlYXRIABIoCgdza2lwcGVkGAMgASgLMhUudGFpbGxpZ2h0LnYxLlNraXBwZWRIABIsCgZzdGF0dXMYBCABKAsyGi50YWlsbGlnaHQudjEuU3RyZWFtU3RhdHVzSABCBwoFZXZlbnQiMwoHUmVjb3JkcxIoCgdyZWNvcmRzGAEgAygLMhcudGFpbGxpZ2h0LnYxLkxvZ1JlY29yZCJGCglIZWFydGJlYXQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHbGFzdF9pZBgCIAEoBCI7CgdTa2lwcGVkEg0KBWNvdW50GAEgASgEEhAKCGZpcnN0X2lkGAIgASgEEg8KB2xhc3RfaWQYAyABKAQilAEKDFN0cmVhbVN0YXR1cxIvCgVzdGF0ZRgBIAEoDjIgLnRhaWxsaWdodC52MS5TdHJlYW1TdGF0dXMuU3RhdGUSDwoHbWVzc2FnZRgCIAEoCSJCCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEg4KClNUQVRFX0xJVkUQARISCg5TVEFURV9ERUdSQURFRBACItMCChBRdWVyeUxvZ3NSZXF1ZXN0EicKBmZpbHRlchgBIAEoCzIXLnRhaWxsaWdodC52MS5Mb2dGaWx0ZXISLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiIKBW9yZGVyGAQgASgOMhMudGFpbGxpZ2h0LnYxLk9yZGVyEhEKCXBhZ2Vfc2l6ZRgFIAEoDRISCgpwYWdlX3Rva2VuGAYgASgJEgwKBHBhZ2UYByABKA0SFQoNaW5jbHVkZV90b3RhbBgIIAEoCBIVCghhZnRlcl9pZBgJIAEoBEgAiAEBEhYKCWJlZm9yZV9pZBgKIAEoBEgBiAEBQgsKCV9hZnRlcl9pZEIMCgpfYmVmb3JlX2lkIoABChFRdWVyeUxvZ3NSZXNwb25zZRIoCgdyZWNvcmRzGAEgAygLMhcudGFpbGxpZ2h0LnYxLkxvZ1JlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSGAoLdG90YWxfY291bnQYAyABKARIAIgBAUIOCgxfdG90YWxfY291bnQirQEKE0dldEhpc3RvZ3JhbVJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcudGFpbGxpZ2h0LnYxLkxvZ0ZpbHRlchIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHYnVja2V0cxgEIAEoDSLPAQoPSGlzdG9ncmFtQnVja2V0EikKBXN0YXJ0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgNlbmQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKBmNvdW50cxgDIAMoCzIpLnRhaWxsaWdodC52MS5IaXN0b2dyYW1CdWNrZXQuQ291bnRzRW50cnkaLQoLQ291bnRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgEOgI4ASJGChRHZXRIaXN0b2dyYW1SZXNwb25zZRIuCgdidWNrZXRzGAEgAygLMh0udGFpbGxpZ2h0LnYxLkhpc3RvZ3JhbUJ1Y2tldCIVChNMaXN0U2VydmljZXNSZXF1ZXN0IigKFExpc3RTZXJ2aWNlc1Jlc3BvbnNlEhAKCHNlcnZpY2VzGAEgAygJIiIKD0xpc3RUYWdzUmVxdWVzdBIPCgdzZXJ2aWNlGAEgASgJIiAKEExpc3RUYWdzUmVzcG9uc2USDAoEdGFncxgBIAMoCSqCAQoFTGV2ZWwSFQoRTEVWRUxfVU5TUEVDSUZJRUQQABIPCgtMRVZFTF9UUkFDRRABEg8KC0xFVkVMX0RFQlVHEAISDgoKTEVWRUxfSU5GTxADEg4KCkxFVkVMX1dBUk4QBBIPCgtMRVZFTF9FUlJPUhAFEg8KC0xFVkVMX0ZBVEFMEAYqTgoFT3JkZXISFQoRT1JERVJfVU5TUEVDSUZJRUQQABIWChJPUkRFUl9ORVdFU1RfRklSU1QQARIWChJPUkRFUl9PTERFU1RfRklSU1QQAjKpBAoKTG9nU2VydmljZRJGCgdQdXNoTG9nEhwudGFpbGxpZ2h0LnYxLlB1c2hMb2dSZXF1ZXN0Gh0udGFpbGxpZ2h0LnYxLlB1c2hMb2dSZXNwb25zZRJLCghQdXNoTG9ncxIdLnRhaWxsaWdodC52MS5QdXNoTG9nc1JlcXVlc3QaHi50YWlsbGlnaHQudjEuUHVzaExvZ3NSZXNwb25zZSgBEj8KBFRhaWwSGS50YWlsbGlnaHQudjEuVGFpbFJlcXVlc3QaGi50YWlsbGlnaHQudjEuVGFpbFJlc3BvbnNlMAESTAoJUXVlcnlMb2dzEh4udGFpbGxpZ2h0LnYxLlF1ZXJ5TG9nc1JlcXVlc3QaHy50YWlsbGlnaHQudjEuUXVlcnlMb2dzUmVzcG9uc2USVQoMR2V0SGlzdG9ncmFtEiEudGFpbGxpZ2h0LnYxLkdldEhpc3RvZ3JhbVJlcXVlc3QaIi50YWlsbGlnaHQudjEuR2V0SGlzdG9ncmFtUmVzcG9uc2USVQoMTGlzdFNlcnZpY2VzEiEudGFpbGxpZ2h0LnYxLkxpc3RTZXJ2aWNlc1JlcXVlc3QaIi50YWlsbGlnaHQudjEuTGlzdFNlcnZpY2VzUmVzcG9uc2USSQoITGlzdFRhZ3MSHS50YWlsbGlnaHQudjEuTGlzdFRhZ3NSZXF1ZXN0Gh4udGFpbGxpZ2h0LnYxLkxpc3RUYWdzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_google_protobuf_duration]);
 
 /**
  * What a client sends.
@@ -573,6 +573,93 @@ export const QueryLogsResponseSchema: GenMessage<QueryLogsResponse> = /*@__PURE_
   messageDesc(file_taillight_v1_logs, 14);
 
 /**
+ * @generated from message taillight.v1.GetHistogramRequest
+ */
+export type GetHistogramRequest = Message<"taillight.v1.GetHistogramRequest"> & {
+  /**
+   * @generated from field: taillight.v1.LogFilter filter = 1;
+   */
+  filter?: LogFilter | undefined;
+
+  /**
+   * Inclusive start and exclusive end of the range; without them, from the
+   * oldest to just after the newest matching entry.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 2;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 3;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * About how many buckets, 1..1000 (default 100). Widths are round (1 s,
+   * 5 s, 1 min, 15 min, 1 h, 1 d, ...) and buckets start on multiples of
+   * them, so there may be fewer.
+   *
+   * @generated from field: uint32 buckets = 4;
+   */
+  buckets: number;
+};
+
+/**
+ * Describes the message taillight.v1.GetHistogramRequest.
+ * Use `create(GetHistogramRequestSchema)` to create a new message.
+ */
+export const GetHistogramRequestSchema: GenMessage<GetHistogramRequest> = /*@__PURE__*/
+  messageDesc(file_taillight_v1_logs, 15);
+
+/**
+ * @generated from message taillight.v1.HistogramBucket
+ */
+export type HistogramBucket = Message<"taillight.v1.HistogramBucket"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp start = 1;
+   */
+  start?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end = 2;
+   */
+  end?: Timestamp | undefined;
+
+  /**
+   * Entries by level name ("INFO", "ERROR", ...); levels with none are left out.
+   *
+   * @generated from field: map<string, uint64> counts = 3;
+   */
+  counts: { [key: string]: bigint };
+};
+
+/**
+ * Describes the message taillight.v1.HistogramBucket.
+ * Use `create(HistogramBucketSchema)` to create a new message.
+ */
+export const HistogramBucketSchema: GenMessage<HistogramBucket> = /*@__PURE__*/
+  messageDesc(file_taillight_v1_logs, 16);
+
+/**
+ * @generated from message taillight.v1.GetHistogramResponse
+ */
+export type GetHistogramResponse = Message<"taillight.v1.GetHistogramResponse"> & {
+  /**
+   * Every bucket of the range in time order, empty ones included.
+   *
+   * @generated from field: repeated taillight.v1.HistogramBucket buckets = 1;
+   */
+  buckets: HistogramBucket[];
+};
+
+/**
+ * Describes the message taillight.v1.GetHistogramResponse.
+ * Use `create(GetHistogramResponseSchema)` to create a new message.
+ */
+export const GetHistogramResponseSchema: GenMessage<GetHistogramResponse> = /*@__PURE__*/
+  messageDesc(file_taillight_v1_logs, 17);
+
+/**
  * @generated from message taillight.v1.ListServicesRequest
  */
 export type ListServicesRequest = Message<"taillight.v1.ListServicesRequest"> & {
@@ -583,7 +670,7 @@ export type ListServicesRequest = Message<"taillight.v1.ListServicesRequest"> & 
  * Use `create(ListServicesRequestSchema)` to create a new message.
  */
 export const ListServicesRequestSchema: GenMessage<ListServicesRequest> = /*@__PURE__*/
-  messageDesc(file_taillight_v1_logs, 15);
+  messageDesc(file_taillight_v1_logs, 18);
 
 /**
  * @generated from message taillight.v1.ListServicesResponse
@@ -600,7 +687,7 @@ export type ListServicesResponse = Message<"taillight.v1.ListServicesResponse"> 
  * Use `create(ListServicesResponseSchema)` to create a new message.
  */
 export const ListServicesResponseSchema: GenMessage<ListServicesResponse> = /*@__PURE__*/
-  messageDesc(file_taillight_v1_logs, 16);
+  messageDesc(file_taillight_v1_logs, 19);
 
 /**
  * @generated from message taillight.v1.ListTagsRequest
@@ -617,7 +704,7 @@ export type ListTagsRequest = Message<"taillight.v1.ListTagsRequest"> & {
  * Use `create(ListTagsRequestSchema)` to create a new message.
  */
 export const ListTagsRequestSchema: GenMessage<ListTagsRequest> = /*@__PURE__*/
-  messageDesc(file_taillight_v1_logs, 17);
+  messageDesc(file_taillight_v1_logs, 20);
 
 /**
  * @generated from message taillight.v1.ListTagsResponse
@@ -634,7 +721,7 @@ export type ListTagsResponse = Message<"taillight.v1.ListTagsResponse"> & {
  * Use `create(ListTagsResponseSchema)` to create a new message.
  */
 export const ListTagsResponseSchema: GenMessage<ListTagsResponse> = /*@__PURE__*/
-  messageDesc(file_taillight_v1_logs, 18);
+  messageDesc(file_taillight_v1_logs, 21);
 
 /**
  * @generated from enum taillight.v1.Level
@@ -767,6 +854,17 @@ export const LogService: GenService<{
     methodKind: "unary";
     input: typeof QueryLogsRequestSchema;
     output: typeof QueryLogsResponseSchema;
+  },
+  /**
+   * Entries counted by level over time buckets: the volume chart above the
+   * viewer's list.
+   *
+   * @generated from rpc taillight.v1.LogService.GetHistogram
+   */
+  getHistogram: {
+    methodKind: "unary";
+    input: typeof GetHistogramRequestSchema;
+    output: typeof GetHistogramResponseSchema;
   },
   /**
    * Every service that has logged at least one entry, sorted by name.
