@@ -156,11 +156,13 @@ pub fn text() -> QueryLogsRequest {
     }
 }
 
-/// Times `iters` runs of `req` (after two untimed ones; at least 20 but
-/// no more than fit in about 20 s); every answer must
-/// be non-empty and match the filter.
-pub async fn time(node: &Node, req: QueryLogsRequest, iters: usize) -> Latency {
-    let mut c = node.client().await;
+/// Times `iters` answers of `ask` (after two untimed ones; at least 20 but
+/// no more than fit in about 20 s), each then checked by `check`.
+async fn timed<T>(
+    iters: usize,
+    mut ask: impl AsyncFnMut() -> T,
+    mut check: impl FnMut(T),
+) -> Latency {
     let mut ms = Vec::with_capacity(iters);
     let started = Instant::now();
     for i in 0..iters + 2 {
@@ -169,15 +171,27 @@ pub async fn time(node: &Node, req: QueryLogsRequest, iters: usize) -> Latency {
             break;
         }
         let t = Instant::now();
-        let r = c
-            .query_logs(req.clone())
-            .await
-            .expect("QueryLogs")
-            .into_inner();
+        let answer = ask().await;
         if i >= 2 {
             ms.push(t.elapsed().as_secs_f64() * 1000.0);
         }
-        let f = req.filter.as_ref().expect("filter");
+        check(answer);
+    }
+    Latency::of(ms)
+}
+
+/// Times `iters` runs of `req` (see [`timed`]); every answer must be
+/// non-empty and match the filter.
+pub async fn time(node: &Node, req: QueryLogsRequest, iters: usize) -> Latency {
+    let mut c = node.client().await;
+    let f = req.filter.clone().expect("filter");
+    let ask = async || {
+        c.query_logs(req.clone())
+            .await
+            .expect("QueryLogs")
+            .into_inner()
+    };
+    let check = |r: taillight::proto::QueryLogsResponse| {
         assert!(!r.records.is_empty(), "no records for {req:?}");
         for rec in &r.records {
             assert!(
@@ -189,8 +203,8 @@ pub async fn time(node: &Node, req: QueryLogsRequest, iters: usize) -> Latency {
                 "{rec:?} does not match {req:?}"
             );
         }
-    }
-    Latency::of(ms)
+    };
+    timed(iters, ask, check).await
 }
 
 /// Times the volume histogram of the whole day (every entry, about 100
@@ -206,19 +220,15 @@ pub async fn time_histogram(node: &Node, n: u64, iters: usize) -> Latency {
         end_time: Some(taillight::model::time::from_micros(end_us)),
         ..Default::default()
     };
-    let mut ms = Vec::with_capacity(iters);
-    for i in 0..iters + 2 {
-        let t = Instant::now();
-        let r = c
-            .get_histogram(req.clone())
+    let ask = async || {
+        c.get_histogram(req.clone())
             .await
             .expect("GetHistogram")
-            .into_inner();
-        if i >= 2 {
-            ms.push(t.elapsed().as_secs_f64() * 1000.0);
-        }
+            .into_inner()
+    };
+    let check = |r: taillight::proto::GetHistogramResponse| {
         let counted: u64 = r.buckets.iter().flat_map(|b| b.counts.values()).sum();
         assert!(counted >= n, "the histogram counted {counted} of {n}");
-    }
-    Latency::of(ms)
+    };
+    timed(iters, ask, check).await
 }

@@ -160,20 +160,18 @@ fn placed(counted: &[Counted], origin: i64, width: i64, end: i64) -> Histogram {
     Histogram { buckets }
 }
 
-/// Rows `(time_us, level)` counted into buckets of `width` from `origin`.
-pub(super) fn count_rows(
-    rows: impl IntoIterator<Item = (i64, i32)>,
+/// A row `(time_us, level)` counted into its bucket of `width` from `origin`.
+pub(super) fn count_row(
+    (t, level): (i64, i32),
     origin: i64,
     width: i64,
     into: &mut BTreeMap<(i64, i32), u64>,
 ) {
-    for (t, level) in rows {
-        let start = origin + (t - origin).div_euclid(width) * width;
-        *into.entry((start, level)).or_default() += 1;
-    }
+    let start = origin + (t - origin).div_euclid(width) * width;
+    *into.entry((start, level)).or_default() += 1;
 }
 
-/// What [`count_rows`] gathered, as counts.
+/// What [`count_row`] gathered, as counts.
 pub(super) fn counted(by: BTreeMap<(i64, i32), u64>) -> Vec<Counted> {
     by.into_iter()
         .map(|((start_us, level), n)| Counted { start_us, level, n })
@@ -227,7 +225,9 @@ mod tests {
     #[test]
     fn rows_before_the_epoch_count_in_the_bucket_they_fall_in() {
         let mut by = BTreeMap::new();
-        count_rows([(-1, 2), (-10, 2), (0, 2), (9, 2)], -10, 10, &mut by);
+        for row in [(-1, 2), (-10, 2), (0, 2), (9, 2)] {
+            count_row(row, -10, 10, &mut by);
+        }
         assert_eq!(
             counted(by),
             vec![

@@ -39,7 +39,7 @@ use futures::{FutureExt, StreamExt};
 
 use super::codec::{LogRow, history_queries, query_result, stored_record};
 use super::contract::{Position, Query, QueryResult, Store, StoreError, resolve_within};
-use super::histogram::{Counted, count_rows, counted};
+use super::histogram::{Counted, count_row, counted};
 use super::rollup::rollup_queries;
 use super::schema::mysql::write_contention;
 use super::schema::{logs, service_tags, services};
@@ -398,7 +398,7 @@ impl Store for MysqlStore {
             .await?;
         let mut by = BTreeMap::new();
         while let Some(row) = rows.next().await {
-            count_rows([row?], origin_us, width_us, &mut by);
+            count_row(row?, origin_us, width_us, &mut by);
         }
         Ok(counted(by))
     }

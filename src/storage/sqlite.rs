@@ -24,7 +24,7 @@ use super::codec::{
     stored_record, tag_keys,
 };
 use super::contract::{Position, Query, QueryResult, Store, StoreError, resolve_within};
-use super::histogram::{Counted, count_rows, counted};
+use super::histogram::{Counted, count_row, counted};
 use super::rollup::rollup_queries;
 use super::schema::{self, log_tags, logs, service_tags, services};
 use crate::model::{Filter, QueuedEntry};
@@ -213,7 +213,7 @@ fn bucket_counts_in(
         .select((logs::time_us, logs::level))
         .load_iter::<(i64, i32), DefaultLoadingMode>(c)?;
     for row in rows {
-        count_rows([row?], origin, width, &mut by);
+        count_row(row?, origin, width, &mut by);
     }
     Ok(counted(by))
 }

@@ -27,7 +27,6 @@ const MOST_RECORDS: usize = 5_000;
 #[derive(Default)]
 pub(super) struct Joiner {
     waiting: Vec<Out>,
-    records: usize,
     /// The earliest time of the next hand-on while paced.
     next: Option<Instant>,
 }
@@ -35,11 +34,12 @@ pub(super) struct Joiner {
 impl Joiner {
     /// Takes `outs`; what to hand on now, if anything (all of it, in order).
     pub fn add(&mut self, outs: Vec<Out>, subscribers: usize, now: Instant) -> Vec<Out> {
-        self.records += outs.iter().map(Out::len).sum::<usize>();
         self.waiting.extend(outs);
         let paced = subscribers >= JOIN_FROM;
         let due = self.next.is_none_or(|next| now >= next);
-        if !paced || due || self.records >= MOST_RECORDS {
+        // A few batches wait at most: counted again rather than kept.
+        let records: usize = self.waiting.iter().map(Out::len).sum();
+        if !paced || due || records >= MOST_RECORDS {
             return self.take(now);
         }
         Vec::new()
@@ -52,7 +52,6 @@ impl Joiner {
 
     /// Everything waiting, joined, to be handed on now.
     pub fn take(&mut self, now: Instant) -> Vec<Out> {
-        self.records = 0;
         let outs = joined(std::mem::take(&mut self.waiting));
         if !outs.is_empty() {
             self.next = Some(now + EVERY);
