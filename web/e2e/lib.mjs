@@ -7,9 +7,14 @@
 //                      CARGO_TARGET_DIR defaulting to ~/.cache/taillight-target)
 //   CHROMIUM           the browser (default /usr/bin/chromium); never downloaded
 //   E2E_VERBOSE=1      echo the server's stderr
+//   E2E_VIEWER_DIST    a directory (web/dist, say) whose index.html, app.js and
+//                      app.css replace the copies embedded in the server binary,
+//                      under the server's own headers: for working on the viewer
+//                      without rebuilding the server. Unset, as the suite runs
+//                      it, the binary's own copy is tested.
 
 import { spawn, execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, homedir } from 'node:os';
 import { join } from 'node:path';
@@ -314,6 +319,7 @@ export async function openBrowser({ viewport = VIEWPORT, colorScheme = 'light', 
     ignoreHTTPSErrors,
     timeout: 60000,
   });
+  if (process.env.E2E_VIEWER_DIST) await serveViewerFrom(context, process.env.E2E_VIEWER_DIST);
   const page = context.pages()[0] || (await context.newPage());
   const errors = [];
   const watch = (p) => {
@@ -333,6 +339,27 @@ export async function openBrowser({ viewport = VIEWPORT, colorScheme = 'light', 
       rmSync(userDataDir, { recursive: true, force: true });
     },
   };
+}
+
+const VIEWER_FILES = { '/': 'index.html', '/app.js': 'app.js', '/app.css': 'app.css' };
+
+/**
+ * The viewer's files from `dir` instead of the server's embedded copy. Only
+ * answers of a taillight server are replaced (its CSP forbids framing), not
+ * those of the other origins some tests serve.
+ */
+async function serveViewerFrom(context, dir) {
+  await context.route((url) => url.pathname in VIEWER_FILES, async (route) => {
+    const response = await route.fetch();
+    const csp = response.headers()['content-security-policy'] ?? '';
+    if (!response.ok() || !csp.includes("frame-ancestors 'none'")) return route.fulfill({ response });
+    const file = VIEWER_FILES[new URL(route.request().url()).pathname];
+    const headers = { ...response.headers() };
+    delete headers.etag;
+    delete headers['content-length'];
+    delete headers['content-encoding'];
+    return route.fulfill({ response, headers, body: readFileSync(join(dir, file)) });
+  });
 }
 
 /** Load the viewer at `path` (e.g. "/?service=x") and wait for its hooks. */

@@ -38,6 +38,10 @@
 //      is refused in #notice
 //  16a-c  a page on another origin cannot store entries (no-cors text/plain fetch, forms,
 //      JSON fetch), with and without keys; listed in --cors-origins, it can
+//  17  over TLS
+//  18a-f  the volume chart (#volume, .bucket[data-start][data-end][data-total] with a
+//      .seg[data-level][data-count] per level): counts and colours, live growth with few
+//      requests, drag to zoom, click to jump, filters, a failing call
 
 import { test } from 'node:test';
 import { execFileSync } from 'node:child_process';
@@ -1243,4 +1247,289 @@ test('17. over TLS (--tls-cert with a test CA) the viewer loads over https and s
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+// ------------------------------------------------------------------ 18
+
+const MINUTE = 60000;
+
+/**
+ * Entries at known times: `n` of them `stepMs` apart from `start`, levels
+ * cycling through LEVELS shifted by `shift`, "needle" in every third message.
+ * Entries whose index `skip` names are left out (empty buckets).
+ */
+function timedEntries(service, start, n, { stepMs = 5000, shift = 0, skip = () => false } = {}) {
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    if (skip(i)) continue;
+    out.push({
+      service,
+      level: LEVELS[(i + shift) % LEVELS.length],
+      message: `${i % 3 === 0 ? 'needle' : 'hay'} at ${i}`,
+      time: new Date(start + i * stepMs).toISOString(),
+    });
+  }
+  return out;
+}
+
+/** A whole minute some time ago: the data sets of these tests lie after it. */
+const pastMinute = (ago = 30) => Math.floor(Date.now() / MINUTE) * MINUTE - ago * MINUTE;
+
+/**
+ * The volume chart as drawn: #volume's data-state and data-total, its note,
+ * and every bar's span, total and per-level counts (from the data attributes
+ * of its segments), with the bar's column on screen.
+ */
+function chart(page) {
+  return page.evaluate(() => {
+    const root = document.querySelector('#volume');
+    if (!root) return null;
+    const note = root.querySelector('.volume-note');
+    return {
+      state: root.dataset.state ?? null,
+      total: Number(root.dataset.total ?? NaN),
+      note: note && !note.hidden ? note.textContent : '',
+      bars: [...root.querySelectorAll('.bucket')].map((g) => {
+        const slot = g.querySelector('.slot').getBoundingClientRect();
+        return {
+          start: Date.parse(g.dataset.start),
+          end: Date.parse(g.dataset.end),
+          total: Number(g.dataset.total),
+          counts: Object.fromEntries([...g.querySelectorAll('.seg')].map((s) => [s.dataset.level, Number(s.dataset.count)])),
+          x: slot.left + slot.width / 2,
+          y: slot.top + slot.height / 2,
+        };
+      }),
+    };
+  });
+}
+
+/** Waits for the chart to be drawn (data-state=ready) with `check` true of it. */
+function waitChart(page, check, what, timeout = 15000) {
+  return waitFor(() => chart(page), (c) => c?.state === 'ready' && check(c), {
+    timeout, interval: 200, what: `the volume chart: ${what}`,
+  });
+}
+
+/** Per level, the entries of `records` (GET /v1/logs records or pushed entries) within [start, end). */
+function countsIn(records, start, end) {
+  const counts = {};
+  for (const r of records) {
+    const t = Date.parse(r.time);
+    if (t >= start && t < end) counts[r.level] = (counts[r.level] ?? 0) + 1;
+  }
+  return counts;
+}
+
+/** Every bar shows the per-level counts of `records` in its span, and together they cover them all. */
+function assertBarsCount(c, records, what) {
+  assert.ok(c.bars.length > 0, `${what}: no bars`);
+  for (let i = 1; i < c.bars.length; i++) {
+    assert.equal(c.bars[i].start, c.bars[i - 1].end, `${what}: bar ${i} does not start where bar ${i - 1} ends`);
+    assert.equal(c.bars[i].end - c.bars[i].start, c.bars[0].end - c.bars[0].start, `${what}: bar ${i} is not as wide as the first`);
+  }
+  for (const [i, b] of c.bars.entries()) {
+    assert.deepEqual(b.counts, countsIn(records, b.start, b.end),
+      `${what}: counts of bar ${i} (${new Date(b.start).toISOString()} .. ${new Date(b.end).toISOString()})`);
+  }
+  assert.equal(c.total, records.length, `${what}: #volume data-total`);
+  assert.equal(c.bars.reduce((n, b) => n + b.total, 0), records.length, `${what}: the bars' data-total summed`);
+}
+
+/** The gRPC-web GetHistogram calls the page makes, counted from now. */
+function histogramCalls(page) {
+  const calls = [];
+  page.on('request', (r) => {
+    if (r.url().endsWith('/GetHistogram')) calls.push(Date.now());
+  });
+  return calls;
+}
+
+/** Two services' entries over ten minutes, 5 s apart, minute 3 of the first left out. */
+async function seedTimed(server) {
+  const S = uniqueService('vol');
+  const S2 = uniqueService('vol-other');
+  const start = pastMinute();
+  await pushHttp(server, timedEntries(S, start, 120, { skip: (i) => i >= 36 && i < 48 }));
+  await pushHttp(server, timedEntries(S2, start, 40, { stepMs: 15000, shift: 2 }));
+  return { S, S2, start, records: await queryAll(server, { service: S }), other: await queryAll(server, { service: S2 }) };
+}
+
+e2e('18a. the volume chart shows one bar per bucket, stacked by level in the list\'s colours, with the pushed counts', async ({ server, page }) => {
+  const { S, records } = await seedTimed(server);
+  assert.equal(records.length, 108);
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}`);
+  await waitConnected(page);
+  const c = await waitChart(page, (c) => c.total === records.length, `${records.length} entries`);
+  assertBarsCount(c, records, 'live chart');
+  assert.ok(c.bars[0].start <= Date.parse(records[0].time) && c.bars.at(-1).end > Date.parse(records.at(-1).time),
+    'the bars span every entry');
+  assert.ok(c.bars.some((b) => b.total === 0), 'the left-out minute is an empty bar');
+
+  // The same colour per level as the list's level cells.
+  await waitListEquals(page, records, { what: 'the list beside the chart' });
+  const colours = await page.evaluate(() => Object.fromEntries(['INFO', 'WARN', 'ERROR', 'DEBUG'].map((l) => {
+    const cell = document.querySelector(`#log-list .level.level-${l.toLowerCase()}`);
+    const seg = document.querySelector(`#volume .seg[data-level="${l}"]`);
+    return [l, { list: cell && getComputedStyle(cell).color, chart: seg && getComputedStyle(seg).fill }];
+  })));
+  for (const [l, { list, chart: fill }] of Object.entries(colours)) {
+    assert.ok(list && fill, `${l}: a list cell and a chart segment exist`);
+    assert.equal(fill, list, `${l}: the chart's colour is the list's`);
+  }
+  const labels = await page.$$eval('#volume .volume-label', (ts) => ts.map((t) => t.textContent));
+  assert.ok(labels.length >= 3 && labels.every((l) => /\d\d:\d\d/.test(l)), `time labels on the axis: ${short(labels)}`);
+
+  // Hovering a bar tells its span and counts.
+  const k = c.bars.findIndex((b) => Object.keys(b.counts).length >= 2);
+  await page.mouse.move(c.bars[k].x, c.bars[k].y);
+  const tip = await waitFor(() => page.evaluate(() => {
+    const t = document.querySelector('#volume .volume-tip');
+    return t && !t.hidden ? [...t.children].map((l) => l.textContent) : null;
+  }), Boolean, { what: 'the tooltip over a bar' });
+  for (const [level, n] of Object.entries(c.bars[k].counts)) assert.ok(tip.includes(`${level} ${n}`), `tooltip ${short(tip)} has ${level} ${n}`);
+  assert.ok(tip.includes(`total ${c.bars[k].total}`), `tooltip ${short(tip)} has the total`);
+  assert.match(tip[0], /\d\d:\d\d:\d\d – \d\d:\d\d:\d\d/, 'the tooltip starts with the span');
+});
+
+e2e('18b. live: new entries make the chart grow at once and it settles on the server\'s counts, without a request per entry', async ({ server, page }) => {
+  const S = uniqueService('vol-live');
+  await pushHttp(server, Array.from({ length: 30 }, (_, i) => ({ service: S, level: LEVELS[i % 6], message: `before ${i}` })));
+  const calls = histogramCalls(page);
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}`);
+  await waitConnected(page);
+  await waitChart(page, (c) => c.total === 30, '30 entries');
+  assert.equal(await mode(page), 'live');
+
+  // 300 entries in 15 pushes over about 3 s.
+  const burstAt = Date.now();
+  const before = calls.length;
+  for (let b = 0; b < 15; b++) {
+    await pushHttp(server, Array.from({ length: 20 }, (_, i) => ({ service: S, level: i % 4 ? 'info' : 'error', message: `live ${b}.${i}` })));
+    if (b === 0) await waitChart(page, (c) => c.total > 30, 'the total to grow after the first push', 5000);
+    await sleep(200);
+  }
+  const all = await queryAll(server, { service: S });
+  assert.equal(all.length, 330);
+  const settled = await waitChart(page, (c) => c.total === 330, 'all 330 entries counted', 20000);
+  assertBarsCount(settled, all, 'the chart after the burst');
+  await sleep(5000); // any refresh still due has come
+  const during = calls.length - before;
+  const seconds = (Date.now() - burstAt) / 1000;
+  assert.ok(during >= 1 && during <= Math.ceil(seconds / 4) + 1,
+    `${during} GetHistogram calls in the ${seconds.toFixed(1)} s after 15 pushes (about one per 4 s at most)`);
+  assert.equal((await chart(page)).total, 330, 'the total after the last refresh');
+  assert.equal(await mode(page), 'live', 'still live');
+});
+
+e2e('18c. dragging across the chart sets a custom time range: the controls, the URL, the list and the chart follow', async ({ server, page }) => {
+  const { S, records } = await seedTimed(server);
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}`);
+  await waitConnected(page);
+  const c = await waitChart(page, (c) => c.total === records.length, 'all entries');
+  const i = c.bars.findIndex((b) => b.total > 0) + 3;
+  const j = i + 5;
+  const from = c.bars[i].start;
+  const to = c.bars[j].end;
+  await page.mouse.move(c.bars[i].x, c.bars[i].y);
+  await page.mouse.down();
+  await page.mouse.move(c.bars[j].x, c.bars[j].y, { steps: 8 });
+  await page.mouse.up();
+
+  const p = await waitFor(() => urlParams(page), (p) => p.range === 'custom', { what: 'range=custom in the URL after the drag' });
+  assert.equal(p.from, new Date(from).toISOString(), 'from= is the first dragged bar\'s start');
+  assert.equal(p.to, new Date(to).toISOString(), 'to= is the last dragged bar\'s end');
+  assert.equal(p.history, '1', 'a time range is a history view');
+  assert.equal(await mode(page), 'history');
+  assert.equal(await page.inputValue('#range'), 'custom', '#range');
+  const local = (ms) => page.evaluate((ms) => new Date(ms - new Date(ms).getTimezoneOffset() * 60000).toISOString().slice(0, 19), ms);
+  assert.equal(await page.inputValue('#range-start'), await local(from), '#range-start');
+  assert.equal(await page.inputValue('#range-end'), await local(to), '#range-end');
+
+  const inRange = records.filter((r) => Date.parse(r.time) >= from && Date.parse(r.time) < to);
+  assert.ok(inRange.length > 0 && inRange.length < records.length, `${inRange.length} entries in the range`);
+  assertRowsMatchRecords(await waitListEquals(page, inRange, { what: 'the list after the drag' }), inRange, 'row in range');
+  const zoomed = await waitChart(page, (c) => c.bars[0]?.start >= from && c.total === inRange.length, 'the chart over the dragged range');
+  assertBarsCount(zoomed, inRange, 'the zoomed chart');
+  assert.ok(zoomed.bars.at(-1).end <= to, 'the zoomed chart ends with the range');
+
+  // A reload restores the same range.
+  await page.reload({ waitUntil: 'domcontentloaded' });
+  await waitViewer(page);
+  await waitListEquals(page, inRange, { what: 'the list after a reload' });
+  await waitChart(page, (c) => c.total === inRange.length, 'the chart after a reload');
+});
+
+e2e('18d. clicking a bar jumps the list to the entries of that moment', async ({ server, page }) => {
+  const S = uniqueService('vol-jump');
+  // 600 entries a second apart: more than a history page, so the page
+  // shown is the one the click chose.
+  await pushHttp(server, timedEntries(S, pastMinute(), 600, { stepMs: 1000 }));
+  const records = await queryAll(server, { service: S });
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}`);
+  await waitConnected(page);
+  const c = await waitChart(page, (c) => c.total === 600, '600 entries');
+  const k = Math.floor(c.bars.length / 2);
+  const bar = c.bars[k];
+  const inBar = records.filter((r) => Date.parse(r.time) >= bar.start && Date.parse(r.time) < bar.end);
+  assert.ok(inBar.length > 0, 'the middle bar has entries');
+  await page.mouse.click(bar.x, bar.y);
+
+  await waitFor(() => mode(page), (m) => m === 'history', { what: 'history mode after the click' });
+  const p = await waitFor(() => urlParams(page), (p) => p.after !== undefined, { what: 'after= in the URL' });
+  assert.equal(Number(p.after), inBar[0].id - 1, 'after= is just before the bar\'s first entry');
+  assert.equal(p.range, undefined, 'the time range is kept (all)');
+  const first = await waitFor(() => domRows(page), (rows) => rows.length > 0 && rows[0].id === inBar[0].id,
+    { what: `the list to start at the bar's first entry ${inBar[0].id}` });
+  const listTop = await page.evaluate(() => document.querySelector('#log-list').getBoundingClientRect().top);
+  assert.ok(Math.abs(first[0].top - listTop) < 2, 'the bar\'s first entry is at the top of the list');
+  const shown = (await collectRows(page)).rows;
+  const shownIds = new Set(ids(shown));
+  for (const r of inBar) assert.ok(shownIds.has(r.id), `entry ${r.id} of the bar is shown`);
+  const byId = new Map(records.map((r) => [r.id, r]));
+  assert.ok(shown.every((r) => Date.parse(byId.get(r.id).time) >= bar.start), 'nothing older than the bar is shown');
+  assert.ok(shown.length < records.length, 'a page, not everything');
+  assert.ok(!(await disabled(page, '#older')), '#older pages on from there');
+  assert.equal((await chart(page)).total, 600, 'the chart still shows everything');
+});
+
+e2e('18e. the chart counts what the filters select: levels, text, service', async ({ server, page }) => {
+  const { S, S2, records, other } = await seedTimed(server);
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}`);
+  await waitConnected(page);
+  await waitChart(page, (c) => c.total === records.length, 'all entries');
+
+  await setFilterChecks(page, '#level-filter', 'data-level', ['ERROR', 'WARN']);
+  const levels = records.filter((r) => ['ERROR', 'WARN'].includes(r.level));
+  assertBarsCount(await waitChart(page, (c) => c.total === levels.length, `${levels.length} ERROR and WARN entries`), levels, 'levels ERROR,WARN');
+
+  await page.fill('#search', 'needle');
+  await page.press('#search', 'Enter');
+  const text = levels.filter((r) => r.message.includes('needle'));
+  assert.ok(text.length > 0 && text.length < levels.length);
+  assertBarsCount(await waitChart(page, (c) => c.total === text.length, `${text.length} entries with "needle"`), text, 'levels and text');
+
+  await setFilterChecks(page, '#level-filter', 'data-level', '*');
+  await page.fill('#search', '');
+  await page.press('#search', 'Enter');
+  await page.selectOption('#service-select', S2);
+  assertBarsCount(await waitChart(page, (c) => c.total === other.length, `${other.length} entries of ${S2}`), other, 'the other service');
+});
+
+e2e('18f. a failing histogram call shows a note in the chart and leaves the list alone; the chart recovers', async ({ server, page }) => {
+  const S = uniqueService('vol-err');
+  await pushHttp(server, Array.from({ length: 12 }, (_, i) => ({ service: S, level: 'warn', message: `entry ${i}` })));
+  await page.route('**/GetHistogram', (route) => route.abort());
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}`);
+  await waitConnected(page);
+  const failed = await waitFor(() => chart(page), (c) => c?.state === 'error', { what: 'the chart to say it failed' });
+  assert.match(failed.note, /Volume unavailable/, 'the note in the chart');
+  await waitListEquals(page, await queryAll(server, { service: S }), { what: 'the list while the chart fails' });
+  assert.equal(await page.evaluate(() => document.querySelector('#notice').hidden), true, '#notice is untouched');
+  assert.equal(await connState(page), 'connected');
+
+  await page.unroute('**/GetHistogram');
+  await pushHttp(server, [{ service: S, level: 'error', message: 'after the failure' }]);
+  await waitFor(() => domRows(page), (rows) => rows.some((r) => r.msg === 'after the failure'), { what: 'the new entry live' });
+  await waitChart(page, (c) => c.total === 13 && c.note === '', 'the chart back with 13 entries', 20000);
 });

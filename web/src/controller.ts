@@ -10,7 +10,7 @@
 
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { LogRecord } from "./gen/taillight/v1/logs_pb";
-import { approxBytes, around, countTotal, gapPages, newerPage, olderPage } from "./api/history";
+import { approxBytes, around, countTotal, firstIdAt, gapPages, newerPage, olderPage } from "./api/history";
 import { historyScope, liveScope, logFilter } from "./api/scope";
 import { TailSession } from "./api/tail";
 import { FrameBatcher } from "./list/batcher";
@@ -31,6 +31,16 @@ const MAX_TAIL_LAST = 1000;
 const FILL_PAGE = 1000;
 /** Records loaded on each side of a permalinked entry. */
 const AROUND = 50;
+
+/** Hears what the list shows and receives: the volume chart follows it. */
+export interface ListWatcher {
+  /** The view, each time it is published. */
+  follow(v: ViewState): void;
+  /** Records the live stream delivered once past its backfill. */
+  records(records: LogRecord[]): void;
+  /** The live stream skipped records. */
+  skipped(): void;
+}
 
 export class Controller {
   private view: ViewState;
@@ -53,6 +63,7 @@ export class Controller {
     listEl: HTMLElement,
     private readonly toolbar: Toolbar,
     private readonly filters: Filters,
+    private readonly watcher: ListWatcher,
   ) {
     this.view = view;
     this.list = new VirtualList(listEl, this.store, rowRenderer);
@@ -165,6 +176,7 @@ export class Controller {
     this.toolbar.setPaging(v.mode === "history" ? this.hasOlder : true, v.mode === "history" && this.hasNewer);
     this.toolbar.setTotal(v.mode === "history" ? this.total : null);
     this.showBadge();
+    this.watcher.follow(v);
   }
 
   private showBadge(): void {
@@ -193,7 +205,12 @@ export class Controller {
       {
         records: (rs) => {
           if (this.tail !== session) return;
-          if (this.streamLive) this.rate.add(rs.length);
+          // The backfill is not new: the rate and the chart (whose fetch
+          // counted it) hear only what arrives once the stream is live.
+          if (this.streamLive) {
+            this.rate.add(rs.length);
+            this.watcher.records(rs);
+          }
           this.batch.push(rs);
         },
         skipped: (s) => {
@@ -202,6 +219,7 @@ export class Controller {
           this.batch.drain();
           this.store.addGap(s.firstId, s.lastId, s.count);
           this.batch.schedule();
+          this.watcher.skipped();
         },
         live: (degraded) => {
           if (this.tail !== session) return;
@@ -447,6 +465,21 @@ export class Controller {
     this.resetRowState();
     this.show(page.records, "top");
     this.publish();
+  }
+
+  /**
+   * The chart's click on a bar: a history page that starts with the first
+   * entry at or after `time`, keeping the filter and time range. The list
+   * pages by id, not by time (`after` in the URL), so the moment becomes the
+   * id just before that entry; Older and Newer then page on from there, and
+   * a reload shows the same page. Nothing at or after it: the newest page.
+   */
+  async jumpTo(time: number): Promise<void> {
+    if (!this.view.service) return;
+    const v: ViewState = { ...this.view, mode: "history", last: undefined, entry: undefined };
+    const id = await this.query("entries at that time", () => firstIdAt(historyScope(v), time));
+    if (id === undefined) return;
+    this.open({ ...v, before: undefined, after: id !== null ? id - 1n : undefined });
   }
 
   private resetRowState(): void {

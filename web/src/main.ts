@@ -8,10 +8,13 @@ import { prefs } from "./state/prefs";
 import { parseUrl } from "./state/url";
 import { Download } from "./ui/download";
 import { Filters } from "./ui/filters";
+import { HistogramView } from "./ui/histogram";
+import { bindPointer } from "./ui/histogram-pointer";
 import { KeyDialog } from "./ui/key-dialog";
 import { bindKeys } from "./ui/keyboard";
 import { initTheme } from "./ui/theme";
 import { Toolbar } from "./ui/toolbar";
+import { VolumeChart } from "./volume";
 
 declare global {
   interface Window {
@@ -36,7 +39,14 @@ const filters = new Filters((patch) => {
   controller.change(patch);
   if (patch.service !== undefined) catalog.watchTags(patch.service);
 });
-controller = new Controller(view, document.getElementById("log-list") as HTMLElement, toolbar, filters);
+const chart = new HistogramView(document.getElementById("volume") as HTMLElement);
+bindPointer(chart, {
+  // A dragged range is a custom range, as if typed into the From/To fields.
+  zoom: (from, to) => controller.change({ range: "custom", from, to }),
+  jump: (bucket) => void controller.jumpTo(bucket.start),
+});
+const volume = new VolumeChart(chart);
+controller = new Controller(view, document.getElementById("log-list") as HTMLElement, toolbar, filters, volume);
 new Download(() => controller.current, (text) => toolbar.notice(text));
 
 // Before the first call: a server started with --keys-file refuses it

@@ -1,11 +1,14 @@
 // History through QueryLogs: pages in either direction, the context around
-// one entry, and the records of a gap the live stream skipped. Every result
-// is returned oldest first, the order the list shows.
+// one entry, the first entry at a moment, and the records of a gap the live
+// stream skipped. Every result is returned oldest first, the order the list
+// shows.
 
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Order, type LogRecord, type QueryLogsResponse } from "../gen/taillight/v1/logs_pb";
 import { client } from "./client";
 import type { Scope } from "./scope";
+import { tsMillis } from "../util/format";
 
 export const PAGE_SIZE = 200;
 /** Largest page the server accepts. */
@@ -120,4 +123,15 @@ export async function* gapPages(
     pageToken = res.nextPageToken;
     yield { records: res.records, done: pageToken === "" };
   } while (pageToken !== "");
+}
+
+/**
+ * The id of the oldest record at or after `time` (epoch ms) within the
+ * scope, or null if there is none. Turns a moment into a place in the list,
+ * which pages by id.
+ */
+export async function firstIdAt(scope: Scope, time: number): Promise<bigint | null> {
+  const from = scope.startTime && tsMillis(scope.startTime) > time ? scope.startTime : timestampFromMs(time);
+  const res = await client.queryLogs({ ...scope, startTime: from, order: Order.OLDEST_FIRST, pageSize: 1 });
+  return res.records[0]?.id ?? null;
 }

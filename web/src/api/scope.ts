@@ -38,3 +38,20 @@ export function historyScope(v: ViewState): Scope {
 export function liveScope(v: ViewState): Scope {
   return { filter: logFilter(v) };
 }
+
+/**
+ * What the volume chart counts: the list's filter and, in history, its
+ * window. Live and paused views page back through all of history, so their
+ * chart spans everything stored. A relative range ("last hour") ends now
+ * rather than at the newest entry, so the axis reaches the present.
+ */
+export function volumeScope(v: ViewState, now = Date.now()): Scope {
+  if (v.mode !== "history") return liveScope(v);
+  const w = timeWindow(v, now);
+  const end = v.range === "custom" ? w.end : w.start !== undefined ? now : undefined;
+  return {
+    filter: logFilter(v),
+    startTime: w.start !== undefined ? timestampFromMs(w.start) : undefined,
+    endTime: end !== undefined ? timestampFromMs(end) : undefined,
+  };
+}
