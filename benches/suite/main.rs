@@ -453,6 +453,16 @@ async fn query_runs(s: &Settings, mode: Mode, runs: &mut [Run]) {
         let text = query::time(&node, query::text(), (s.query_iters / 10).max(5)).await;
         r.set("query.text.p50_ms", text.p50_ms);
         r.set("query.text.p99_ms", text.p99_ms);
+        let searches = [
+            ("rare", query::rare_word(s.query_entries)),
+            ("needle", query::needle(s.query_entries)),
+            ("rare_filtered", query::rare_word_filtered()),
+        ];
+        for (name, search) in searches {
+            let l = query::time_http_text(&node, search, s.query_iters).await;
+            r.set(format!("query.http_text.{name}.p50_ms"), l.p50_ms);
+            r.set(format!("query.http_text.{name}.p99_ms"), l.p99_ms);
+        }
         let hist = query::time_histogram(&node, s.query_entries, s.query_iters).await;
         r.set("query.histogram.p50_ms", hist.p50_ms);
         r.set("query.histogram.p99_ms", hist.p99_ms);

@@ -232,3 +232,77 @@ pub async fn time_histogram(node: &Node, n: u64, iters: usize) -> Latency {
     };
     timed(iters, ask, check).await
 }
+
+/// A text search over HTTP, as a user types it into `GET /v1/logs`.
+pub struct TextSearch {
+    /// The query string, `text` and any other filters.
+    pub params: String,
+    /// The text every record found must contain.
+    pub text: &'static str,
+    /// How many records the newest page must hold: all of them, for a
+    /// word rarer than a page.
+    pub found: Option<usize>,
+}
+
+/// The word in one message in a thousand, in every service: a full page
+/// of it in a store of `n` entries, once `n` holds surely more than a page.
+pub fn rare_word(n: u64) -> TextSearch {
+    TextSearch {
+        params: format!("text={}", workload::RARE_WORD),
+        text: workload::RARE_WORD,
+        found: (n >= 1_000_000).then_some(PAGE as usize),
+    }
+}
+
+/// The word in one message in [`workload::NEEDLE_EVERY`]: every one of
+/// them (ten of 10M) on the first page.
+pub fn needle(n: u64) -> TextSearch {
+    TextSearch {
+        params: format!("text={}", workload::NEEDLE),
+        text: workload::NEEDLE,
+        found: Some(n.div_ceil(workload::NEEDLE_EVERY) as usize),
+    }
+}
+
+/// The rare word with a service, a level and the last 12 hours.
+pub fn rare_word_filtered() -> TextSearch {
+    let start = taillight::model::time::now_micros() - SPAN_US / 2;
+    let start = taillight::model::time::from_micros(start);
+    TextSearch {
+        params: format!(
+            "text={}&service={}&min_level=info&start={}",
+            workload::RARE_WORD,
+            workload::QUERY_SERVICE,
+            start
+        ),
+        text: workload::RARE_WORD,
+        found: None,
+    }
+}
+
+/// Times `iters` answers of `GET /v1/logs?{search.params}` for the newest
+/// page (see [`timed`]); each must find what `search` says.
+pub async fn time_http_text(node: &Node, search: TextSearch, iters: usize) -> Latency {
+    let http = reqwest::Client::new();
+    let url = format!(
+        "{}/v1/logs?{}&page_size={PAGE}&order=newest",
+        node.base, search.params
+    );
+    let ask = async || -> serde_json::Value {
+        let r = http.get(&url).send().await.expect("GET /v1/logs");
+        assert!(r.status().is_success(), "{url}: {}", r.status());
+        r.json().await.expect("JSON")
+    };
+    let check = |body: serde_json::Value| {
+        let records = body["records"].as_array().cloned().unwrap_or_default();
+        assert!(!records.is_empty(), "nothing found by {url}");
+        if let Some(n) = search.found {
+            assert_eq!(records.len(), n, "{url}");
+        }
+        for r in &records {
+            let m = r["message"].as_str().unwrap_or_default();
+            assert!(m.contains(search.text), "{m} from {url}");
+        }
+    };
+    timed(iters, ask, check).await
+}

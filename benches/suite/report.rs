@@ -297,6 +297,36 @@ const ROWS: &[Row] = &[
         "ms",
     ),
     row(
+        "query.http_text.rare.p50_ms",
+        "HTTP text search (1 in 1000), every service: p50",
+        "ms",
+    ),
+    row(
+        "query.http_text.rare.p99_ms",
+        "HTTP text search (1 in 1000), every service: p99",
+        "ms",
+    ),
+    row(
+        "query.http_text.needle.p50_ms",
+        "HTTP text search (10 in 10M, all found): p50",
+        "ms",
+    ),
+    row(
+        "query.http_text.needle.p99_ms",
+        "HTTP text search (10 in 10M, all found): p99",
+        "ms",
+    ),
+    row(
+        "query.http_text.rare_filtered.p50_ms",
+        "HTTP text search (1 in 1000), service + level + 12 h: p50",
+        "ms",
+    ),
+    row(
+        "query.http_text.rare_filtered.p99_ms",
+        "HTTP text search (1 in 1000), service + level + 12 h: p99",
+        "ms",
+    ),
+    row(
         "query.histogram.p50_ms",
         "volume histogram of the whole store's day, ~100 buckets: p50",
         "ms",
@@ -648,6 +678,35 @@ pub fn targets(s: &[Summary]) -> Vec<Target> {
             median(s, mode, "query.newest.p99_ms"),
             &ms,
             &|v| v < 20.0,
+            &[],
+        );
+        for (key, what) in [
+            ("rare", "1 in 1000"),
+            ("needle", "10 in 10M"),
+            ("rare_filtered", "1 in 1000 with filters"),
+        ] {
+            for (q, limit) in [("p50", 50.0), ("p99", 150.0)] {
+                add(
+                    mode,
+                    &format!("HTTP text search ({what}) {q} < {limit} ms"),
+                    median(s, mode, &format!("query.http_text.{key}.{q}_ms")),
+                    &ms,
+                    &|v| v < limit,
+                    &[],
+                );
+            }
+        }
+        // What each entry took before the text index (docs/benchmarks/recorded-runs.md).
+        let before = match mode {
+            Mode::Embedded => 502.0,
+            Mode::Distributed => 691.0,
+        };
+        add(
+            mode,
+            &format!("bytes on disk per entry, index included, <= {before:.0}"),
+            median(s, mode, "disk.bytes_per_entry"),
+            &|v| format!("{v:.0} bytes"),
+            &|v| v <= before,
             &[],
         );
         add(

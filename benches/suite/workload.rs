@@ -24,6 +24,10 @@ pub const QUERY_SERVICE: &str = "checkout";
 pub const QUERY_TAG: &str = "region:eu-west-1";
 /// In about one message in a thousand.
 pub const RARE_WORD: &str = "deadlock";
+/// In one message in [`NEEDLE_EVERY`] (ten of 10M): a search a scan
+/// cannot answer quickly.
+pub const NEEDLE: &str = "zq7needle";
+pub const NEEDLE_EVERY: u64 = 1_000_000;
 
 const WORDS: [&str; 32] = [
     "request",
@@ -93,6 +97,10 @@ pub fn entry(marker: &str, seq: u64, time: Option<prost_types::Timestamp>) -> Lo
     if (h >> 44).is_multiple_of(1000) {
         message.push(' ');
         message.push_str(RARE_WORD);
+    }
+    if seq.is_multiple_of(NEEDLE_EVERY) {
+        message.push(' ');
+        message.push_str(NEEDLE);
     }
     while message.len() < target_len {
         message.push(' ');

@@ -1,0 +1,1 @@
+DROP TABLE logs_text;
