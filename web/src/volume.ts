@@ -28,8 +28,8 @@ const FINAL = [Code.Unauthenticated, Code.PermissionDenied, Code.InvalidArgument
 
 /** What the chart counts: it is fetched afresh when this changes. */
 function scopeKey(v: ViewState): string {
-  const window = v.mode === "history" ? [v.range, v.from, v.to] : null;
-  return JSON.stringify([v.service, v.levels, v.tags, v.text, v.mode, window]);
+  const range = v.mode === "history" ? [v.range, v.from, v.to] : null;
+  return JSON.stringify([v.service, v.levels, v.tags, v.text, v.mode, range]);
 }
 
 export class VolumeChart {
