@@ -74,19 +74,8 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    /// SQLite only: the trigram index of messages, one row per block of
-    /// `BLOCK` consecutive ids (`rowid` is
-    /// `id / BLOCK`); queries name the table itself in `MATCH`.
-    logs_text (rowid) {
-        rowid -> BigInt,
-        messages -> Text,
-    }
-}
-
 diesel::allow_tables_to_appear_in_same_query!(
     logs,
-    logs_text,
     log_counts,
     log_tags,
     services,

@@ -32,7 +32,6 @@ use crate::proto::LogRecord;
 
 pub mod bulk;
 mod ledger;
-mod text;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
@@ -114,12 +113,8 @@ impl SqliteStore {
             Synchronous::Full => "FULL",
             Synchronous::Normal => "NORMAL",
         };
-        // 16 KiB pages for a new database (an existing one keeps its own):
-        // rows of a few hundred bytes waste less of a larger page, about 14
-        // bytes an entry less than 4 KiB pages (docs/benchmarks/text-search.md).
         let pragmas = format!(
-            "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; \
-             PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;"
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;"
         );
         conn.batch_execute(&pragmas)?;
         conn.run_pending_migrations(MIGRATIONS)
@@ -213,9 +208,6 @@ fn bucket_counts_in(
     origin: i64,
     width: i64,
 ) -> Result<Vec<Counted>, StoreError> {
-    if let Some(fts) = text::candidates(&q.filter.text) {
-        return Ok(text::bucket_counts(c, q, &fts, origin, width)?);
-    }
     let mut by = BTreeMap::new();
     let rows = filtered(q)
         .select((logs::time_us, logs::level))
@@ -226,19 +218,13 @@ fn bucket_counts_in(
     Ok(counted(by))
 }
 
-/// A history query; through the text index when it has a text the index
-/// can look up.
 fn query_blocking(c: &mut SqliteConnection, q: &Query) -> Result<QueryResult, StoreError> {
-    let fts = text::candidates(&q.filter.text);
-    let total = match (q.count_total, &fts) {
-        (false, _) => None,
-        (true, Some(fts)) => Some(text::count(c, q, fts)?),
-        (true, None) => Some(filtered(q).count().get_result::<i64>(c)?),
+    let total = if q.count_total {
+        Some(filtered(q).count().get_result::<i64>(c)?)
+    } else {
+        None
     };
-    let rows: Vec<LogRow> = match &fts {
-        Some(fts) => text::page(c, q, fts)?,
-        None => page(q).select(LogRow::as_select()).load(c)?,
-    };
+    let rows: Vec<LogRow> = page(q).select(LogRow::as_select()).load(c)?;
     query_result(rows, total)
 }
 
@@ -324,10 +310,7 @@ impl Store for SqliteStore {
                     schema::dedup_keys::table.filter(schema::dedup_keys::log_id.eq_any(&ids)),
                 )
                 .execute(c)?;
-                let deleted =
-                    diesel::delete(logs::table.filter(logs::id.eq_any(&ids))).execute(c)?;
-                diesel::sql_query(text::DROP_EMPTIED).execute(c)?;
-                Ok(deleted as u64)
+                Ok(diesel::delete(logs::table.filter(logs::id.eq_any(&ids))).execute(c)? as u64)
             })
         })
         .await

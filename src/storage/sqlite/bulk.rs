@@ -17,7 +17,6 @@ use libsqlite3_sys as ffi;
 
 use crate::storage::codec::BatchRows;
 use crate::storage::contract::StoreError;
-use crate::storage::sqlite::text::{BLOCK, INDEX_BLOCK};
 
 const INSERT_LOG: &CStr = c"INSERT INTO logs \
     (id, service, level, message, tags, attributes, time_us, received_us, trace_id, span_id) \
@@ -72,8 +71,6 @@ pub struct BulkWriter {
     insert_key: Stmt,
     /// Entries of a minute, service and level, added to the rollup.
     add_count: Stmt,
-    /// One block of the text index, rebuilt from its rows.
-    index_block: Stmt,
     /// The connection, opened without SQLite's own mutex: the store's writer
     /// mutex already keeps it to one thread at a time. Last, so that it is
     /// dropped after the statements.
@@ -121,7 +118,6 @@ impl BulkWriter {
         let insert_service_tag = prepare(db.0, INSERT_SERVICE_TAG)?;
         let insert_key = prepare(db.0, INSERT_KEY)?;
         let add_count = prepare(db.0, ADD_COUNT)?;
-        let index_block = prepare(db.0, INDEX_BLOCK)?;
         Ok(BulkWriter {
             insert_log,
             insert_tag,
@@ -129,7 +125,6 @@ impl BulkWriter {
             insert_service_tag,
             insert_key,
             add_count,
-            index_block,
             db,
         })
     }
@@ -196,19 +191,6 @@ impl BulkWriter {
                 Value::Int(*n),
             ];
             self.add_count.run(db, &values)?;
-        }
-        self.index(rows)
-    }
-
-    /// Indexes the text of every block the batch wrote to, after its rows:
-    /// the statement reads the messages back from `logs`, pages the batch
-    /// has just written, and so also finds a block's earlier rows.
-    fn index(&mut self, rows: &BatchRows<'_>) -> Result<(), StoreError> {
-        let (Some(first), Some(last)) = (rows.logs.first(), rows.logs.last()) else {
-            return Ok(());
-        };
-        for block in first.id / BLOCK..=last.id / BLOCK {
-            self.index_block.run(self.db.0, &[Value::Int(block)])?;
         }
         Ok(())
     }

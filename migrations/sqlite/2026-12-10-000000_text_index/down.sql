@@ -1,1 +1,0 @@
-DROP TABLE logs_text;
