@@ -714,7 +714,14 @@ async fn text_search_finds_what_the_tail_filter_finds(store: Arc<dyn Store>) {
         (seed >> 33) % n
     };
     let mut records = Vec::new();
-    for size in [1usize, 63, 64, 65, 7, 200, 129, 1, 500, 31] {
+    let sizes = [1usize, 63, 64, 65, 7, 200, 129, 1, 500, 31];
+    for size in sizes.into_iter().chain([FILLER]).chain(sizes) {
+        if size == FILLER {
+            let first_round = records.len() as u64;
+            insert_filler(store.as_ref()).await;
+            wait_for_text_index(store.as_ref(), first_round).await;
+            continue;
+        }
         let batch: Vec<QueuedEntry> = (0..size)
             .map(|_| {
                 let n = records.len() as i64;
@@ -804,6 +811,39 @@ async fn text_search_finds_what_the_tail_filter_finds(store: Arc<dyn Store>) {
         .expect("retention");
     records.retain(|r| time::to_micros(r.time.as_ref().expect("time")) >= 300_000);
     check(&records).await;
+}
+
+/// Entries between the two rounds of the text search test: enough that the
+/// embedded store's text index (written in groups of 8,192 entries) holds
+/// the first round and the second is past its reach, so that both halves
+/// of a search are tried. They match no text of the test, and their time,
+/// far ahead, keeps them out of its time ranges and its retention.
+const FILLER: usize = 2 * 8_192 + 100;
+
+async fn insert_filler(store: &dyn Store) {
+    let filler: Vec<QueuedEntry> = (0..FILLER)
+        .map(|_| entry("api", Level::Info, "filler", &[], 1_000_000_000_000_000))
+        .collect();
+    for batch in filler.chunks(4_096) {
+        store.insert(batch.to_vec()).await.expect("filler");
+    }
+}
+
+/// Waits until the text index covers the first `n` ids (MariaDB's writes
+/// it behind the commits).
+async fn wait_for_text_index(store: &dyn Store, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let reach = store.text_index_reach().await.expect("reach");
+        if reach > n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the text index stayed at {reach}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// `q` read in pages of 37 both ways (by cursor newest first, by offset

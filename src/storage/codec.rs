@@ -207,63 +207,11 @@ macro_rules! history_queries {
         fn filtered(
             q: &$crate::storage::contract::Query,
         ) -> $crate::storage::schema::logs::BoxedQuery<'_, $backend> {
-            use diesel::prelude::*;
-            use $crate::storage::schema::logs;
-            let f = &q.filter;
-            let mut b = logs::table.into_boxed();
-            if !f.services.is_empty() {
-                b = b.filter(logs::service.eq_any(&f.services));
-            }
-            if !f.levels.is_empty() {
-                b = b.filter(logs::level.eq_any(&f.levels));
-            }
-            if f.min_level > 0 {
-                b = b.filter(logs::level.ge(f.min_level));
-            }
-            // Any of the tags: one correlated EXISTS per tag, probed row by
-            // row while walking the (service, id) index newest first.
-            // `id IN (SELECT log_id ...)` let SQLite materialise every id
-            // carrying a common tag first (0.7 s for the newest page of a
-            // store of 10M entries).
-            let mut tagged: Option<
-                Box<
-                    dyn BoxableExpression<logs::table, $backend, SqlType = diesel::sql_types::Bool>
-                        + '_,
-                >,
-            > = None;
-            for tag in &f.tags {
-                let one = diesel::dsl::sql::<diesel::sql_types::Bool>(
-                    "EXISTS (SELECT 1 FROM log_tags WHERE log_tags.log_id = logs.id AND log_tags.tag = ",
-                )
-                .bind::<diesel::sql_types::Text, _>(tag.as_str())
-                .sql(")");
-                tagged = Some(match tagged {
-                    None => Box::new(one),
-                    Some(t) => Box::new(t.or(one)),
-                });
-            }
-            if let Some(t) = tagged {
-                b = b.filter(t);
-            }
-            if !f.text.is_empty() {
-                // Case-insensitive through the column's collation (SQLite's
-                // LIKE folds ASCII case; see the MariaDB migration).
-                let pattern = $crate::storage::codec::like_pattern(&f.text);
-                b = b.filter(logs::message.like(pattern).escape('\\'));
-            }
-            if let Some(s) = q.start_us {
-                b = b.filter(logs::time_us.ge(s));
-            }
-            if let Some(e) = q.end_us {
-                b = b.filter(logs::time_us.lt(e));
-            }
-            if let Some(a) = q.after_id {
-                b = b.filter(logs::id.gt($crate::storage::codec::id_bound(a)));
-            }
-            if let Some(bid) = q.before_id {
-                b = b.filter(logs::id.lt($crate::storage::codec::id_bound(bid)));
-            }
-            b
+            $crate::storage::codec::narrowed!(
+                $crate::storage::schema::logs::table.into_boxed(),
+                q,
+                $backend
+            )
         }
 
         fn page(
@@ -292,6 +240,71 @@ macro_rules! history_queries {
     };
 }
 pub(crate) use history_queries;
+
+/// `$b` (a boxed query whose rows include `logs`) narrowed to the rows
+/// query `$q` chooses; every filter of the query but its order and paging.
+/// Shared by the plain history query and SQLite's text-index join, so the
+/// two choose rows alike.
+macro_rules! narrowed {
+    ($b:expr, $q:expr, $backend:ty) => {{
+        use diesel::prelude::*;
+        use $crate::storage::schema::logs;
+        let q: &$crate::storage::contract::Query = $q;
+        let f = &q.filter;
+        let mut b = $b;
+        if !f.services.is_empty() {
+            b = b.filter(logs::service.eq_any(&f.services));
+        }
+        if !f.levels.is_empty() {
+            b = b.filter(logs::level.eq_any(&f.levels));
+        }
+        if f.min_level > 0 {
+            b = b.filter(logs::level.ge(f.min_level));
+        }
+        // Any of the tags: one correlated EXISTS per tag, probed row by
+        // row while walking the (service, id) index newest first.
+        // `id IN (SELECT log_id ...)` let SQLite materialise every id
+        // carrying a common tag first (0.7 s for the newest page of a
+        // store of 10M entries).
+        let mut tagged: Option<
+            Box<dyn BoxableExpression<_, $backend, SqlType = diesel::sql_types::Bool> + '_>,
+        > = None;
+        for tag in &f.tags {
+            let one = diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "EXISTS (SELECT 1 FROM log_tags WHERE log_tags.log_id = logs.id AND log_tags.tag = ",
+            )
+            .bind::<diesel::sql_types::Text, _>(tag.as_str())
+            .sql(")");
+            tagged = Some(match tagged {
+                None => Box::new(one),
+                Some(t) => Box::new(t.or(one)),
+            });
+        }
+        if let Some(t) = tagged {
+            b = b.filter(t);
+        }
+        if !f.text.is_empty() {
+            // Case-insensitive through the column's collation (SQLite's
+            // LIKE folds ASCII case; see the MariaDB migration).
+            let pattern = $crate::storage::codec::like_pattern(&f.text);
+            b = b.filter(logs::message.like(pattern).escape('\\'));
+        }
+        if let Some(s) = q.start_us {
+            b = b.filter(logs::time_us.ge(s));
+        }
+        if let Some(e) = q.end_us {
+            b = b.filter(logs::time_us.lt(e));
+        }
+        if let Some(a) = q.after_id {
+            b = b.filter(logs::id.gt($crate::storage::codec::id_bound(a)));
+        }
+        if let Some(bid) = q.before_id {
+            b = b.filter(logs::id.lt($crate::storage::codec::id_bound(bid)));
+        }
+        b
+    }};
+}
+pub(crate) use narrowed;
 
 /// An id from a client (a u64) as a bound on the stored ids (positive
 /// i64s): one past every stored id stays past them instead of wrapping

@@ -184,6 +184,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn tags(&self, service: String) -> Result<Vec<String>, StoreError>;
 
+    /// The first id the text index does not cover yet: a text search looks
+    /// the rows below it up in the index and scans the rest.
+    async fn text_index_reach(&self) -> Result<u64, StoreError>;
+
     /// Deletes at most `limit` records whose entry time is before
     /// `cutoff_us`, oldest first, and none above the lowest
     /// [`Position::hold`], in one short transaction so writers are never

@@ -2,8 +2,10 @@
 //! the embedded mode and its MariaDB implementation for the distributed mode,
 //! chosen by [`StoreArgs::open`].
 
+mod blocks;
 pub mod codec;
 mod contract;
+mod grams;
 pub mod histogram;
 pub mod mysql;
 mod rollup;

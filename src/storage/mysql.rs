@@ -15,10 +15,12 @@ mod chain;
 mod chunks;
 mod connect;
 mod delivery;
+mod indexer;
 mod infile;
 mod keyspace;
 mod known;
 mod ledger;
+mod text;
 mod url;
 mod write;
 
@@ -98,6 +100,8 @@ pub struct MysqlStore {
     /// Key spaces numbered, so a stream entry's key costs no lookup of its
     /// space per batch.
     spaces: KeySpaces,
+    /// Writes the text index behind the commits.
+    indexer: Arc<indexer::Indexer>,
 }
 
 /// The MariaDB store's flags.
@@ -151,6 +155,9 @@ impl MysqlStore {
             .build(manager)
             .await
             .map_err(|e| StoreError::Connection(format!("{shown}: {e}")))?;
+        // What is stored already and not indexed (an older database).
+        let indexer = Arc::new(indexer::Indexer::default());
+        indexer.committed(&pool, i64::MAX);
         Ok(MysqlStore {
             pool,
             bulk,
@@ -160,6 +167,7 @@ impl MysqlStore {
             uncontended_at_us: AtomicI64::new(i64::MIN),
             known: Known::default(),
             spaces: KeySpaces::default(),
+            indexer,
         })
     }
 
@@ -194,6 +202,7 @@ impl MysqlStore {
                     let end = first + entries.len() as i64;
                     turn.link.set(Stage::Committed { end });
                     self.known.remember(listed);
+                    self.indexer.committed(&self.pool, end);
                     return Ok(entries
                         .into_iter()
                         .enumerate()
@@ -359,6 +368,13 @@ impl Store for MysqlStore {
             return Ok(none);
         };
         let mut c = self.conn().await?;
+        if let Some(grams) = text::trigrams(&query.filter.text) {
+            let total = match query.count_total {
+                true => Some(text::count(&mut c, &query, &grams).await?),
+                false => None,
+            };
+            return query_result(text::page(&mut c, &query, &grams).await?, total);
+        }
         let total = if query.count_total {
             Some(filtered(&query).count().get_result::<i64>(&mut c).await?)
         } else {
@@ -392,6 +408,9 @@ impl Store for MysqlStore {
         // Counted as the rows stream by: one pass on the time index,
         // holding only the counts.
         let mut c = self.conn().await?;
+        if let Some(grams) = text::trigrams(&q.filter.text) {
+            return text::bucket_counts(&mut c, &q, &grams, origin_us, width_us).await;
+        }
         let mut rows = filtered(&q)
             .select((logs::time_us, logs::level))
             .load_stream::<(i64, i32)>(&mut c)
@@ -420,6 +439,10 @@ impl Store for MysqlStore {
             .order(service_tags::tag)
             .load(&mut c)
             .await?)
+    }
+
+    async fn text_index_reach(&self) -> Result<u64, StoreError> {
+        text::reach(&mut *self.conn().await?).await
     }
 
     async fn delete_before(&self, cutoff_us: i64, limit: u32) -> Result<u64, StoreError> {

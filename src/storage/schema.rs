@@ -74,8 +74,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// SQLite: the trigram index of messages, one row per block of
+    /// `BLOCK` consecutive ids (`rowid` is `id / BLOCK`); queries name the
+    /// table itself in `MATCH`.
+    logs_text (rowid) {
+        rowid -> BigInt,
+        grams -> Text,
+    }
+}
+
+diesel::table! {
+    /// SQLite only: how far the text index reaches (one row).
+    text_index (one) {
+        one -> Integer,
+        blocks_below -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     logs,
+    logs_text,
+    text_index,
     log_counts,
     log_tags,
     services,
@@ -114,6 +134,16 @@ pub mod mysql {
         id_sequence (id) {
             id -> TinyInt,
             next_id -> BigInt,
+        }
+    }
+
+    diesel::table! {
+        /// The text index: which blocks of group `grp` hold trigram `gram`
+        /// (bit `b` of `blocks` for block `grp * GROUP + b`).
+        text_grams (gram, grp) {
+            gram -> Integer,
+            grp -> BigInt,
+            blocks -> BigInt,
         }
     }
 

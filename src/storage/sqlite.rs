@@ -31,7 +31,9 @@ use crate::model::{Filter, QueuedEntry};
 use crate::proto::LogRecord;
 
 pub mod bulk;
+mod indexer;
 mod ledger;
+mod text;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
@@ -52,6 +54,8 @@ struct WriterConn {
     bulk: bulk::BulkWriter,
     /// The id the next entry gets.
     next_id: i64,
+    /// The trigrams of the blocks the text index does not hold yet.
+    pending: indexer::Pending,
 }
 
 /// The embedded store's flags.
@@ -113,8 +117,12 @@ impl SqliteStore {
             Synchronous::Full => "FULL",
             Synchronous::Normal => "NORMAL",
         };
+        // 16 KiB pages for a new database (an existing one keeps its own):
+        // rows of a few hundred bytes waste less of a larger page, about 15
+        // bytes an entry, what the text index takes (docs/benchmarks/text-search.md).
         let pragmas = format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;"
+            "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; \
+             PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;"
         );
         conn.batch_execute(&pragmas)?;
         conn.run_pending_migrations(MIGRATIONS)
@@ -122,7 +130,8 @@ impl SqliteStore {
         let max: Option<i64> = logs::table
             .select(diesel::dsl::max(logs::id))
             .first(&mut conn)?;
-        let bulk = bulk::BulkWriter::open(&path, &pragmas)?;
+        let mut bulk = bulk::BulkWriter::open(&path, &pragmas)?;
+        let pending = indexer::Pending::catch_up(&mut conn, &mut bulk)?;
 
         let readers = Pool::builder()
             .max_size(4)
@@ -134,7 +143,8 @@ impl SqliteStore {
             writer: Arc::new(Mutex::new(WriterConn {
                 conn,
                 bulk,
-                next_id: max.unwrap_or(0) + 1,
+                next_id: (max.unwrap_or(0) + 1).max(pending.first_free_id()),
+                pending,
             })),
             _lock: lock,
         })
@@ -187,8 +197,16 @@ fn insert_blocking(
     }
     let first = w.next_id;
     let rows = BatchRows::new(first, &entries);
-    w.bulk.insert(&rows)?;
-    w.next_id = first + rows.logs.len() as i64;
+    for r in &rows.logs {
+        w.pending.add(r.id, &r.message);
+    }
+    let next = first + rows.logs.len() as i64;
+    let flush = w.pending.due(next);
+    w.bulk.insert(&rows, flush.as_ref())?;
+    if let Some(f) = &flush {
+        w.pending.written(f);
+    }
+    w.next_id = next;
     drop(rows);
     Ok(entries
         .into_iter()
@@ -208,6 +226,9 @@ fn bucket_counts_in(
     origin: i64,
     width: i64,
 ) -> Result<Vec<Counted>, StoreError> {
+    if let Some(terms) = text::terms(&q.filter.text) {
+        return Ok(text::bucket_counts(c, q, &terms, origin, width)?);
+    }
     let mut by = BTreeMap::new();
     let rows = filtered(q)
         .select((logs::time_us, logs::level))
@@ -218,7 +239,16 @@ fn bucket_counts_in(
     Ok(counted(by))
 }
 
+/// A history query; through the text index when it has a text the index
+/// can look up.
 fn query_blocking(c: &mut SqliteConnection, q: &Query) -> Result<QueryResult, StoreError> {
+    if let Some(terms) = text::terms(&q.filter.text) {
+        let total = match q.count_total {
+            true => Some(text::count(c, q, &terms)?),
+            false => None,
+        };
+        return query_result(text::page(c, q, &terms)?, total);
+    }
     let total = if q.count_total {
         Some(filtered(q).count().get_result::<i64>(c)?)
     } else {
@@ -310,10 +340,17 @@ impl Store for SqliteStore {
                     schema::dedup_keys::table.filter(schema::dedup_keys::log_id.eq_any(&ids)),
                 )
                 .execute(c)?;
-                Ok(diesel::delete(logs::table.filter(logs::id.eq_any(&ids))).execute(c)? as u64)
+                let deleted =
+                    diesel::delete(logs::table.filter(logs::id.eq_any(&ids))).execute(c)?;
+                diesel::sql_query(text::DROP_EMPTIED).execute(c)?;
+                Ok(deleted as u64)
             })
         })
         .await
+    }
+
+    async fn text_index_reach(&self) -> Result<u64, StoreError> {
+        self.read(|c| Ok(text::reach(c)?)).await
     }
 
     async fn position(&self, name: &str) -> Result<Option<Position>, StoreError> {

@@ -63,6 +63,7 @@ pub(super) async fn delete_before(
             .execute(c)
             .await? as u64;
     }
+    super::indexer::drop_emptied(c).await?;
     Ok(deleted)
 }
 

@@ -17,6 +17,7 @@ use libsqlite3_sys as ffi;
 
 use crate::storage::codec::BatchRows;
 use crate::storage::contract::StoreError;
+use crate::storage::sqlite::indexer::Flush;
 
 const INSERT_LOG: &CStr = c"INSERT INTO logs \
     (id, service, level, message, tags, attributes, time_us, received_us, trace_id, span_id) \
@@ -26,6 +27,8 @@ const INSERT_SERVICE: &CStr = c"INSERT OR IGNORE INTO services (name) VALUES (?)
 const INSERT_SERVICE_TAG: &CStr =
     c"INSERT OR IGNORE INTO service_tags (service, tag) VALUES (?, ?)";
 const INSERT_KEY: &CStr = c"INSERT INTO dedup_keys (k, log_id) VALUES (?, ?)";
+const INDEX_BLOCK: &CStr = c"INSERT OR REPLACE INTO logs_text (rowid, grams) VALUES (?, ?)";
+const SET_INDEXED: &CStr = c"UPDATE text_index SET blocks_below = ?";
 const ADD_COUNT: &CStr = c"INSERT INTO log_counts (minute, service, level, n) VALUES (?, ?, ?, ?) \
     ON CONFLICT (minute, service, level) DO UPDATE SET n = n + excluded.n";
 
@@ -71,6 +74,10 @@ pub struct BulkWriter {
     insert_key: Stmt,
     /// Entries of a minute, service and level, added to the rollup.
     add_count: Stmt,
+    /// One block's row of the text index.
+    index_block: Stmt,
+    /// How far the text index reaches.
+    set_indexed: Stmt,
     /// The connection, opened without SQLite's own mutex: the store's writer
     /// mutex already keeps it to one thread at a time. Last, so that it is
     /// dropped after the statements.
@@ -118,6 +125,8 @@ impl BulkWriter {
         let insert_service_tag = prepare(db.0, INSERT_SERVICE_TAG)?;
         let insert_key = prepare(db.0, INSERT_KEY)?;
         let add_count = prepare(db.0, ADD_COUNT)?;
+        let index_block = prepare(db.0, INDEX_BLOCK)?;
+        let set_indexed = prepare(db.0, SET_INDEXED)?;
         Ok(BulkWriter {
             insert_log,
             insert_tag,
@@ -125,18 +134,36 @@ impl BulkWriter {
             insert_service_tag,
             insert_key,
             add_count,
+            index_block,
+            set_indexed,
             db,
         })
     }
 
-    /// Writes `rows` in one immediate transaction: all of it or, on any
-    /// error, none of it.
-    pub fn insert(&mut self, rows: &BatchRows<'_>) -> Result<(), StoreError> {
+    /// Writes `rows`, and the text index rows of `flush` if any, in one
+    /// immediate transaction: all of it or, on any error, none of it.
+    pub fn insert(
+        &mut self,
+        rows: &BatchRows<'_>,
+        flush: Option<&Flush>,
+    ) -> Result<(), StoreError> {
+        self.transaction(|w| {
+            w.insert_rows(rows)?;
+            flush.map_or(Ok(()), |f| w.index_rows(f))
+        })
+    }
+
+    /// Writes the text index rows of `flush` in a transaction of their own.
+    pub fn index(&mut self, flush: &Flush) -> Result<(), StoreError> {
+        self.transaction(|w| w.index_rows(flush))
+    }
+
+    fn transaction(
+        &mut self,
+        body: impl FnOnce(&mut Self) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         exec(self.db.0, "BEGIN IMMEDIATE")?;
-        match self
-            .insert_rows(rows)
-            .and_then(|()| exec(self.db.0, "COMMIT"))
-        {
+        match body(self).and_then(|()| exec(self.db.0, "COMMIT")) {
             Ok(()) => Ok(()),
             Err(e) => {
                 // SQLite may already have rolled back (a full disk, say).
@@ -147,6 +174,15 @@ impl BulkWriter {
                 Err(e)
             }
         }
+    }
+
+    fn index_rows(&mut self, flush: &Flush) -> Result<(), StoreError> {
+        let db = self.db.0;
+        for (block, words) in &flush.rows {
+            self.index_block
+                .run(db, &[Value::Int(*block), Value::Text(words)])?;
+        }
+        self.set_indexed.run(db, &[Value::Int(flush.blocks_below)])
     }
 
     fn insert_rows(&mut self, rows: &BatchRows<'_>) -> Result<(), StoreError> {
@@ -338,16 +374,18 @@ mod tests {
         let path = dir.path().join("taillight.db");
         let mut w = BulkWriter::open(&path, "PRAGMA busy_timeout = 5000;").expect("open");
         let es = entries(3);
-        w.insert(&BatchRows::new(3, &es)).expect("ids 3-5");
+        w.insert(&BatchRows::new(3, &es), None).expect("ids 3-5");
         // Ids 1 and 2 go in, then 3 is taken: none of the batch may stay.
-        let e = w.insert(&BatchRows::new(1, &es)).expect_err("id 3 twice");
+        let e = w
+            .insert(&BatchRows::new(1, &es), None)
+            .expect_err("id 3 twice");
         assert!(
             e.to_string().contains("UNIQUE constraint failed: logs.id"),
             "{e}"
         );
         assert_eq!(counts(&path), (3, 6));
         // The connection is out of the failed transaction and writes again.
-        w.insert(&BatchRows::new(6, &es)).expect("ids 6-8");
+        w.insert(&BatchRows::new(6, &es), None).expect("ids 6-8");
         assert_eq!(counts(&path), (6, 12));
     }
 }

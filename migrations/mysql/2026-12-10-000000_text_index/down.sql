@@ -1,0 +1,2 @@
+DROP TABLE text_index;
+DROP TABLE text_grams;
