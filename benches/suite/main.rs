@@ -443,6 +443,7 @@ async fn query_runs(s: &Settings, mode: Mode, runs: &mut [Run]) {
             r.set("query.fill.rate", fill.rate);
             r.set("query.entries", s.query_entries as f64);
             r.set("disk.bytes_per_entry", fill.disk_per_entry);
+            r.set("query.text_index.catch_up_s", fill.index_catch_up_s);
         }
         let newest = query::time(&node, query::newest(), s.query_iters).await;
         r.set("query.newest.p50_ms", newest.p50_ms);

@@ -17,8 +17,11 @@ use crate::workload;
 pub struct Fill {
     /// Entries stored per second while filling.
     pub rate: f64,
-    /// Store size on disk per entry, bytes.
+    /// Store size on disk per entry, bytes, text index included.
     pub disk_per_entry: f64,
+    /// Seconds from the last entry stored to the text index covering every
+    /// whole group of blocks.
+    pub index_catch_up_s: f64,
 }
 
 /// p50 and p99 of one kind of query, milliseconds.
@@ -86,9 +89,40 @@ pub async fn fill(node: &Node, marker: &str, n: u64) -> Fill {
         .await;
     let rate = n as f64 / done.duration_since(t0).as_secs_f64();
     crate::ingest::check_stored(node, marker, n).await;
+    let index_catch_up_s = wait_text_index(node).await.as_secs_f64();
     Fill {
         rate,
         disk_per_entry: node.disk_bytes() as f64 / n as f64,
+        index_catch_up_s,
+    }
+}
+
+/// Waits until the text index covers the store up to its last group or
+/// two (the rest a search scans), as a search right after the fill finds
+/// it once the server is idle; returns how long that took.
+async fn wait_text_index(node: &Node) -> Duration {
+    const SQL: &str = "SELECT blocks_below * 128 AS c0, (SELECT COALESCE(MAX(id), 0) FROM logs) AS c1, \
+                       0 AS c2, 0 AS c3 FROM text_index";
+    const TWO_GROUPS: u64 = 2 * 64 * 128;
+    let t = Instant::now();
+    loop {
+        let row = match node.database() {
+            Some(db) => crate::sql::mariadb(&db, SQL),
+            None => crate::sql::sqlite(&node.sqlite_path(), SQL),
+        };
+        let v: Vec<u64> = row
+            .split_whitespace()
+            .map(|x| x.parse().expect("reach"))
+            .collect();
+        if v[0] + TWO_GROUPS > v[1] {
+            return t.elapsed();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(3600),
+            "the text index stayed at id {}",
+            v[0]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -267,6 +267,11 @@ const ROWS: &[Row] = &[
     row("query.entries", "query store size", "entries"),
     row("disk.bytes_per_entry", "bytes on disk per entry", "bytes"),
     row(
+        "query.text_index.catch_up_s",
+        "text index: from the last entry stored to the index covering all but the last groups",
+        "s",
+    ),
+    row(
         "query.newest.p50_ms",
         "newest page, service + level + tag: p50",
         "ms",

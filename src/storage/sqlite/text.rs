@@ -40,9 +40,15 @@ pub fn terms(text: &str) -> Option<String> {
 
 /// The rows `q` chooses inside the index whose block is a candidate, as a
 /// boxed join of the index and `logs`, keeping to the blocks the query's id
-/// bounds allow.
+/// bounds allow. `$filters` is `q` without its id bounds ([`without_ids`]):
+/// they are applied here with a unary `+`, which keeps SQLite from taking
+/// one of them as the range of the inner loop in place of the block's own
+/// (with `id < ?` as its upper end, each candidate block read every row
+/// above it: 1.5 s instead of 6 ms on 1M entries).
 macro_rules! indexed {
-    ($q:expr, $terms:expr) => {{
+    ($q:expr, $filters:expr, $terms:expr) => {{
+        use diesel::dsl::sql;
+        use diesel::sql_types::{BigInt, Bool, Text};
         let q: &Query = $q;
         let join = logs_text::table.inner_join(
             logs::table.on(logs::id
@@ -50,19 +56,29 @@ macro_rules! indexed {
                 .and(logs::id.lt((logs_text::rowid + 1) * BLOCK))),
         );
         let mut b = join
-            .filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>("logs_text MATCH ")
-                    .bind::<diesel::sql_types::Text, _>($terms),
-            )
+            .filter(sql::<Bool>("logs_text MATCH ").bind::<Text, _>($terms))
             .into_boxed::<Sqlite>();
-        if let Some(a) = q.after_id {
-            b = b.filter(logs_text::rowid.ge(id_bound(a).saturating_add(1) / BLOCK));
+        if let Some(a) = q.after_id.map(id_bound) {
+            b = b
+                .filter(logs_text::rowid.ge(a.saturating_add(1) / BLOCK))
+                .filter(sql::<Bool>("+logs.id > ").bind::<BigInt, _>(a));
         }
-        if let Some(bid) = q.before_id {
-            b = b.filter(logs_text::rowid.le((id_bound(bid) - 1) / BLOCK));
+        if let Some(bid) = q.before_id.map(id_bound) {
+            b = b
+                .filter(logs_text::rowid.le((bid - 1) / BLOCK))
+                .filter(sql::<Bool>("+logs.id < ").bind::<BigInt, _>(bid));
         }
-        narrowed!(b, q, Sqlite)
+        narrowed!(b, $filters, Sqlite)
     }};
+}
+
+/// `q` without its id bounds, for [`indexed!`].
+fn without_ids(q: &Query) -> Query {
+    Query {
+        after_id: None,
+        before_id: None,
+        ..q.clone()
+    }
 }
 
 /// The first id the index does not cover.
@@ -143,9 +159,10 @@ fn looked_up(
     offset: u64,
     limit: usize,
 ) -> QueryResult<Part> {
+    let filters = without_ids(q);
     let b = match q.order {
-        Order::NewestFirst => indexed!(q, terms).order(logs_text::rowid.desc()),
-        Order::OldestFirst => indexed!(q, terms).order(logs_text::rowid.asc()),
+        Order::NewestFirst => indexed!(q, &filters, terms).order(logs_text::rowid.desc()),
+        Order::OldestFirst => indexed!(q, &filters, terms).order(logs_text::rowid.asc()),
     };
     let rows = b
         .select(LogRow::as_select())
@@ -190,7 +207,10 @@ pub fn count(c: &mut SqliteConnection, q: &Query, terms: &str) -> QueryResult<i6
     let (past, inside) = split(c, &q)?;
     let mut n = filtered(&past).count().get_result::<i64>(c)?;
     if let Some(inside) = inside {
-        n += indexed!(&inside, terms).count().get_result::<i64>(c)?;
+        let filters = without_ids(&inside);
+        n += indexed!(&inside, &filters, terms)
+            .count()
+            .get_result::<i64>(c)?;
     }
     Ok(n)
 }
@@ -213,7 +233,8 @@ pub fn bucket_counts(
         count_row(row?, origin, width, &mut by);
     }
     if let Some(inside) = inside {
-        for row in indexed!(&inside, terms)
+        let filters = without_ids(&inside);
+        for row in indexed!(&inside, &filters, terms)
             .select((logs::time_us, logs::level))
             .load_iter::<(i64, i32), DefaultLoadingMode>(c)?
         {
