@@ -464,7 +464,7 @@ async fn query_runs(s: &Settings, mode: Mode, runs: &mut [Run]) {
             r.set(format!("query.http_text.{name}.p50_ms"), l.p50_ms);
             r.set(format!("query.http_text.{name}.p99_ms"), l.p99_ms);
         }
-        let hist = query::time_histogram(&node, s.query_entries, s.query_iters).await;
+        let hist = query::time_histogram(&node, &fill, s.query_entries, s.query_iters).await;
         r.set("query.histogram.p50_ms", hist.p50_ms);
         r.set("query.histogram.p99_ms", hist.p99_ms);
     }

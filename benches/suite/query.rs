@@ -22,6 +22,8 @@ pub struct Fill {
     /// Seconds from the last entry stored to the text index covering every
     /// whole group of blocks.
     pub index_catch_up_s: f64,
+    /// When the fill started (µs): its entries' times end there.
+    pub end_us: i64,
 }
 
 /// p50 and p99 of one kind of query, milliseconds.
@@ -94,6 +96,7 @@ pub async fn fill(node: &Node, marker: &str, n: u64) -> Fill {
         rate,
         disk_per_entry: node.disk_bytes() as f64 / n as f64,
         index_catch_up_s,
+        end_us,
     }
 }
 
@@ -244,14 +247,17 @@ pub async fn time(node: &Node, req: QueryLogsRequest, iters: usize) -> Latency {
 /// Times the volume histogram of the whole day (every entry, about 100
 /// buckets), as the viewer asks it above an unfiltered list; every answer
 /// must count all `n` entries.
-pub async fn time_histogram(node: &Node, n: u64, iters: usize) -> Latency {
+pub async fn time_histogram(node: &Node, fill: &Fill, n: u64, iters: usize) -> Latency {
     let mut c = node.client().await;
-    let end_us = taillight::model::time::now_micros();
+    // From a minute before the fill's first entry time to now: a slow
+    // fill (Kafka mode) takes longer than that minute.
     let req = GetHistogramRequest {
         start_time: Some(taillight::model::time::from_micros(
-            end_us - SPAN_US - 60_000_000,
+            fill.end_us - SPAN_US - 60_000_000,
         )),
-        end_time: Some(taillight::model::time::from_micros(end_us)),
+        end_time: Some(taillight::model::time::from_micros(
+            taillight::model::time::now_micros(),
+        )),
         ..Default::default()
     };
     let ask = async || {
