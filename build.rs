@@ -6,6 +6,9 @@ use std::{env, path::PathBuf};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto = "proto/taillight/v1/logs.proto";
     println!("cargo:rerun-if-changed=proto");
+    // Migrations are embedded by `embed_migrations!`, which cargo does not
+    // watch by itself.
+    println!("cargo:rerun-if-changed=migrations");
 
     let mut compiler = protox::Compiler::new(["proto"])?;
     // Reflection must be able to describe the well-known types we import.

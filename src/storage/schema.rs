@@ -140,9 +140,9 @@ pub mod mysql {
     diesel::table! {
         /// The text index: which blocks of group `grp` hold trigram `gram`
         /// (bit `b` of `blocks` for block `grp * GROUP + b`).
-        text_grams (gram, grp) {
-            gram -> Integer,
+        text_grams (grp, gram) {
             grp -> BigInt,
+            gram -> Integer,
             blocks -> BigInt,
         }
     }

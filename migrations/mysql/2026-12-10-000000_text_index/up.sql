@@ -7,14 +7,14 @@
 -- as a scan, so the answer is the scan's. A group is written once, in one
 -- transaction, when a row past it is stored: ids grow in commit order, so
 -- no row can land in it later. About a quarter of a row per entry on
--- templated logs.
+-- templated logs. Keyed by group first: a group's rows are appended in key
+-- order (full pages, no second index), retention drops emptied groups by a
+-- range of the key, and a search looks (group, trigram) pairs up.
 CREATE TABLE text_grams (
-    gram INT NOT NULL,
     grp BIGINT NOT NULL,
+    gram INT NOT NULL,
     blocks BIGINT NOT NULL,
-    PRIMARY KEY (gram, grp),
-    -- Retention drops the groups it has emptied.
-    KEY by_group (grp)
+    PRIMARY KEY (grp, gram)
 ) ENGINE = InnoDB;
 
 -- How far the index reaches: every block below `blocks_below` (a whole

@@ -92,7 +92,9 @@ async fn index_next_group(c: &mut AsyncMysqlConnection) -> Result<(bool, i64), S
     if last.is_none_or(|last| last < end) {
         return Ok((false, start));
     }
-    let postings = group_postings(c, start, end).await?;
+    let mut postings: Vec<(u32, u64)> = group_postings(c, start, end).await?.into_iter().collect();
+    // In key order: the group's rows go to the end of the table, page by page.
+    postings.sort_unstable();
     let group = below / GROUP;
     let rows: Vec<_> = postings
         .into_iter()

@@ -49,12 +49,27 @@ pub(super) async fn reach(c: &mut AsyncMysqlConnection) -> Result<u64, StoreErro
     Ok(blocks.saturating_mul(BLOCK).max(0) as u64)
 }
 
-/// `q` split at the index's reach (see [`split_at`]).
+/// `q` split at the index's reach (see [`split_at`]), with the half inside
+/// kept above the oldest row stored: the groups below it were emptied by
+/// retention, and walking them would only look up nothing.
 async fn split(
     c: &mut AsyncMysqlConnection,
     q: &Query,
 ) -> Result<(Query, Option<Query>), StoreError> {
-    Ok(split_at(q, reach(c).await?))
+    let (past, inside) = split_at(q, reach(c).await?);
+    let Some(mut inside) = inside else {
+        return Ok((past, None));
+    };
+    let oldest: Option<i64> = logs::table
+        .select(diesel::dsl::min(logs::id))
+        .first(c)
+        .await?;
+    let Some(oldest) = oldest else {
+        return Ok((past, None));
+    };
+    let below = oldest.saturating_sub(1).max(0) as u64;
+    inside.after_id = Some(inside.after_id.map_or(below, |a| a.max(below)));
+    Ok((past, Some(inside)))
 }
 
 /// The page `q` asks for: the newer half first for newest first, the
@@ -126,7 +141,7 @@ async fn looked_up(
         for chunk in blocks.chunks(BLOCKS_PER_READ) {
             let b = filtered(&rest)
                 .filter(in_blocks(chunk))
-                .filter(lists_as_ranges(q));
+                .filter(lists_unindexed(q));
             let b = match q.order {
                 Order::NewestFirst => b.order(logs::id.desc()),
                 Order::OldestFirst => b.order(logs::id.asc()),
@@ -159,7 +174,7 @@ pub(super) async fn count(
             for chunk in blocks.chunks(BLOCKS_PER_READ) {
                 let b = filtered(&rest)
                     .filter(in_blocks(chunk))
-                    .filter(lists_as_ranges(&inside));
+                    .filter(lists_unindexed(&inside));
                 n += b.count().get_result::<i64>(c).await?;
             }
         }
@@ -192,7 +207,7 @@ pub(super) async fn bucket_counts(
             for chunk in blocks.chunks(BLOCKS_PER_READ) {
                 let mut rows = filtered(&rest)
                     .filter(in_blocks(chunk))
-                    .filter(lists_as_ranges(&inside))
+                    .filter(lists_unindexed(&inside))
                     .select((logs::time_us, logs::level))
                     .load_stream::<(i64, i32)>(c)
                     .await?;
@@ -225,7 +240,7 @@ fn in_blocks(blocks: &[i64]) -> Box<dyn BoxableExpression<logs::table, Mysql, Sq
 }
 
 /// `q` without its lists of services and levels, which the reads of
-/// candidate blocks apply through [`lists_as_ranges`] instead.
+/// candidate blocks apply through [`lists_unindexed`] instead.
 fn without_lists(q: &Query) -> Query {
     let mut rest = q.clone();
     rest.filter.services.clear();
@@ -233,31 +248,34 @@ fn without_lists(q: &Query) -> Query {
     rest
 }
 
-/// `q`'s services and levels, each value as a range of one (`BETWEEN x AND
-/// x`) rather than in an `IN` list. With `IN`, MariaDB may read the
-/// candidate blocks through `ref` on the service (or level) index, every
-/// row of the service in turn (0.8-28 s a search on 3M entries); a range of
-/// one value still lets it use the index's id part for the blocks' ranges,
-/// and cannot be a `ref`.
-fn lists_as_ranges(q: &Query) -> Box<dyn BoxableExpression<logs::table, Mysql, SqlType = Bool>> {
+/// `q`'s services and levels, compared through an expression no index can
+/// serve. With a plain `IN` (and even with `BETWEEN x AND x`), MariaDB may
+/// read the candidate blocks through `ref` on the service (or level)
+/// index, every row of the service in turn: 0.8-28 s a search on 3M
+/// entries. Kept off those indexes, it reads the blocks' own id ranges.
+fn lists_unindexed(q: &Query) -> Box<dyn BoxableExpression<logs::table, Mysql, SqlType = Bool>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Integer, Text};
     type Expr = Box<dyn BoxableExpression<logs::table, Mysql, SqlType = Bool>>;
     let any = |parts: Vec<Expr>| -> Expr {
         parts
             .into_iter()
             .reduce(|a, b| Box::new(a.or(b)))
-            .unwrap_or_else(|| Box::new(diesel::dsl::sql::<Bool>("TRUE")))
+            .unwrap_or_else(|| Box::new(sql::<Bool>("TRUE")))
     };
     let services = q
         .filter
         .services
         .iter()
-        .map(|s| Box::new(logs::service.between(s.clone(), s.clone())) as Expr)
+        .map(|s| {
+            Box::new(sql::<Bool>("CONCAT(logs.service) = ").bind::<Text, _>(s.clone())) as Expr
+        })
         .collect();
     let levels = q
         .filter
         .levels
         .iter()
-        .map(|&l| Box::new(logs::level.between(l, l)) as Expr)
+        .map(|&l| Box::new(sql::<Bool>("(logs.level + 0) = ").bind::<Integer, _>(l)) as Expr)
         .collect();
     Box::new(any(services).and(any(levels)))
 }
@@ -313,9 +331,12 @@ impl<'a> Candidates<'a> {
             Order::OldestFirst => self.lowest = hi + 1,
         }
         self.window = (self.window * 4).min(MOST_GROUPS);
+        // Every (group, trigram) pair of the window: MariaDB looks each up in
+        // the key, which begins with the group.
+        let groups: Vec<i64> = (lo..=hi).collect();
         let rows: Vec<(i32, i64, i64)> = text_grams::table
+            .filter(text_grams::grp.eq_any(groups))
             .filter(text_grams::gram.eq_any(self.grams))
-            .filter(text_grams::grp.between(lo, hi))
             .select((text_grams::gram, text_grams::grp, text_grams::blocks))
             .load(c)
             .await?;
