@@ -138,12 +138,12 @@ pub mod mysql {
     }
 
     diesel::table! {
-        /// The text index: which blocks of group `grp` hold trigram `gram`
-        /// (bit `b` of `blocks` for block `grp * GROUP + b`).
+        /// The text index: which pieces of group `grp` hold trigram `gram`
+        /// (bit `p` of `pieces`, little-endian, for piece `p`).
         text_grams (grp, gram) {
             grp -> BigInt,
             gram -> Integer,
-            blocks -> BigInt,
+            pieces -> Binary,
         }
     }
 

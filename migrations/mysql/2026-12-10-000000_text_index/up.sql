@@ -1,10 +1,10 @@
 -- A trigram index of the messages, for text search without reading every
--- row (src/storage/blocks.rs). Ids are cut into blocks of 128 and blocks
--- into groups of 64 (8,192 ids); a row says which blocks of a group have
--- a message holding a trigram (three bytes, ASCII letters lowercased,
--- packed in an INT), as a 64-bit set. A search ANDs the sets of its
--- trigrams and checks the rows of the candidate blocks with the same LIKE
--- as a scan, so the answer is the scan's. A group is written once, in one
+-- row (src/storage/blocks.rs). Ids are cut into groups of 8,192 and groups
+-- into 256 pieces of 32 ids; a row says which pieces of a group have a
+-- message holding a trigram (three bytes, ASCII letters lowercased, packed
+-- in an INT), as a 256-bit set. A search ANDs the sets of its trigrams and
+-- checks the rows of the candidate pieces with the same LIKE as a scan, so
+-- the answer is the scan's. A group is written once, in one
 -- transaction, when a row past it is stored: ids grow in commit order, so
 -- no row can land in it later. About a quarter of a row per entry on
 -- templated logs. Keyed by group first: a group's rows are appended in key
@@ -13,7 +13,7 @@
 CREATE TABLE text_grams (
     grp BIGINT NOT NULL,
     gram INT NOT NULL,
-    blocks BIGINT NOT NULL,
+    pieces BINARY(32) NOT NULL,
     PRIMARY KEY (grp, gram)
 ) ENGINE = InnoDB;
 

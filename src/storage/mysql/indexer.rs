@@ -28,6 +28,34 @@ use crate::storage::schema::{logs, text_index};
 /// Index rows per INSERT.
 const ROWS_PER_INSERT: usize = 1_000;
 
+/// Ids per bit of a group's sets: a quarter of the shared block. MariaDB
+/// reads a candidate's rows whole through the primary key, so smaller
+/// candidates read fewer rows for the few they return; a row per trigram
+/// and group stays one row, only its set grows (32 bytes).
+pub(super) const PIECE: i64 = 32;
+
+/// Pieces per group: the bits of a set.
+pub(super) const PIECES: usize = (GROUP * BLOCK / PIECE) as usize;
+
+/// A set of a group's pieces, 64 to a word.
+pub(super) type Pieces = [u64; PIECES / 64];
+
+/// A set as stored: its words little-endian, in order.
+pub(super) fn to_bytes(set: &Pieces) -> Vec<u8> {
+    set.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+/// A stored set; a short or long value reads as the pieces it has.
+pub(super) fn from_bytes(bytes: &[u8]) -> Pieces {
+    let mut set = [0u64; PIECES / 64];
+    for (w, chunk) in set.iter_mut().zip(bytes.chunks(8)) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        *w = u64::from_le_bytes(word);
+    }
+    set
+}
+
 /// Starts indexing when a commit has completed a group, at most one run at
 /// a time in this process.
 #[derive(Debug, Default)]
@@ -92,17 +120,18 @@ async fn index_next_group(c: &mut AsyncMysqlConnection) -> Result<(bool, i64), S
     if last.is_none_or(|last| last < end) {
         return Ok((false, start));
     }
-    let mut postings: Vec<(u32, u64)> = group_postings(c, start, end).await?.into_iter().collect();
+    let mut postings: Vec<(u32, Pieces)> =
+        group_postings(c, start, end).await?.into_iter().collect();
     // In key order: the group's rows go to the end of the table, page by page.
     postings.sort_unstable();
     let group = below / GROUP;
     let rows: Vec<_> = postings
         .into_iter()
-        .map(|(gram, blocks)| {
+        .map(|(gram, pieces)| {
             (
-                text_grams::gram.eq(gram as i32),
                 text_grams::grp.eq(group),
-                text_grams::blocks.eq(blocks as i64),
+                text_grams::gram.eq(gram as i32),
+                text_grams::pieces.eq(to_bytes(&pieces)),
             )
         })
         .collect();
@@ -120,13 +149,13 @@ async fn index_next_group(c: &mut AsyncMysqlConnection) -> Result<(bool, i64), S
 }
 
 /// Each trigram of the messages with ids in `start..end` (one group) and
-/// the set of the group's blocks that hold it, bit `b` for block `b`.
+/// the set of the group's pieces that hold it.
 async fn group_postings(
     c: &mut AsyncMysqlConnection,
     start: i64,
     end: i64,
-) -> Result<HashMap<u32, u64>, StoreError> {
-    let mut blocks: Vec<GramSet> = vec![GramSet::default(); GROUP as usize];
+) -> Result<HashMap<u32, Pieces>, StoreError> {
+    let mut pieces: Vec<GramSet> = vec![GramSet::default(); PIECES];
     let mut rows = logs::table
         .filter(logs::id.ge(start).and(logs::id.lt(end)))
         .select((logs::id, logs::message))
@@ -134,13 +163,13 @@ async fn group_postings(
         .await?;
     while let Some(row) = rows.next().await {
         let (id, message) = row?;
-        blocks[((id - start) / BLOCK) as usize].add_text(&message);
+        pieces[((id - start) / PIECE) as usize].add_text(&message);
     }
     drop(rows);
-    let mut postings: HashMap<u32, u64> = HashMap::new();
-    for (b, grams) in blocks.iter().enumerate() {
+    let mut postings: HashMap<u32, Pieces> = HashMap::new();
+    for (p, grams) in pieces.iter().enumerate() {
         for gram in grams.iter() {
-            *postings.entry(gram).or_default() |= 1 << b;
+            postings.entry(gram).or_default()[p / 64] |= 1 << (p % 64);
         }
     }
     Ok(postings)
@@ -159,4 +188,21 @@ pub(super) async fn drop_emptied(c: &mut AsyncMysqlConnection) -> Result<(), Sto
         .execute(c)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sets_round_trip_through_their_bytes() {
+        let mut set: Pieces = [0; PIECES / 64];
+        set[0] = 1;
+        set[3] = 1 << 63;
+        let bytes = to_bytes(&set);
+        assert_eq!(bytes.len(), 32);
+        assert_eq!((bytes[0], bytes[31]), (1, 0x80));
+        assert_eq!(from_bytes(&bytes), set);
+        assert_eq!(from_bytes(&bytes[..9])[1], 0);
+    }
 }

@@ -1,7 +1,7 @@
 //! Text search through the MariaDB trigram index (`text_grams`, see its
 //! migration and [`crate::storage::blocks`]): the groups of the index are
 //! read a window at a time in the query's order, the sets of the text's
-//! trigrams ANDed into candidate blocks, and the rows of those blocks go
+//! trigrams ANDed into candidate pieces (32 ids), and the rows of those go
 //! through the scan's own filter, LIKE included.
 
 use std::collections::BTreeMap;
@@ -12,6 +12,7 @@ use diesel::sql_types::Bool;
 use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
 use futures::StreamExt;
 
+use super::indexer::{PIECE, PIECES, Pieces, from_bytes};
 use super::{filtered, page as scan_page};
 use crate::storage::blocks::{BLOCK, GROUP, Part, cursor_as_bound, split_at};
 use crate::storage::codec::{LogRow, id_bound};
@@ -27,8 +28,8 @@ use crate::storage::schema::{logs, text_index};
 const FIRST_GROUPS: i64 = 8;
 const MOST_GROUPS: i64 = 512;
 
-/// Candidate blocks per statement that reads rows.
-const BLOCKS_PER_READ: usize = 32;
+/// Candidate pieces per statement that reads rows: at most 2,048 rows.
+const PIECES_PER_READ: usize = 64;
 
 /// The trigrams to look up for `text`, `None` when it is too short for the
 /// index to help.
@@ -126,7 +127,7 @@ async fn scanned(
 }
 
 /// Up to `limit` rows past `offset` of the half inside the index, read a
-/// few candidate blocks at a time until the page is full.
+/// few candidate pieces at a time until the page is full.
 async fn looked_up(
     c: &mut AsyncMysqlConnection,
     q: &Query,
@@ -137,10 +138,10 @@ async fn looked_up(
     let mut part = Part::default();
     let rest = without_lists(q);
     let mut candidates = Candidates::new(q, grams);
-    while let Some(blocks) = candidates.next(c).await? {
-        for chunk in blocks.chunks(BLOCKS_PER_READ) {
+    while let Some(pieces) = candidates.next(c).await? {
+        for chunk in pieces.chunks(PIECES_PER_READ) {
             let b = filtered(&rest)
-                .filter(in_blocks(chunk))
+                .filter(in_pieces(chunk))
                 .filter(lists_unindexed(q));
             let b = match q.order {
                 Order::NewestFirst => b.order(logs::id.desc()),
@@ -170,10 +171,10 @@ pub(super) async fn count(
     if let Some(inside) = inside {
         let rest = without_lists(&inside);
         let mut candidates = Candidates::new(&inside, grams);
-        while let Some(blocks) = candidates.next(c).await? {
-            for chunk in blocks.chunks(BLOCKS_PER_READ) {
+        while let Some(pieces) = candidates.next(c).await? {
+            for chunk in pieces.chunks(PIECES_PER_READ) {
                 let b = filtered(&rest)
-                    .filter(in_blocks(chunk))
+                    .filter(in_pieces(chunk))
                     .filter(lists_unindexed(&inside));
                 n += b.count().get_result::<i64>(c).await?;
             }
@@ -203,10 +204,10 @@ pub(super) async fn bucket_counts(
     if let Some(inside) = inside {
         let rest = without_lists(&inside);
         let mut candidates = Candidates::new(&inside, grams);
-        while let Some(blocks) = candidates.next(c).await? {
-            for chunk in blocks.chunks(BLOCKS_PER_READ) {
+        while let Some(pieces) = candidates.next(c).await? {
+            for chunk in pieces.chunks(PIECES_PER_READ) {
                 let mut rows = filtered(&rest)
-                    .filter(in_blocks(chunk))
+                    .filter(in_pieces(chunk))
                     .filter(lists_unindexed(&inside))
                     .select((logs::time_us, logs::level))
                     .load_stream::<(i64, i32)>(c)
@@ -220,27 +221,27 @@ pub(super) async fn bucket_counts(
     Ok(counted(by))
 }
 
-/// The rows of `blocks` (ascending or descending), as a filter on `logs`:
-/// one id range per run of consecutive blocks.
-fn in_blocks(blocks: &[i64]) -> Box<dyn BoxableExpression<logs::table, Mysql, SqlType = Bool>> {
+/// The rows of `blocks` (pieces, ascending or descending), as a filter on
+/// `logs`: one id range per run of consecutive pieces.
+fn in_pieces(pieces: &[i64]) -> Box<dyn BoxableExpression<logs::table, Mysql, SqlType = Bool>> {
     let mut runs: Vec<(i64, i64)> = Vec::new();
-    for &b in blocks {
+    for &b in pieces {
         match runs.last_mut() {
             Some((_, hi)) if b == *hi + 1 => *hi = b,
             Some((lo, _)) if b + 1 == *lo => *lo = b,
             _ => runs.push((b, b)),
         }
     }
-    let range = |(lo, hi): (i64, i64)| logs::id.ge(lo * BLOCK).and(logs::id.lt((hi + 1) * BLOCK));
+    let range = |(lo, hi): (i64, i64)| logs::id.ge(lo * PIECE).and(logs::id.lt((hi + 1) * PIECE));
     let mut runs = runs.into_iter();
-    // No blocks: a range with no ids.
+    // No pieces: a range with no ids.
     let first: Box<dyn BoxableExpression<logs::table, Mysql, SqlType = Bool>> =
         Box::new(range(runs.next().unwrap_or((0, -1))));
     runs.fold(first, |any, r| Box::new(any.or(range(r))))
 }
 
 /// `q` without its lists of services and levels, which the reads of
-/// candidate blocks apply through [`lists_unindexed`] instead.
+/// candidate pieces apply through [`lists_unindexed`] instead.
 fn without_lists(q: &Query) -> Query {
     let mut rest = q.clone();
     rest.filter.services.clear();
@@ -250,9 +251,9 @@ fn without_lists(q: &Query) -> Query {
 
 /// `q`'s services and levels, compared through an expression no index can
 /// serve. With a plain `IN` (and even with `BETWEEN x AND x`), MariaDB may
-/// read the candidate blocks through `ref` on the service (or level)
+/// read the candidate pieces through `ref` on the service (or level)
 /// index, every row of the service in turn: 0.8-28 s a search on 3M
-/// entries. Kept off those indexes, it reads the blocks' own id ranges.
+/// entries. Kept off those indexes, it reads the pieces' own id ranges.
 fn lists_unindexed(q: &Query) -> Box<dyn BoxableExpression<logs::table, Mysql, SqlType = Bool>> {
     use diesel::dsl::sql;
     use diesel::sql_types::{Integer, Text};
@@ -280,7 +281,7 @@ fn lists_unindexed(q: &Query) -> Box<dyn BoxableExpression<logs::table, Mysql, S
     Box::new(any(services).and(any(levels)))
 }
 
-/// The candidate blocks of the half inside the index, a window of groups
+/// The candidate pieces of the half inside the index, a window of groups
 /// at a time, in the query's order.
 struct Candidates<'a> {
     /// The text's trigrams, all of which a candidate block holds.
@@ -310,7 +311,7 @@ impl<'a> Candidates<'a> {
         }
     }
 
-    /// The next window's candidate blocks, `None` once every group is read.
+    /// The next window's candidate pieces, `None` once every group is read.
     async fn next(&mut self, c: &mut AsyncMysqlConnection) -> Result<Option<Vec<i64>>, StoreError> {
         if self.lowest > self.highest {
             return Ok(None);
@@ -334,30 +335,32 @@ impl<'a> Candidates<'a> {
         // Every (group, trigram) pair of the window: MariaDB looks each up in
         // the key, which begins with the group.
         let groups: Vec<i64> = (lo..=hi).collect();
-        let rows: Vec<(i32, i64, i64)> = text_grams::table
+        let rows: Vec<(i64, Vec<u8>)> = text_grams::table
             .filter(text_grams::grp.eq_any(groups))
             .filter(text_grams::gram.eq_any(self.grams))
-            .select((text_grams::gram, text_grams::grp, text_grams::blocks))
+            .select((text_grams::grp, text_grams::pieces))
             .load(c)
             .await?;
-        Ok(Some(self.blocks_of(rows)))
+        Ok(Some(self.pieces_of(rows)))
     }
 
-    /// The blocks every trigram's set names, group by group, in order.
-    fn blocks_of(&self, rows: Vec<(i32, i64, i64)>) -> Vec<i64> {
-        let mut groups: BTreeMap<i64, (usize, u64)> = BTreeMap::new();
-        for (_, grp, blocks) in rows {
-            let (seen, all) = groups.entry(grp).or_insert((0, u64::MAX));
+    /// The pieces every trigram's set names, group by group, in order.
+    fn pieces_of(&self, rows: Vec<(i64, Vec<u8>)>) -> Vec<i64> {
+        let mut groups: BTreeMap<i64, (usize, Pieces)> = BTreeMap::new();
+        for (grp, bytes) in rows {
+            let (seen, all) = groups.entry(grp).or_insert((0, [u64::MAX; PIECES / 64]));
             *seen += 1;
-            *all &= blocks as u64;
+            for (a, w) in all.iter_mut().zip(from_bytes(&bytes)) {
+                *a &= w;
+            }
         }
         let mut found: Vec<i64> = groups
             .into_iter()
             .filter(|(_, (seen, _))| *seen == self.grams.len())
             .flat_map(|(grp, (_, all))| {
-                (0..GROUP)
-                    .filter(move |b| all & (1 << b) != 0)
-                    .map(move |b| grp * GROUP + b)
+                (0..PIECES)
+                    .filter(move |&p| all[p / 64] & (1 << (p % 64)) != 0)
+                    .map(move |p| grp * PIECES as i64 + p as i64)
             })
             .collect();
         if self.order == Order::NewestFirst {
