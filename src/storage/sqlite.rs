@@ -134,7 +134,7 @@ impl SqliteStore {
             .select(diesel::dsl::max(logs::id))
             .first(&mut conn)?;
         let mut bulk = bulk::BulkWriter::open(&path, &pragmas)?;
-        let pending = indexer::Pending::catch_up(&mut conn, &mut bulk)?;
+        let pending = indexer::Pending::catch_up(&mut conn, |f| bulk.index(f))?;
 
         let readers = Pool::builder()
             .max_size(4)

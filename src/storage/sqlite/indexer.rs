@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use diesel::connection::DefaultLoadingMode;
 use diesel::prelude::*;
 
-use super::bulk::BulkWriter;
 use crate::storage::blocks::{BLOCK, GROUP};
 use crate::storage::contract::StoreError;
 use crate::storage::grams::GramSet;
@@ -91,12 +90,12 @@ impl Pending {
     }
 
     /// The pending trigrams as stored: reads `blocks_below` and every row
-    /// past it, writing whole groups to the index as it goes (all of an
-    /// older database's rows, once). `conn` and `bulk` are the writer's two
-    /// connections, so nothing else writes meanwhile.
+    /// past it, handing whole groups to `write` as it goes (all of an older
+    /// database's rows, once). `conn` and the connection `write` uses are
+    /// the writer's two, so nothing else writes meanwhile.
     pub fn catch_up(
         conn: &mut SqliteConnection,
-        bulk: &mut BulkWriter,
+        mut write: impl FnMut(&Flush) -> Result<(), StoreError>,
     ) -> Result<Self, StoreError> {
         let below: i64 = text_index::table
             .select(text_index::blocks_below)
@@ -111,7 +110,7 @@ impl Pending {
             let (id, message) = row?;
             pending.add(id, &message);
             if let Some(flush) = pending.due(id + 1) {
-                bulk.index(&flush)?;
+                write(&flush)?;
                 pending.written(&flush);
             }
         }
