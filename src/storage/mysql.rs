@@ -369,11 +369,12 @@ impl Store for MysqlStore {
         };
         let mut c = self.conn().await?;
         if let Some(grams) = text::trigrams(&query.filter.text) {
+            let b = text::bounds(&mut c).await?;
             let total = match query.count_total {
-                true => Some(text::count(&mut c, &query, &grams).await?),
+                true => Some(text::count(&mut c, &query, &grams, b).await?),
                 false => None,
             };
-            return query_result(text::page(&mut c, &query, &grams).await?, total);
+            return query_result(text::page(&mut c, &query, &grams, b).await?, total);
         }
         let total = if query.count_total {
             Some(filtered(&query).count().get_result::<i64>(&mut c).await?)
@@ -409,7 +410,8 @@ impl Store for MysqlStore {
         // holding only the counts.
         let mut c = self.conn().await?;
         if let Some(grams) = text::trigrams(&q.filter.text) {
-            return text::bucket_counts(&mut c, &q, &grams, origin_us, width_us).await;
+            let b = text::bounds(&mut c).await?;
+            return text::bucket_counts(&mut c, &q, &grams, b, origin_us, width_us).await;
         }
         let mut rows = filtered(&q)
             .select((logs::time_us, logs::level))

@@ -230,7 +230,8 @@ fn bucket_counts_in(
     width: i64,
 ) -> Result<Vec<Counted>, StoreError> {
     if let Some(terms) = text::terms(&q.filter.text) {
-        return Ok(text::bucket_counts(c, q, &terms, origin, width)?);
+        let reach = text::reach(c)?;
+        return Ok(text::bucket_counts(c, q, &terms, reach, origin, width)?);
     }
     let mut by = BTreeMap::new();
     let rows = filtered(q)
@@ -246,11 +247,13 @@ fn bucket_counts_in(
 /// can look up.
 fn query_blocking(c: &mut SqliteConnection, q: &Query) -> Result<QueryResult, StoreError> {
     if let Some(terms) = text::terms(&q.filter.text) {
+        // Read once, so the count and the page split alike.
+        let reach = text::reach(c)?;
         let total = match q.count_total {
-            true => Some(text::count(c, q, &terms)?),
+            true => Some(text::count(c, q, &terms, reach)?),
             false => None,
         };
-        return query_result(text::page(c, q, &terms)?, total);
+        return query_result(text::page(c, q, &terms, reach)?, total);
     }
     let total = if q.count_total {
         Some(filtered(q).count().get_result::<i64>(c)?)
@@ -382,4 +385,16 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+/// A store's flags for a directory of its own, removed when the returned
+/// guard drops: what the embedded store's unit tests open.
+#[cfg(test)]
+fn temp_args() -> (tempfile::TempDir, SqliteArgs) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let args = SqliteArgs {
+        data_dir: dir.path().into(),
+        sqlite_synchronous: Synchronous::Normal,
+    };
+    (dir, args)
 }

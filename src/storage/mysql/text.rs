@@ -50,27 +50,36 @@ pub(super) async fn reach(c: &mut AsyncMysqlConnection) -> Result<u64, StoreErro
     Ok(blocks.saturating_mul(BLOCK).max(0) as u64)
 }
 
-/// `q` split at the index's reach (see [`split_at`]), with the half inside
-/// kept above the oldest row stored: the groups below it were emptied by
-/// retention, and walking them would only look up nothing.
-async fn split(
-    c: &mut AsyncMysqlConnection,
-    q: &Query,
-) -> Result<(Query, Option<Query>), StoreError> {
-    let (past, inside) = split_at(q, reach(c).await?);
-    let Some(mut inside) = inside else {
-        return Ok((past, None));
-    };
+/// What a search reads before it splits, once per request so that its
+/// count and its page split alike.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bounds {
+    /// The first id the index does not cover.
+    reach: u64,
+    /// The oldest id stored: the groups below it were emptied by retention,
+    /// and walking them would only look up nothing. `None`: nothing stored.
+    oldest: Option<i64>,
+}
+
+pub(super) async fn bounds(c: &mut AsyncMysqlConnection) -> Result<Bounds, StoreError> {
+    let reach = reach(c).await?;
     let oldest: Option<i64> = logs::table
         .select(diesel::dsl::min(logs::id))
         .first(c)
         .await?;
-    let Some(oldest) = oldest else {
-        return Ok((past, None));
+    Ok(Bounds { reach, oldest })
+}
+
+/// `q` split at the index's reach (see [`split_at`]), with the half inside
+/// kept above the oldest row stored.
+fn split(q: &Query, b: Bounds) -> (Query, Option<Query>) {
+    let (past, inside) = split_at(q, b.reach);
+    let (Some(mut inside), Some(oldest)) = (inside, b.oldest) else {
+        return (past, None);
     };
     let below = oldest.saturating_sub(1).max(0) as u64;
     inside.after_id = Some(inside.after_id.map_or(below, |a| a.max(below)));
-    Ok((past, Some(inside)))
+    (past, Some(inside))
 }
 
 /// The page `q` asks for: the newer half first for newest first, the
@@ -80,9 +89,10 @@ pub(super) async fn page(
     c: &mut AsyncMysqlConnection,
     q: &Query,
     grams: &[i32],
+    b: Bounds,
 ) -> Result<Vec<LogRow>, StoreError> {
     let q = cursor_as_bound(q);
-    let (past, inside) = split(c, &q).await?;
+    let (past, inside) = split(&q, b);
     let limit = q.limit as usize;
     let mut halves = vec![(past, false)];
     halves.extend(inside.map(|inside| (inside, true)));
@@ -161,12 +171,13 @@ pub(super) async fn count(
     c: &mut AsyncMysqlConnection,
     q: &Query,
     grams: &[i32],
+    b: Bounds,
 ) -> Result<i64, StoreError> {
     let q = Query {
         cursor: None,
         ..q.clone()
     };
-    let (past, inside) = split(c, &q).await?;
+    let (past, inside) = split(&q, b);
     let mut n = filtered(&past).count().get_result::<i64>(c).await?;
     if let Some(inside) = inside {
         let rest = without_lists(&inside);
@@ -188,10 +199,11 @@ pub(super) async fn bucket_counts(
     c: &mut AsyncMysqlConnection,
     q: &Query,
     grams: &[i32],
+    b: Bounds,
     origin: i64,
     width: i64,
 ) -> Result<Vec<Counted>, StoreError> {
-    let (past, inside) = split(c, q).await?;
+    let (past, inside) = split(q, b);
     let mut by = BTreeMap::new();
     let mut rows = filtered(&past)
         .select((logs::time_us, logs::level))

@@ -335,7 +335,7 @@ mod tests {
     use crate::model::QueuedEntry;
     use crate::proto::LogEntry;
     use crate::storage::schema::{log_tags, logs};
-    use crate::storage::sqlite::{SqliteArgs, SqliteStore, Synchronous};
+    use crate::storage::sqlite::{SqliteStore, temp_args};
 
     fn entries(n: usize) -> Vec<QueuedEntry> {
         (0..n)
@@ -365,11 +365,7 @@ mod tests {
 
     #[test]
     fn a_failed_row_rolls_the_whole_batch_back() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let args = SqliteArgs {
-            data_dir: dir.path().into(),
-            sqlite_synchronous: Synchronous::Normal,
-        };
+        let (dir, args) = temp_args();
         drop(SqliteStore::open(&args).expect("schema"));
         let path = dir.path().join("taillight.db");
         let mut w = BulkWriter::open(&path, "PRAGMA busy_timeout = 5000;").expect("open");

@@ -126,7 +126,7 @@ mod tests {
     use crate::storage::Store;
     use crate::storage::contract::Query;
     use crate::storage::schema::logs_text;
-    use crate::storage::sqlite::{SqliteArgs, SqliteStore, Synchronous};
+    use crate::storage::sqlite::{SqliteStore, temp_args};
 
     fn entries(range: std::ops::Range<u64>) -> Vec<QueuedEntry> {
         range
@@ -187,11 +187,7 @@ mod tests {
     /// indexed blocks, even after retention emptied the store.
     #[tokio::test]
     async fn opening_indexes_what_the_index_lacks() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let args = SqliteArgs {
-            data_dir: dir.path().into(),
-            sqlite_synchronous: Synchronous::Normal,
-        };
+        let (dir, args) = temp_args();
         let store = SqliteStore::open(&args).expect("open");
         for first in (0..12_000).step_by(4_000) {
             store

@@ -89,11 +89,6 @@ pub fn reach(c: &mut SqliteConnection) -> QueryResult<u64> {
     Ok(blocks.saturating_mul(BLOCK).max(0) as u64)
 }
 
-/// `q` split at the index's reach (see [`split_at`]).
-fn split(c: &mut SqliteConnection, q: &Query) -> QueryResult<(Query, Option<Query>)> {
-    Ok(split_at(q, reach(c)?))
-}
-
 /// One half of a split query.
 enum Half {
     /// The rows past the index's reach, scanned.
@@ -104,10 +99,16 @@ enum Half {
 
 /// The page `q` asks for: the newer half first for newest first, the
 /// older first otherwise, with what is left of the offset and the limit
-/// carried from one to the next.
-pub fn page(c: &mut SqliteConnection, q: &Query, terms: &str) -> QueryResult<Vec<LogRow>> {
+/// carried from one to the next. `reach` is the index's, as [`reach`]
+/// read it for this request.
+pub fn page(
+    c: &mut SqliteConnection,
+    q: &Query,
+    terms: &str,
+    reach: u64,
+) -> QueryResult<Vec<LogRow>> {
     let q = cursor_as_bound(q);
-    let (past, inside) = split(c, &q)?;
+    let (past, inside) = split_at(&q, reach);
     let mut halves = vec![Half::Past(past)];
     if let Some(inside) = inside {
         halves.push(Half::Inside(inside));
@@ -199,12 +200,12 @@ fn take_block(
 }
 
 /// How many rows `q` chooses, regardless of cursor, limit and offset.
-pub fn count(c: &mut SqliteConnection, q: &Query, terms: &str) -> QueryResult<i64> {
+pub fn count(c: &mut SqliteConnection, q: &Query, terms: &str, reach: u64) -> QueryResult<i64> {
     let q = Query {
         cursor: None,
         ..q.clone()
     };
-    let (past, inside) = split(c, &q)?;
+    let (past, inside) = split_at(&q, reach);
     let mut n = filtered(&past).count().get_result::<i64>(c)?;
     if let Some(inside) = inside {
         let filters = without_ids(&inside);
@@ -221,10 +222,11 @@ pub fn bucket_counts(
     c: &mut SqliteConnection,
     q: &Query,
     terms: &str,
+    reach: u64,
     origin: i64,
     width: i64,
 ) -> QueryResult<Vec<Counted>> {
-    let (past, inside) = split(c, q)?;
+    let (past, inside) = split_at(q, reach);
     let mut by = BTreeMap::new();
     for row in filtered(&past)
         .select((logs::time_us, logs::level))
@@ -251,7 +253,7 @@ mod tests {
     use crate::proto::LogEntry;
     use crate::storage::Store;
     use crate::storage::blocks::GROUP;
-    use crate::storage::sqlite::{SqliteArgs, SqliteStore, Synchronous};
+    use crate::storage::sqlite::{SqliteStore, temp_args};
 
     #[test]
     fn the_statements_use_the_block_size() {
@@ -291,11 +293,7 @@ mod tests {
     /// begin, end and cross the index's reach.
     #[tokio::test]
     async fn the_index_answers_as_the_scan() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let args = SqliteArgs {
-            data_dir: dir.path().into(),
-            sqlite_synchronous: Synchronous::Normal,
-        };
+        let (_dir, args) = temp_args();
         let store = SqliteStore::open(&args).expect("open");
         let total = (GROUP * BLOCK) as u64 * 2 + 3_001;
         for first in (0..total).step_by(997) {
@@ -355,7 +353,7 @@ mod tests {
                         .select(logs::id)
                         .load(&mut c)
                         .expect("scan");
-                    let found: Vec<i64> = page(&mut c, &q, &terms)
+                    let found: Vec<i64> = page(&mut c, &q, &terms, near)
                         .expect("index")
                         .iter()
                         .map(|r| r.id)
@@ -371,7 +369,11 @@ mod tests {
                     .count()
                     .get_result(&mut c)
                     .expect("scan count");
-                    assert_eq!(count(&mut c, &q, &terms).expect("count"), all, "{text}");
+                    assert_eq!(
+                        count(&mut c, &q, &terms, near).expect("count"),
+                        all,
+                        "{text}"
+                    );
                 }
             }
         }
