@@ -58,7 +58,8 @@ command -v moto_server >/dev/null 2>&1 || { echo "moto_server is still not on PA
 # tests themselves), MariaDB and Redis.
 if ! command -v tansu >/dev/null 2>&1; then
     step "installing tansu (a Kafka-compatible broker; takes a while once)"
-    cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
+    # Its own temporary target: our cache would hold its lock for the whole install.
+    env -u CARGO_TARGET_DIR cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
 fi
 
 if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then

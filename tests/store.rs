@@ -778,6 +778,12 @@ async fn text_search_finds_what_the_tail_filter_finds(store: Arc<dyn Store>) {
                 tags: vec!["db".into()],
                 ..Default::default()
             },
+            Filter {
+                text: text.into(),
+                services: vec!["api".into(), "web".into()],
+                levels: vec![Level::Info as i32],
+                ..Default::default()
+            },
         ]
     };
     let check = async |records: &[LogRecord]| {
