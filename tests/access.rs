@@ -15,8 +15,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use taillight::proto::log_service_client::LogServiceClient;
 use taillight::proto::{
-    ListServicesRequest, ListTagsRequest, LogFilter, PushLogRequest, PushLogsRequest,
-    QueryLogsRequest, TailRequest,
+    GetContextRequest, ListServicesRequest, ListTagsRequest, LogFilter, PushLogRequest,
+    PushLogsRequest, QueryLogsRequest, TailRequest,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -511,6 +511,46 @@ async fn a_key_limited_to_services_pushes_and_reads_only_those(backend: Backend)
         .await
         .expect_err("tags");
     assert_eq!(tags.code(), Code::PermissionDenied);
+    // GetContext finds an entry of another service as it finds none, and
+    // around one of the key's own it shows only what the key may read.
+    let mut id_of = async |svc: &str| {
+        let q = all
+            .query_logs(QueryLogsRequest {
+                filter: Some(LogFilter {
+                    services: vec![svc.to_string()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .expect("query")
+            .into_inner();
+        q.records.first().expect("a record").id
+    };
+    let (my_id, their_id) = (id_of(&mine).await, id_of(&theirs).await);
+    let ask = |id| GetContextRequest {
+        id,
+        all_services: true,
+        ..Default::default()
+    };
+    let hidden = api.get_context(ask(their_id)).await.expect_err("theirs");
+    assert_eq!(hidden.code(), Code::NotFound, "{hidden:?}");
+    let around = api
+        .get_context(ask(my_id))
+        .await
+        .expect("mine")
+        .into_inner();
+    let seen: Vec<&str> = (around
+        .before
+        .iter()
+        .chain(&around.entry)
+        .chain(&around.after))
+    .map(|r| r.service.as_str())
+    .collect();
+    assert!(
+        seen.contains(&mine.as_str()) && !seen.contains(&theirs.as_str()),
+        "{seen:?}"
+    );
     let get = |path: String| {
         let k = k.api.clone();
         async move {

@@ -103,6 +103,7 @@ async fn list_and_describe_through_reflection(backend: Backend) {
         "Tail",
         "QueryLogs",
         "GetHistogram",
+        "GetContext",
         "ListServices",
         "ListTags",
     ] {
@@ -123,6 +124,7 @@ async fn list_and_describe_through_reflection(backend: Backend) {
         "returns ( stream .taillight.v1.TailResponse )",
         "rpc QueryLogs (",
         "rpc GetHistogram (",
+        "rpc GetContext (",
         "rpc ListServices (",
         "rpc ListTags (",
     ] {

@@ -25,6 +25,7 @@ backend_tests!(
     a_writer_that_stops_shows_in_readiness_health_and_metrics,
     ids_at_and_beyond_2_pow_63_bound_instead_of_wrapping,
     histogram_counts_by_level_over_round_buckets,
+    context_around_an_entry,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -490,6 +491,101 @@ async fn histogram_counts_by_level_over_round_buckets(backend: Backend) {
     )
     .await;
     assert_eq!(violation(status, &v).0, "end_time");
+}
+
+/// `GET /v1/logs/{id}/context` and `GetContext`: the neighbours by id in
+/// the entry's service or across services, whether more lie beyond, and
+/// bad parameters named.
+async fn context_around_an_entry(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (svc, other) = (unique("context"), unique("context-other"));
+    // One batch, interleaved: s0, o0, s1, o1, ...
+    let body: Vec<Value> = (0..10)
+        .flat_map(|i| {
+            [
+                json!({ "service": svc, "message": format!("s{i}") }),
+                json!({ "service": other, "level": "DEBUG", "message": format!("o{i}") }),
+            ]
+        })
+        .collect();
+    push(&server, &Value::Array(body)).await;
+    server.settle().await;
+    let by_message = ids_by_message(&server, &svc).await;
+    let id = by_message["s5"];
+    let context = async |query: &[(&str, &str)]| {
+        let (status, v) = get(&server, &format!("/v1/logs/{id}/context"), query).await;
+        assert_eq!(status, StatusCode::OK, "{query:?}: {v}");
+        v
+    };
+    let v = context(&[("before", "2"), ("after", "3")]).await;
+    let side = |v: &Value, key: &str| messages(v[key].as_array().expect("side"));
+    assert_eq!(side(&v, "before"), ["s3", "s4"]);
+    assert_eq!(v["entry"]["message"], "s5");
+    assert_eq!(v["entry"]["id"], json!(id));
+    assert_eq!(side(&v, "after"), ["s6", "s7", "s8"]);
+    assert_eq!(
+        (v["moreBefore"].clone(), v["moreAfter"].clone()),
+        (json!(true), json!(true))
+    );
+    // The defaults (20 a side) reach both ends of the service.
+    let v = context(&[]).await;
+    assert_eq!(side(&v, "before"), ["s0", "s1", "s2", "s3", "s4"]);
+    assert_eq!(side(&v, "after"), ["s6", "s7", "s8", "s9"]);
+    assert_eq!(
+        (v["moreBefore"].clone(), v["moreAfter"].clone()),
+        (json!(false), json!(false))
+    );
+    // Across services, and none on one side.
+    let v = context(&[("before", "0"), ("after", "2"), ("all_services", "true")]).await;
+    assert_eq!(side(&v, "before"), Vec::<String>::new());
+    assert_eq!(v["moreBefore"], json!(false));
+    assert_eq!(side(&v, "after"), ["o5", "s6"]);
+    let v = context(&[("before", "1"), ("after", "0"), ("all_services", "true")]).await;
+    assert_eq!(side(&v, "before"), ["o4"]);
+
+    // The same through gRPC.
+    let got = server
+        .client()
+        .await
+        .get_context(taillight::proto::GetContextRequest {
+            id,
+            before: Some(1),
+            after: Some(1),
+            all_services: false,
+        })
+        .await
+        .expect("GetContext")
+        .into_inner();
+    let names: Vec<&str> = (got.before.iter().chain(&got.entry).chain(&got.after))
+        .map(|r| r.message.as_str())
+        .collect();
+    assert_eq!(names, ["s4", "s5", "s6"]);
+
+    // An id nobody stored, and bad parameters.
+    let (status, v) = get(&server, "/v1/logs/999999999999/context", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    assert!(
+        v.to_string().contains("no entry with id 999999999999"),
+        "{v}"
+    );
+    for (path, query, field) in [
+        (
+            format!("/v1/logs/{id}/context"),
+            ("before", "5000"),
+            "before",
+        ),
+        (format!("/v1/logs/{id}/context"), ("after", "x"), "after"),
+        (
+            format!("/v1/logs/{id}/context"),
+            ("all_services", "maybe"),
+            "all_services",
+        ),
+        ("/v1/logs/abc/context".to_string(), ("before", "1"), "id"),
+        ("/v1/logs/0/context".to_string(), ("before", "1"), "id"),
+    ] {
+        let (status, v) = get(&server, &path, &[query]).await;
+        assert_eq!(violation(status, &v).0, field, "{path} {query:?}");
+    }
 }
 
 async fn query_filters(backend: Backend) {

@@ -18,7 +18,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::params::{self, Params, query_request};
 use super::tail::{self, TailParams, Tailed};
-use super::{ApiState, batch, body, export, histogram, otlp, query};
+use super::{ApiState, batch, body, context, export, histogram, otlp, query};
 use crate::access::Grant;
 use crate::model::json::{EntryIn, RecordOut, parse_entries};
 use crate::model::time;
@@ -29,6 +29,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
     axum::Router::new()
         .route("/v1/logs", post(push_logs).get(get_logs))
         .route("/v1/logs/export", get(export::export))
+        .route("/v1/logs/{id}/context", get(context::get))
         .route("/v1/services", get(services))
         .route("/v1/services/{service}/tags", get(tags))
         .route("/v1/tail", get(tail))

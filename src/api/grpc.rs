@@ -11,12 +11,13 @@ use tonic::{Request, Response, Status, Streaming};
 use super::auth::grant_of;
 use super::error::{ApiError, FieldViolation, with_accepted};
 use super::tail::{self, TailParams};
-use super::{ApiState, histogram, query};
+use super::{ApiState, context, histogram, query};
 use crate::proto::log_service_server::LogService;
 use crate::proto::{
-    GetHistogramRequest, GetHistogramResponse, ListServicesRequest, ListServicesResponse,
-    ListTagsRequest, ListTagsResponse, PushLogRequest, PushLogResponse, PushLogsRequest,
-    PushLogsResponse, QueryLogsRequest, QueryLogsResponse, TailRequest, TailResponse,
+    GetContextRequest, GetContextResponse, GetHistogramRequest, GetHistogramResponse,
+    ListServicesRequest, ListServicesResponse, ListTagsRequest, ListTagsResponse, PushLogRequest,
+    PushLogResponse, PushLogsRequest, PushLogsResponse, QueryLogsRequest, QueryLogsResponse,
+    TailRequest, TailResponse,
 };
 use crate::queue::{Durable, QueueError};
 
@@ -158,6 +159,15 @@ impl LogService for LogApi {
     ) -> Result<Response<GetHistogramResponse>, Status> {
         Ok(Response::new(
             histogram::get_histogram(&self.state, &grant_of(&req)?, req.into_inner()).await?,
+        ))
+    }
+
+    async fn get_context(
+        &self,
+        req: Request<GetContextRequest>,
+    ) -> Result<Response<GetContextResponse>, Status> {
+        Ok(Response::new(
+            context::get_context(&self.state, &grant_of(&req)?, req.into_inner()).await?,
         ))
     }
 

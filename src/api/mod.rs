@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod batch;
 pub mod body;
+pub mod context;
 pub mod error;
 pub mod export;
 pub mod gateway;

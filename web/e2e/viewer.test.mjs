@@ -27,7 +27,7 @@
 //   5  a URL with filters and paused=1 restores the view
 //   6  server SIGKILLed and restarted on the same port: #conn, nothing lost or doubled
 //   7  markup in messages, tags and attributes stays text
-//   8  ?service=X&entry=ID permalinks
+//   8  ?service=X&entry=ID permalinks     8b  "Show context" (button.context) from a filtered view
 //   9  #new-badge while scrolled up           10  .gap-marker / button.load-gap after a skip
 //  11  a#download (#download-format): the view's entries as NDJSON and CSV files
 //  12  the seed's page, served from its own origin (listed in --cors-origins), reads GET /ws
@@ -670,6 +670,51 @@ e2e('8. permalink ?service=X&entry=ID opens that entry highlighted, with its nei
   await page.waitForSelector(nrow, { timeout: 15000 });
   await waitFor(() => page.$eval(nrow, (r) => r.getAttribute('aria-expanded') === 'true' || r.getAttribute('aria-selected') === 'true'),
     Boolean, { what: `row ${newest.id} highlighted after following its .permalink (${href2})` });
+});
+
+e2e('8b. "Show context" on a filtered row opens its service around it, filters cleared; #older and #newer page on', async ({ server, page }) => {
+  const S = uniqueService('ctx');
+  const O = uniqueService('ctx-other');
+  const N = 240;
+  // Every tenth entry of S is an ERROR; another service interleaved.
+  await pushHttp(server, Array.from({ length: N }, (_, i) => [
+    { service: S, level: i % 10 === 0 ? 'error' : 'info', message: `ctx ${String(i).padStart(3, '0')}` },
+    { service: O, level: 'error', message: `other ${i}` },
+  ]).flat());
+  const all = await queryAll(server, { service: S });
+  const at = (n) => all.find((r) => r.message === `ctx ${String(n).padStart(3, '0')}`);
+  const target = at(120);
+
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}&levels=ERROR&history=1`);
+  const row = `.row[data-id="${target.id}"]`;
+  await page.waitForSelector(row, { timeout: 15000 });
+  assert.ok(!(await domRows(page)).some((r) => /ctx 121/.test(r.msg)), 'the filter shows only ERRORs');
+  await page.click(`${row} .msg`);
+  await page.click(`${row} .details button.context`);
+
+  // The entry among its service's lines of every level, highlighted.
+  const shown = await waitFor(() => domRows(page), (rs) => rs.some((r) => r.msg === 'ctx 121') && rs.some((r) => r.msg === 'ctx 119'),
+    { what: 'the neighbours of every level around the entry' });
+  assert.ok(shown.every((r) => r.msg.startsWith('ctx ')), `only the entry's service: ${short(shown.map((r) => r.msg))}`);
+  const { rows: held } = await collectRows(page);
+  const msgs = held.map((r) => r.msg);
+  assert.ok(msgs.every((m) => m.startsWith('ctx ')), `only the entry's service: ${short(msgs)}`);
+  assert.deepEqual(msgs, msgs.slice().sort(), 'in order');
+  assert.ok(msgs.includes('ctx 070') && msgs.includes('ctx 170') && !msgs.includes('ctx 171'), `50 a side: ${msgs[0]}..${msgs.at(-1)}`);
+  const u = await urlParams(page);
+  assert.equal(u.entry, String(target.id), `the URL names the entry: ${short(u)}`);
+  assert.equal(u.levels, undefined, `the level filter is cleared: ${short(u)}`);
+  await waitFor(() => page.$eval(row, (r) => r.classList.contains('highlight')), Boolean, { what: 'the entry highlighted' });
+
+  // Further down, then further up.
+  await waitFor(() => page.isEnabled('#newer'), Boolean, { what: '#newer enabled in the context view' });
+  await page.click('#newer');
+  await waitFor(() => domRows(page), (rs) => rs.some((r) => r.msg === 'ctx 171'), { what: 'the page after the context' });
+  const { rows: later } = await collectRows(page);
+  assert.equal(later[0].msg, 'ctx 171', 'the next page starts right after the context');
+  assert.equal(await mode(page), 'history');
+  await page.click('#older');
+  await waitFor(() => domRows(page), (rs) => rs.some((r) => r.msg === 'ctx 170'), { what: 'the page before' });
 });
 
 // ------------------------------------------------------------------ 9

@@ -10,7 +10,7 @@
 
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { LogRecord } from "./gen/taillight/v1/logs_pb";
-import { approxBytes, around, countTotal, firstIdAt, gapPages, newerPage, olderPage } from "./api/history";
+import { approxBytes, around, context, countTotal, firstIdAt, gapPages, newerPage, olderPage } from "./api/history";
 import { historyScope, liveScope, logFilter } from "./api/scope";
 import { TailSession } from "./api/tail";
 import { FrameBatcher } from "./list/batcher";
@@ -20,7 +20,7 @@ import { rowRenderer } from "./list/row-view";
 import { VirtualList } from "./list/virtual-list";
 import { prefs } from "./state/prefs";
 import { writeUrl } from "./state/url";
-import { initialRows, type ViewState } from "./state/view";
+import { defaultView, initialRows, type ViewState } from "./state/view";
 import type { Filters, ViewPatch } from "./ui/filters";
 import type { Toolbar } from "./ui/toolbar";
 import { RateMeter } from "./util/rate";
@@ -77,7 +77,12 @@ export class Controller {
         this.showBadge();
       }
     });
-    this.rowActions = new RowActions(this.list, this.store, (gap) => void this.loadGap(gap));
+    this.rowActions = new RowActions(
+      this.list,
+      this.store,
+      (gap) => void this.loadGap(gap),
+      (r) => this.showContext(r),
+    );
     window.setInterval(() => this.toolbar.setRate(this.view.mode === "live" ? this.rate.perSecond() : 0), 1000);
   }
 
@@ -173,7 +178,8 @@ export class Controller {
     document.title = v.service ? `${v.service} · taillight` : "taillight";
     this.toolbar.setMode(v.mode);
     this.filters.show(v);
-    this.toolbar.setPaging(v.mode === "history" ? this.hasOlder : true, v.mode === "history" && this.hasNewer);
+    const pagesNewer = v.mode === "history" || v.entry !== undefined;
+    this.toolbar.setPaging(v.mode === "history" ? this.hasOlder : true, pagesNewer && this.hasNewer);
     this.toolbar.setTotal(v.mode === "history" ? this.total : null);
     this.showBadge();
     this.watcher.follow(v);
@@ -363,12 +369,22 @@ export class Controller {
     }
   }
 
+  /** "Show context": the entry among its service's lines around it, filters cleared. */
+  showContext(r: LogRecord): void {
+    if (this.view.service !== r.service) prefs.setService(r.service);
+    this.open({ ...defaultView(), service: r.service, mode: "paused", entry: r.id, cap: this.view.cap });
+  }
+
   /** A permalink: the entry and its neighbours, highlighted, expanded, paused. */
   private async loadAround(id: bigint): Promise<void> {
-    const res = await this.query("the entry", () => around(liveScope(this.view), id, AROUND));
+    const v = this.view;
+    const unfiltered = !v.tags.length && !v.levels.length && !v.text;
+    const res = await this.query("the entry", () => (unfiltered ? context(id, AROUND) : around(liveScope(v), id, AROUND)));
     if (!res) return;
     const { records, found } = res;
+    this.hasNewer = res.newer;
     this.view = { ...this.view, last: records.length ? records[records.length - 1].id : this.view.last };
+    this.publish();
     this.list.setEmptyText("No matching entries.");
     this.store.clear();
     this.store.add(records);
@@ -445,7 +461,8 @@ export class Controller {
 
   /** The page after the newest row shown. */
   async newer(): Promise<void> {
-    if (this.view.mode !== "history" || !this.hasNewer) return;
+    // From an entry's context, Newer pages on as history does.
+    if ((this.view.mode !== "history" && this.view.entry === undefined) || !this.hasNewer) return;
     const after = this.store.lastRecordId();
     this.gen++;
     const scope = historyScope(this.view);
@@ -459,7 +476,7 @@ export class Controller {
       this.publish();
       return;
     }
-    this.view = { ...this.view, after, before: undefined };
+    this.view = { ...this.view, mode: "history", after, before: undefined, last: undefined, entry: undefined };
     this.hasNewer = page.more;
     this.hasOlder = true;
     this.resetRowState();

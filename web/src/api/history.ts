@@ -87,6 +87,24 @@ export async function around(
   return { records, found: before.records.at(-1)?.id === id, newer: after.more };
 }
 
+/**
+ * Entry `id` with up to `each` records of its own service on either side,
+ * whatever the filter (GetContext): the lines its service logged around it.
+ */
+export async function context(
+  id: bigint,
+  each = 50,
+): Promise<{ records: LogRecord[]; found: boolean; newer: boolean }> {
+  try {
+    const res = await client.getContext({ id, before: each, after: each });
+    const records = res.entry ? [...res.before, res.entry, ...res.after] : [];
+    return { records, found: res.entry !== undefined, newer: res.moreAfter };
+  } catch (e) {
+    if (ConnectError.from(e).code === Code.NotFound) return { records: [], found: false, newer: false };
+    throw e;
+  }
+}
+
 /** Bytes a page is sized for when a record size is estimated: inside the default limit of 4 MiB. */
 const PAGE_BUDGET = 3 << 20;
 

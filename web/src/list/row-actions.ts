@@ -1,6 +1,8 @@
 // What the reader does with rows: click to expand (one at a time), select
-// with the arrow keys, copy an entry as JSON, load a skipped gap.
+// with the arrow keys, copy an entry as JSON, show its context, load a
+// skipped gap.
 
+import type { LogRecord } from "../gen/taillight/v1/logs_pb";
 import { copyText } from "../util/clipboard";
 import { recordJson } from "../util/format";
 import { type Gap, type RowStore, isGap } from "./store";
@@ -11,6 +13,7 @@ export class RowActions {
     private readonly list: VirtualList,
     private readonly store: RowStore,
     private readonly loadGap: (gap: Gap) => void,
+    private readonly showContext: (r: LogRecord) => void,
   ) {
     list.el.addEventListener("click", (e) => this.onClick(e));
   }
@@ -29,6 +32,11 @@ export class RowActions {
     const copy = t.closest<HTMLButtonElement>("button.copy");
     if (copy) {
       void this.copy(id, copy);
+      return;
+    }
+    if (t.closest("button.context")) {
+      const it = this.store.items[this.store.indexOfId(id)];
+      if (it && !isGap(it)) this.showContext(it);
       return;
     }
     // Inside the details, clicks select text or follow the permalink.

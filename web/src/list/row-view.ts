@@ -87,7 +87,10 @@ function details(r: LogRecord): HTMLElement {
   copy.type = "button";
   const link = el("a", "permalink", "Permalink");
   link.href = permalink(r.service, r.id);
-  actions.append(copy, link);
+  const context = el("button", "context", "Show context");
+  context.type = "button";
+  context.title = "The lines this service logged around this one, filters cleared";
+  actions.append(copy, context, link);
   d.append(actions);
   return d;
 }

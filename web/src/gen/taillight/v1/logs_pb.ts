@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taillight/v1/logs.proto.
  */
 export const file_taillight_v1_logs: GenFile = /*@__PURE__*/
-  fileDesc("Chd0YWlsbGlnaHQvdjEvbG9ncy5wcm90bxIMdGFpbGxpZ2h0LnYxIpoCCghMb2dFbnRyeRIPCgdzZXJ2aWNlGAEgASgJEiIKBWxldmVsGAIgASgOMhMudGFpbGxpZ2h0LnYxLkxldmVsEg8KB21lc3NhZ2UYAyABKAkSDAoEdGFncxgEIAMoCRI6CgphdHRyaWJ1dGVzGAUgAygLMiYudGFpbGxpZ2h0LnYxLkxvZ0VudHJ5LkF0dHJpYnV0ZXNFbnRyeRIoCgR0aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCgh0cmFjZV9pZBgHIAEoCRIPCgdzcGFuX2lkGAggASgJGjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBItsCCglMb2dSZWNvcmQSCgoCaWQYASABKAQSDwoHc2VydmljZRgCIAEoCRIiCgVsZXZlbBgDIAEoDjITLnRhaWxsaWdodC52MS5MZXZlbBIPCgdtZXNzYWdlGAQgASgJEgwKBHRhZ3MYBSADKAkSOwoKYXR0cmlidXRlcxgGIAMoCzInLnRhaWxsaWdodC52MS5Mb2dSZWNvcmQuQXR0cmlidXRlc0VudHJ5EigKBHRpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXJlY2VpdmVkX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRyYWNlX2lkGAkgASgJEg8KB3NwYW5faWQYCiABKAkaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiNwoOUHVzaExvZ1JlcXVlc3QSJQoFZW50cnkYASABKAsyFi50YWlsbGlnaHQudjEuTG9nRW50cnkiEQoPUHVzaExvZ1Jlc3BvbnNlIjoKD1B1c2hMb2dzUmVxdWVzdBInCgdlbnRyaWVzGAEgAygLMhYudGFpbGxpZ2h0LnYxLkxvZ0VudHJ5IiQKEFB1c2hMb2dzUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAQihgEKCUxvZ0ZpbHRlchIQCghzZXJ2aWNlcxgBIAMoCRIjCgZsZXZlbHMYAiADKA4yEy50YWlsbGlnaHQudjEuTGV2ZWwSJgoJbWluX2xldmVsGAMgASgOMhMudGFpbGxpZ2h0LnYxLkxldmVsEgwKBHRhZ3MYBCADKAkSDAoEdGV4dBgFIAEoCSKfAQoLVGFpbFJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcudGFpbGxpZ2h0LnYxLkxvZ0ZpbHRlchIVCghhZnRlcl9pZBgCIAEoBEgAiAEBEgwKBGxhc3QYAyABKA0SNQoSaGVhcnRiZWF0X2ludGVydmFsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgsKCV9hZnRlcl9pZCLHAQoMVGFpbFJlc3BvbnNlEigKB3JlY29yZHMYASABKAsyFS50YWlsbGlnaHQudjEuUmVjb3Jkc0gAEiwKCWhlYXJ0YmVhdBgCIAEoCzIXLnRhaWxsaWdodC52MS5IZWFydGJlYXRIABIoCgdza2lwcGVkGAMgASgLMhUudGFpbGxpZ2h0LnYxLlNraXBwZWRIABIsCgZzdGF0dXMYBCABKAsyGi50YWlsbGlnaHQudjEuU3RyZWFtU3RhdHVzSABCBwoFZXZlbnQiMwoHUmVjb3JkcxIoCgdyZWNvcmRzGAEgAygLMhcudGFpbGxpZ2h0LnYxLkxvZ1JlY29yZCJGCglIZWFydGJlYXQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHbGFzdF9pZBgCIAEoBCI7CgdTa2lwcGVkEg0KBWNvdW50GAEgASgEEhAKCGZpcnN0X2lkGAIgASgEEg8KB2xhc3RfaWQYAyABKAQilAEKDFN0cmVhbVN0YXR1cxIvCgVzdGF0ZRgBIAEoDjIgLnRhaWxsaWdodC52MS5TdHJlYW1TdGF0dXMuU3RhdGUSDwoHbWVzc2FnZRgCIAEoCSJCCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEg4KClNUQVRFX0xJVkUQARISCg5TVEFURV9ERUdSQURFRBACItMCChBRdWVyeUxvZ3NSZXF1ZXN0EicKBmZpbHRlchgBIAEoCzIXLnRhaWxsaWdodC52MS5Mb2dGaWx0ZXISLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiIKBW9yZGVyGAQgASgOMhMudGFpbGxpZ2h0LnYxLk9yZGVyEhEKCXBhZ2Vfc2l6ZRgFIAEoDRISCgpwYWdlX3Rva2VuGAYgASgJEgwKBHBhZ2UYByABKA0SFQoNaW5jbHVkZV90b3RhbBgIIAEoCBIVCghhZnRlcl9pZBgJIAEoBEgAiAEBEhYKCWJlZm9yZV9pZBgKIAEoBEgBiAEBQgsKCV9hZnRlcl9pZEIMCgpfYmVmb3JlX2lkIoABChFRdWVyeUxvZ3NSZXNwb25zZRIoCgdyZWNvcmRzGAEgAygLMhcudGFpbGxpZ2h0LnYxLkxvZ1JlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSGAoLdG90YWxfY291bnQYAyABKARIAIgBAUIOCgxfdG90YWxfY291bnQirQEKE0dldEhpc3RvZ3JhbVJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcudGFpbGxpZ2h0LnYxLkxvZ0ZpbHRlchIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHYnVja2V0cxgEIAEoDSLPAQoPSGlzdG9ncmFtQnVja2V0EikKBXN0YXJ0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgNlbmQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKBmNvdW50cxgDIAMoCzIpLnRhaWxsaWdodC52MS5IaXN0b2dyYW1CdWNrZXQuQ291bnRzRW50cnkaLQoLQ291bnRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgEOgI4ASJGChRHZXRIaXN0b2dyYW1SZXNwb25zZRIuCgdidWNrZXRzGAEgAygLMh0udGFpbGxpZ2h0LnYxLkhpc3RvZ3JhbUJ1Y2tldCIVChNMaXN0U2VydmljZXNSZXF1ZXN0IigKFExpc3RTZXJ2aWNlc1Jlc3BvbnNlEhAKCHNlcnZpY2VzGAEgAygJIiIKD0xpc3RUYWdzUmVxdWVzdBIPCgdzZXJ2aWNlGAEgASgJIiAKEExpc3RUYWdzUmVzcG9uc2USDAoEdGFncxgBIAMoCSqCAQoFTGV2ZWwSFQoRTEVWRUxfVU5TUEVDSUZJRUQQABIPCgtMRVZFTF9UUkFDRRABEg8KC0xFVkVMX0RFQlVHEAISDgoKTEVWRUxfSU5GTxADEg4KCkxFVkVMX1dBUk4QBBIPCgtMRVZFTF9FUlJPUhAFEg8KC0xFVkVMX0ZBVEFMEAYqTgoFT3JkZXISFQoRT1JERVJfVU5TUEVDSUZJRUQQABIWChJPUkRFUl9ORVdFU1RfRklSU1QQARIWChJPUkRFUl9PTERFU1RfRklSU1QQAjKpBAoKTG9nU2VydmljZRJGCgdQdXNoTG9nEhwudGFpbGxpZ2h0LnYxLlB1c2hMb2dSZXF1ZXN0Gh0udGFpbGxpZ2h0LnYxLlB1c2hMb2dSZXNwb25zZRJLCghQdXNoTG9ncxIdLnRhaWxsaWdodC52MS5QdXNoTG9nc1JlcXVlc3QaHi50YWlsbGlnaHQudjEuUHVzaExvZ3NSZXNwb25zZSgBEj8KBFRhaWwSGS50YWlsbGlnaHQudjEuVGFpbFJlcXVlc3QaGi50YWlsbGlnaHQudjEuVGFpbFJlc3BvbnNlMAESTAoJUXVlcnlMb2dzEh4udGFpbGxpZ2h0LnYxLlF1ZXJ5TG9nc1JlcXVlc3QaHy50YWlsbGlnaHQudjEuUXVlcnlMb2dzUmVzcG9uc2USVQoMR2V0SGlzdG9ncmFtEiEudGFpbGxpZ2h0LnYxLkdldEhpc3RvZ3JhbVJlcXVlc3QaIi50YWlsbGlnaHQudjEuR2V0SGlzdG9ncmFtUmVzcG9uc2USVQoMTGlzdFNlcnZpY2VzEiEudGFpbGxpZ2h0LnYxLkxpc3RTZXJ2aWNlc1JlcXVlc3QaIi50YWlsbGlnaHQudjEuTGlzdFNlcnZpY2VzUmVzcG9uc2USSQoITGlzdFRhZ3MSHS50YWlsbGlnaHQudjEuTGlzdFRhZ3NSZXF1ZXN0Gh4udGFpbGxpZ2h0LnYxLkxpc3RUYWdzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_google_protobuf_duration]);
+  fileDesc("Chd0YWlsbGlnaHQvdjEvbG9ncy5wcm90bxIMdGFpbGxpZ2h0LnYxIpoCCghMb2dFbnRyeRIPCgdzZXJ2aWNlGAEgASgJEiIKBWxldmVsGAIgASgOMhMudGFpbGxpZ2h0LnYxLkxldmVsEg8KB21lc3NhZ2UYAyABKAkSDAoEdGFncxgEIAMoCRI6CgphdHRyaWJ1dGVzGAUgAygLMiYudGFpbGxpZ2h0LnYxLkxvZ0VudHJ5LkF0dHJpYnV0ZXNFbnRyeRIoCgR0aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCgh0cmFjZV9pZBgHIAEoCRIPCgdzcGFuX2lkGAggASgJGjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBItsCCglMb2dSZWNvcmQSCgoCaWQYASABKAQSDwoHc2VydmljZRgCIAEoCRIiCgVsZXZlbBgDIAEoDjITLnRhaWxsaWdodC52MS5MZXZlbBIPCgdtZXNzYWdlGAQgASgJEgwKBHRhZ3MYBSADKAkSOwoKYXR0cmlidXRlcxgGIAMoCzInLnRhaWxsaWdodC52MS5Mb2dSZWNvcmQuQXR0cmlidXRlc0VudHJ5EigKBHRpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXJlY2VpdmVkX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRyYWNlX2lkGAkgASgJEg8KB3NwYW5faWQYCiABKAkaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiNwoOUHVzaExvZ1JlcXVlc3QSJQoFZW50cnkYASABKAsyFi50YWlsbGlnaHQudjEuTG9nRW50cnkiEQoPUHVzaExvZ1Jlc3BvbnNlIjoKD1B1c2hMb2dzUmVxdWVzdBInCgdlbnRyaWVzGAEgAygLMhYudGFpbGxpZ2h0LnYxLkxvZ0VudHJ5IiQKEFB1c2hMb2dzUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAQihgEKCUxvZ0ZpbHRlchIQCghzZXJ2aWNlcxgBIAMoCRIjCgZsZXZlbHMYAiADKA4yEy50YWlsbGlnaHQudjEuTGV2ZWwSJgoJbWluX2xldmVsGAMgASgOMhMudGFpbGxpZ2h0LnYxLkxldmVsEgwKBHRhZ3MYBCADKAkSDAoEdGV4dBgFIAEoCSKfAQoLVGFpbFJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcudGFpbGxpZ2h0LnYxLkxvZ0ZpbHRlchIVCghhZnRlcl9pZBgCIAEoBEgAiAEBEgwKBGxhc3QYAyABKA0SNQoSaGVhcnRiZWF0X2ludGVydmFsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgsKCV9hZnRlcl9pZCLHAQoMVGFpbFJlc3BvbnNlEigKB3JlY29yZHMYASABKAsyFS50YWlsbGlnaHQudjEuUmVjb3Jkc0gAEiwKCWhlYXJ0YmVhdBgCIAEoCzIXLnRhaWxsaWdodC52MS5IZWFydGJlYXRIABIoCgdza2lwcGVkGAMgASgLMhUudGFpbGxpZ2h0LnYxLlNraXBwZWRIABIsCgZzdGF0dXMYBCABKAsyGi50YWlsbGlnaHQudjEuU3RyZWFtU3RhdHVzSABCBwoFZXZlbnQiMwoHUmVjb3JkcxIoCgdyZWNvcmRzGAEgAygLMhcudGFpbGxpZ2h0LnYxLkxvZ1JlY29yZCJGCglIZWFydGJlYXQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHbGFzdF9pZBgCIAEoBCI7CgdTa2lwcGVkEg0KBWNvdW50GAEgASgEEhAKCGZpcnN0X2lkGAIgASgEEg8KB2xhc3RfaWQYAyABKAQilAEKDFN0cmVhbVN0YXR1cxIvCgVzdGF0ZRgBIAEoDjIgLnRhaWxsaWdodC52MS5TdHJlYW1TdGF0dXMuU3RhdGUSDwoHbWVzc2FnZRgCIAEoCSJCCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEg4KClNUQVRFX0xJVkUQARISCg5TVEFURV9ERUdSQURFRBACItMCChBRdWVyeUxvZ3NSZXF1ZXN0EicKBmZpbHRlchgBIAEoCzIXLnRhaWxsaWdodC52MS5Mb2dGaWx0ZXISLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiIKBW9yZGVyGAQgASgOMhMudGFpbGxpZ2h0LnYxLk9yZGVyEhEKCXBhZ2Vfc2l6ZRgFIAEoDRISCgpwYWdlX3Rva2VuGAYgASgJEgwKBHBhZ2UYByABKA0SFQoNaW5jbHVkZV90b3RhbBgIIAEoCBIVCghhZnRlcl9pZBgJIAEoBEgAiAEBEhYKCWJlZm9yZV9pZBgKIAEoBEgBiAEBQgsKCV9hZnRlcl9pZEIMCgpfYmVmb3JlX2lkIoABChFRdWVyeUxvZ3NSZXNwb25zZRIoCgdyZWNvcmRzGAEgAygLMhcudGFpbGxpZ2h0LnYxLkxvZ1JlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSGAoLdG90YWxfY291bnQYAyABKARIAIgBAUIOCgxfdG90YWxfY291bnQirQEKE0dldEhpc3RvZ3JhbVJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcudGFpbGxpZ2h0LnYxLkxvZ0ZpbHRlchIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHYnVja2V0cxgEIAEoDSLPAQoPSGlzdG9ncmFtQnVja2V0EikKBXN0YXJ0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgNlbmQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKBmNvdW50cxgDIAMoCzIpLnRhaWxsaWdodC52MS5IaXN0b2dyYW1CdWNrZXQuQ291bnRzRW50cnkaLQoLQ291bnRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgEOgI4ASJGChRHZXRIaXN0b2dyYW1SZXNwb25zZRIuCgdidWNrZXRzGAEgAygLMh0udGFpbGxpZ2h0LnYxLkhpc3RvZ3JhbUJ1Y2tldCJzChFHZXRDb250ZXh0UmVxdWVzdBIKCgJpZBgBIAEoBBITCgZiZWZvcmUYAiABKA1IAIgBARISCgVhZnRlchgDIAEoDUgBiAEBEhQKDGFsbF9zZXJ2aWNlcxgEIAEoCEIJCgdfYmVmb3JlQggKBl9hZnRlciK2AQoSR2V0Q29udGV4dFJlc3BvbnNlEicKBmJlZm9yZRgBIAMoCzIXLnRhaWxsaWdodC52MS5Mb2dSZWNvcmQSJgoFZW50cnkYAiABKAsyFy50YWlsbGlnaHQudjEuTG9nUmVjb3JkEiYKBWFmdGVyGAMgAygLMhcudGFpbGxpZ2h0LnYxLkxvZ1JlY29yZBITCgttb3JlX2JlZm9yZRgEIAEoCBISCgptb3JlX2FmdGVyGAUgASgIIhUKE0xpc3RTZXJ2aWNlc1JlcXVlc3QiKAoUTGlzdFNlcnZpY2VzUmVzcG9uc2USEAoIc2VydmljZXMYASADKAkiIgoPTGlzdFRhZ3NSZXF1ZXN0Eg8KB3NlcnZpY2UYASABKAkiIAoQTGlzdFRhZ3NSZXNwb25zZRIMCgR0YWdzGAEgAygJKoIBCgVMZXZlbBIVChFMRVZFTF9VTlNQRUNJRklFRBAAEg8KC0xFVkVMX1RSQUNFEAESDwoLTEVWRUxfREVCVUcQAhIOCgpMRVZFTF9JTkZPEAMSDgoKTEVWRUxfV0FSThAEEg8KC0xFVkVMX0VSUk9SEAUSDwoLTEVWRUxfRkFUQUwQBipOCgVPcmRlchIVChFPUkRFUl9VTlNQRUNJRklFRBAAEhYKEk9SREVSX05FV0VTVF9GSVJTVBABEhYKEk9SREVSX09MREVTVF9GSVJTVBACMvoECgpMb2dTZXJ2aWNlEkYKB1B1c2hMb2cSHC50YWlsbGlnaHQudjEuUHVzaExvZ1JlcXVlc3QaHS50YWlsbGlnaHQudjEuUHVzaExvZ1Jlc3BvbnNlEksKCFB1c2hMb2dzEh0udGFpbGxpZ2h0LnYxLlB1c2hMb2dzUmVxdWVzdBoeLnRhaWxsaWdodC52MS5QdXNoTG9nc1Jlc3BvbnNlKAESPwoEVGFpbBIZLnRhaWxsaWdodC52MS5UYWlsUmVxdWVzdBoaLnRhaWxsaWdodC52MS5UYWlsUmVzcG9uc2UwARJMCglRdWVyeUxvZ3MSHi50YWlsbGlnaHQudjEuUXVlcnlMb2dzUmVxdWVzdBofLnRhaWxsaWdodC52MS5RdWVyeUxvZ3NSZXNwb25zZRJVCgxHZXRIaXN0b2dyYW0SIS50YWlsbGlnaHQudjEuR2V0SGlzdG9ncmFtUmVxdWVzdBoiLnRhaWxsaWdodC52MS5HZXRIaXN0b2dyYW1SZXNwb25zZRJPCgpHZXRDb250ZXh0Eh8udGFpbGxpZ2h0LnYxLkdldENvbnRleHRSZXF1ZXN0GiAudGFpbGxpZ2h0LnYxLkdldENvbnRleHRSZXNwb25zZRJVCgxMaXN0U2VydmljZXMSIS50YWlsbGlnaHQudjEuTGlzdFNlcnZpY2VzUmVxdWVzdBoiLnRhaWxsaWdodC52MS5MaXN0U2VydmljZXNSZXNwb25zZRJJCghMaXN0VGFncxIdLnRhaWxsaWdodC52MS5MaXN0VGFnc1JlcXVlc3QaHi50YWlsbGlnaHQudjEuTGlzdFRhZ3NSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_google_protobuf_duration]);
 
 /**
  * What a client sends.
@@ -660,6 +660,89 @@ export const GetHistogramResponseSchema: GenMessage<GetHistogramResponse> = /*@_
   messageDesc(file_taillight_v1_logs, 17);
 
 /**
+ * @generated from message taillight.v1.GetContextRequest
+ */
+export type GetContextRequest = Message<"taillight.v1.GetContextRequest"> & {
+  /**
+   * The entry whose neighbours are wanted; NOT_FOUND if it is not stored or
+   * the caller may not read its service.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * Neighbours on each side, 0..1000; 20 when unset.
+   *
+   * @generated from field: optional uint32 before = 2;
+   */
+  before?: number | undefined;
+
+  /**
+   * @generated from field: optional uint32 after = 3;
+   */
+  after?: number | undefined;
+
+  /**
+   * Neighbours from every service the caller may read, not only the entry's.
+   *
+   * @generated from field: bool all_services = 4;
+   */
+  allServices: boolean;
+};
+
+/**
+ * Describes the message taillight.v1.GetContextRequest.
+ * Use `create(GetContextRequestSchema)` to create a new message.
+ */
+export const GetContextRequestSchema: GenMessage<GetContextRequest> = /*@__PURE__*/
+  messageDesc(file_taillight_v1_logs, 18);
+
+/**
+ * @generated from message taillight.v1.GetContextResponse
+ */
+export type GetContextResponse = Message<"taillight.v1.GetContextResponse"> & {
+  /**
+   * The neighbours before the entry, oldest first.
+   *
+   * @generated from field: repeated taillight.v1.LogRecord before = 1;
+   */
+  before: LogRecord[];
+
+  /**
+   * @generated from field: taillight.v1.LogRecord entry = 2;
+   */
+  entry?: LogRecord | undefined;
+
+  /**
+   * The neighbours after the entry, oldest first.
+   *
+   * @generated from field: repeated taillight.v1.LogRecord after = 3;
+   */
+  after: LogRecord[];
+
+  /**
+   * Whether there are more before (after) those returned: page on with
+   * QueryLogs' before_id (after_id) and the same services.
+   *
+   * @generated from field: bool more_before = 4;
+   */
+  moreBefore: boolean;
+
+  /**
+   * @generated from field: bool more_after = 5;
+   */
+  moreAfter: boolean;
+};
+
+/**
+ * Describes the message taillight.v1.GetContextResponse.
+ * Use `create(GetContextResponseSchema)` to create a new message.
+ */
+export const GetContextResponseSchema: GenMessage<GetContextResponse> = /*@__PURE__*/
+  messageDesc(file_taillight_v1_logs, 19);
+
+/**
  * @generated from message taillight.v1.ListServicesRequest
  */
 export type ListServicesRequest = Message<"taillight.v1.ListServicesRequest"> & {
@@ -670,7 +753,7 @@ export type ListServicesRequest = Message<"taillight.v1.ListServicesRequest"> & 
  * Use `create(ListServicesRequestSchema)` to create a new message.
  */
 export const ListServicesRequestSchema: GenMessage<ListServicesRequest> = /*@__PURE__*/
-  messageDesc(file_taillight_v1_logs, 18);
+  messageDesc(file_taillight_v1_logs, 20);
 
 /**
  * @generated from message taillight.v1.ListServicesResponse
@@ -687,7 +770,7 @@ export type ListServicesResponse = Message<"taillight.v1.ListServicesResponse"> 
  * Use `create(ListServicesResponseSchema)` to create a new message.
  */
 export const ListServicesResponseSchema: GenMessage<ListServicesResponse> = /*@__PURE__*/
-  messageDesc(file_taillight_v1_logs, 19);
+  messageDesc(file_taillight_v1_logs, 21);
 
 /**
  * @generated from message taillight.v1.ListTagsRequest
@@ -704,7 +787,7 @@ export type ListTagsRequest = Message<"taillight.v1.ListTagsRequest"> & {
  * Use `create(ListTagsRequestSchema)` to create a new message.
  */
 export const ListTagsRequestSchema: GenMessage<ListTagsRequest> = /*@__PURE__*/
-  messageDesc(file_taillight_v1_logs, 20);
+  messageDesc(file_taillight_v1_logs, 22);
 
 /**
  * @generated from message taillight.v1.ListTagsResponse
@@ -721,7 +804,7 @@ export type ListTagsResponse = Message<"taillight.v1.ListTagsResponse"> & {
  * Use `create(ListTagsResponseSchema)` to create a new message.
  */
 export const ListTagsResponseSchema: GenMessage<ListTagsResponse> = /*@__PURE__*/
-  messageDesc(file_taillight_v1_logs, 21);
+  messageDesc(file_taillight_v1_logs, 23);
 
 /**
  * @generated from enum taillight.v1.Level
@@ -865,6 +948,17 @@ export const LogService: GenService<{
     methodKind: "unary";
     input: typeof GetHistogramRequestSchema;
     output: typeof GetHistogramResponseSchema;
+  },
+  /**
+   * The entries logged around one entry, by id: in its service, or across
+   * every service the caller may read.
+   *
+   * @generated from rpc taillight.v1.LogService.GetContext
+   */
+  getContext: {
+    methodKind: "unary";
+    input: typeof GetContextRequestSchema;
+    output: typeof GetContextResponseSchema;
   },
   /**
    * Every service that has logged at least one entry, sorted by name.
