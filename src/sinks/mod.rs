@@ -1,9 +1,11 @@
 //! The ways out that follow the store: components that read every stored
 //! record by id, through [`Hub::follow`](crate::pipeline::hub::Hub), and
-//! keep it somewhere else (the file archive, its S3 copy). Each is built
+//! keep it somewhere else (the file archive, its S3 copy) or act on it
+//! (alerts). Each is built
 //! from its own flags by [`SinksArgs::build`] and started by the server as
 //! part of the sinks, which stop after the writer at shutdown.
 
+pub mod alerts;
 pub mod archive;
 
 use std::sync::Arc;
@@ -52,6 +54,8 @@ pub trait Sink: Send + 'static {
 pub struct SinksArgs {
     #[command(flatten)]
     pub archive: archive::ArchiveArgs,
+    #[command(flatten)]
+    pub alerts: alerts::AlertsArgs,
 }
 
 impl SinksArgs {
@@ -59,6 +63,7 @@ impl SinksArgs {
     pub fn build(&self, cluster: &Cluster) -> Result<Vec<Box<dyn Sink>>, SinkError> {
         let mut sinks = Vec::new();
         sinks.extend(self.archive.build(cluster)?);
+        sinks.extend(self.alerts.build(cluster)?);
         Ok(sinks)
     }
 }

@@ -141,3 +141,12 @@ fn holder_id() -> String {
         crate::model::time::now_micros()
     )
 }
+
+/// Cancels `term` as soon as the lease `held` tells of is lost: what a
+/// holder's work runs under.
+pub async fn cancel_when_lost(mut held: watch::Receiver<bool>, term: CancellationToken) {
+    tokio::select! {
+        _ = term.cancelled() => {}
+        _ = held.wait_for(|h| !*h) => term.cancel(),
+    }
+}

@@ -43,7 +43,7 @@ use crate::model::time::parse_duration;
 use crate::net::Cluster;
 use crate::net::backoff::Backoff;
 use crate::net::redis::Link;
-use crate::net::redis::lease::Lease;
+use crate::net::redis::lease::{Lease, cancel_when_lost};
 use crate::pipeline::hub::Hub;
 use crate::storage::{Store, StoreError};
 use metrics::ArchiveMetrics;
@@ -264,13 +264,5 @@ async fn terms(
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(backoff.step()) => {}
         }
-    }
-}
-
-/// Ends the term as soon as the lease is lost.
-async fn cancel_when_lost(mut held: watch::Receiver<bool>, term: CancellationToken) {
-    tokio::select! {
-        _ = term.cancelled() => {}
-        _ = held.wait_for(|h| !*h) => term.cancel(),
     }
 }
