@@ -15,8 +15,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use taillight::proto::log_service_client::LogServiceClient;
 use taillight::proto::{
-    GetContextRequest, ListServicesRequest, ListTagsRequest, LogFilter, PushLogRequest,
-    PushLogsRequest, QueryLogsRequest, TailRequest,
+    DeleteViewRequest, GetContextRequest, ListServicesRequest, ListTagsRequest, ListViewsRequest,
+    LogFilter, PushLogRequest, PushLogsRequest, PutViewRequest, QueryLogsRequest, TailRequest,
+    View,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -551,6 +552,51 @@ async fn a_key_limited_to_services_pushes_and_reads_only_those(backend: Backend)
         seen.contains(&mine.as_str()) && !seen.contains(&theirs.as_str()),
         "{seen:?}"
     );
+
+    // Saved views: a key limited to services sees and saves only theirs.
+    for (name, state) in [
+        ("v-mine", format!("service={mine}")),
+        ("v-theirs", format!("service={theirs}")),
+        ("v-none", "levels=ERROR".to_string()),
+    ] {
+        all.put_view(PutViewRequest {
+            view: Some(View {
+                name: name.into(),
+                state,
+                updated_time: None,
+            }),
+        })
+        .await
+        .expect("put view");
+    }
+    let listed = api
+        .list_views(ListViewsRequest {})
+        .await
+        .expect("views")
+        .into_inner()
+        .views;
+    let names: Vec<&str> = listed.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["v-mine"]);
+    for state in [format!("service={theirs}"), "levels=ERROR".to_string()] {
+        let denied = api
+            .put_view(PutViewRequest {
+                view: Some(View {
+                    name: "v-new".into(),
+                    state,
+                    updated_time: None,
+                }),
+            })
+            .await
+            .expect_err("a view of another service");
+        assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    }
+    let hidden = api
+        .delete_view(DeleteViewRequest {
+            name: "v-theirs".into(),
+        })
+        .await
+        .expect_err("theirs");
+    assert_eq!(hidden.code(), Code::NotFound);
     let get = |path: String| {
         let k = k.api.clone();
         async move {

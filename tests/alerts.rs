@@ -219,6 +219,35 @@ async fn fires_once_for_n_entries_keeps_quiet_then_resolves(backend: Backend) {
         !text.contains("taillight_alert_delivery_failures_total{"),
         "{text}"
     );
+
+    // Both kept by the server, newest first, delivered at the first try.
+    let firings = firings(&server).await;
+    let states: Vec<&str> = (firings.iter())
+        .filter(|f| f["alert"] == "payments errors")
+        .map(|f| f["state"].as_str().expect("state"))
+        .collect();
+    assert_eq!(states, ["resolved", "firing"], "{firings:?}");
+    let fired = &firings[1];
+    assert_eq!(
+        (fired["delivery"].as_str(), fired["attempts"].as_u64()),
+        (Some("delivered"), Some(1))
+    );
+    assert_eq!(
+        (fired["count"].as_u64(), fired["firstId"].as_u64()),
+        (Some(3), first)
+    );
+    assert_eq!(fired["services"], json!([svc]));
+    assert!(
+        fired["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("http://viewer.example:50051/?"))
+    );
+}
+
+/// `GET /v1/alerts/firings`, which must succeed.
+async fn firings(server: &TestServer) -> Vec<Value> {
+    let v = common::get_json(format!("{}/v1/alerts/firings", server.http())).await;
+    v["firings"].as_array().expect("firings").clone()
 }
 
 /// A service that stops logging for a window fires a Slack notification;
@@ -274,6 +303,12 @@ async fn a_failing_webhook_is_retried_with_backoff() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(hook.at("r").len(), 3, "delivered once, then no more tries");
+    let kept = firings(&server).await;
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        (kept[0]["delivery"].as_str(), kept[0]["attempts"].as_u64()),
+        (Some("delivered"), Some(3))
+    );
     let text = server.metrics_text().await;
     assert!(
         !text.contains("taillight_alert_delivery_failures_total{"),

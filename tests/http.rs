@@ -26,6 +26,7 @@ backend_tests!(
     ids_at_and_beyond_2_pow_63_bound_instead_of_wrapping,
     histogram_counts_by_level_over_round_buckets,
     context_around_an_entry,
+    saved_views_are_created_listed_replaced_and_deleted,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -585,6 +586,98 @@ async fn context_around_an_entry(backend: Backend) {
     ] {
         let (status, v) = get(&server, &path, &[query]).await;
         assert_eq!(violation(status, &v).0, field, "{path} {query:?}");
+    }
+}
+
+/// `/v1/views` and the view RPCs: a view is saved under a name, listed by
+/// name, replaced by saving the name again, and deleted; bad names and
+/// bodies are refused naming the field.
+async fn saved_views_are_created_listed_replaced_and_deleted(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let http = reqwest::Client::new();
+    let url = |name: &str| {
+        let mut u = reqwest::Url::parse(&format!("{}/v1/views/", server.http())).expect("url");
+        u.path_segments_mut()
+            .expect("segments")
+            .pop_if_empty()
+            .push(name);
+        u
+    };
+    let put =
+        async |name: &str, body: Value| common::send_json(http.put(url(name)).json(&body)).await;
+    let list = async || {
+        let (status, v) = get(&server, "/v1/views", &[]).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        v["views"].as_array().expect("views").clone()
+    };
+    assert!(list().await.is_empty());
+    let (status, v) = put(
+        "morning errors",
+        json!({ "state": "service=api&levels=ERROR&range=24h&history=1" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["name"], "morning errors");
+    assert!(v["updatedTime"].as_str().is_some(), "{v}");
+    let (status, _) = put("a/b ü", json!({ "state": "service=web&q=timeout" })).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = put(
+        "morning errors",
+        json!({ "state": "service=api&levels=WARN,ERROR" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let views = list().await;
+    let names: Vec<&str> = views
+        .iter()
+        .map(|v| v["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["a/b ü", "morning errors"]);
+    assert_eq!(views[1]["state"], "service=api&levels=WARN,ERROR");
+
+    // The same through gRPC.
+    let mut c = server.client().await;
+    let listed = c
+        .list_views(taillight::proto::ListViewsRequest {})
+        .await
+        .expect("ListViews")
+        .into_inner()
+        .views;
+    assert_eq!(listed.len(), 2);
+    c.delete_view(taillight::proto::DeleteViewRequest {
+        name: "a/b ü".into(),
+    })
+    .await
+    .expect("DeleteView");
+    let gone = c
+        .delete_view(taillight::proto::DeleteViewRequest {
+            name: "a/b ü".into(),
+        })
+        .await
+        .expect_err("deleted twice");
+    assert_eq!(gone.code(), tonic::Code::NotFound);
+    let resp = http
+        .delete(url("morning errors"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let resp = http
+        .delete(url("morning errors"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert!(list().await.is_empty());
+
+    for (name, body, field) in [
+        (" padded", json!({ "state": "service=a" }), "view.name"),
+        ("x", json!({ "state": "s".repeat(5000) }), "view.state"),
+        ("x", json!({ "stat": "service=a" }), "state"),
+        ("x", json!("service=a"), "state"),
+    ] {
+        let (status, v) = put(name, body).await;
+        assert_eq!(violation(status, &v).0, field, "{name:?}");
     }
 }
 

@@ -23,7 +23,7 @@ use taillight::proto::{Level, LogEntry, LogRecord};
 use taillight::storage::histogram::{self, Histogram, HistogramQuery, MINUTE_US};
 use taillight::storage::mysql::{BulkMode, MysqlStore};
 use taillight::storage::sqlite::{SqliteArgs, SqliteStore, Synchronous};
-use taillight::storage::{Order, Position, Query, Store, StoreError};
+use taillight::storage::{Document, Order, Position, Query, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 // ---------------------------------------------------------------- harness
@@ -64,6 +64,7 @@ conformance!(
     dedup_keys_store_each_keyed_entry_once,
     stream_ids_as_keys_store_each_entry_once,
     positions_swap_only_from_what_was_read,
+    documents_are_kept_by_kind_and_name,
     retention_keeps_what_a_hold_has_not_covered,
     insert_returns_records_in_id_order,
     filters_agree_with_the_tail_filter,
@@ -983,6 +984,72 @@ async fn stream_ids_as_keys_store_each_entry_once(store: Arc<dyn Store>) {
 
 /// A position is replaced only by whoever read it as it stands: a second
 /// holder of the same role, working from an older read, is refused.
+/// Documents (saved views): written, replaced by name, listed by name
+/// within their kind, deleted once; names and bodies kept byte for byte.
+async fn documents_are_kept_by_kind_and_name(store: Arc<dyn Store>) {
+    let doc = |kind: &str, name: &str, body: &str, at: i64| Document {
+        kind: kind.into(),
+        name: name.into(),
+        body: body.into(),
+        updated_us: at,
+    };
+    assert!(
+        store
+            .documents("view", Order::OldestFirst, 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    let odd = "Ünïcode 日本語 \"quoted\" 'x' %_\\";
+    for d in [
+        doc("view", "b", "{\"state\":\"service=b\"}", 1),
+        doc("view", odd, "{}", 2),
+        doc("view", "a", "{\"state\":\"old\"}", 3),
+        doc("other", "a", "elsewhere", 4),
+        doc("view", "a", "{\"state\":\"new\"}", 5),
+    ] {
+        store.put_document(d).await.expect("put");
+    }
+    let views = store
+        .documents("view", Order::OldestFirst, 10)
+        .await
+        .expect("list");
+    let names: Vec<&str> = views.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", odd]);
+    assert_eq!(views[0], doc("view", "a", "{\"state\":\"new\"}", 5));
+    let newest: Vec<String> = (store.documents("view", Order::NewestFirst, 2).await)
+        .expect("newest first")
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(newest, [odd.to_string(), "b".to_string()]);
+    assert_eq!(
+        store
+            .documents("other", Order::OldestFirst, 10)
+            .await
+            .expect("other"),
+        [doc("other", "a", "elsewhere", 4)]
+    );
+    assert!(store.delete_document("view", "a").await.expect("delete"));
+    assert!(!store.delete_document("view", "a").await.expect("again"));
+    assert_eq!(
+        store
+            .documents("view", Order::OldestFirst, 10)
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .documents("other", Order::OldestFirst, 10)
+            .await
+            .expect("other")
+            .len(),
+        1
+    );
+}
+
 async fn positions_swap_only_from_what_was_read(store: Arc<dyn Store>) {
     let p = |value: &str, hold: Option<u64>| Position {
         value: value.into(),

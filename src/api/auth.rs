@@ -42,10 +42,21 @@ fn need(method: &Method, path: &str) -> Need {
         p if p.starts_with(OTLP) => Need::Scope(Scope::Push),
         "/v1/logs" if method == Method::POST => Need::Scope(Scope::Push),
         "/log/set" | "/loki/api/v1/push" => Need::Scope(Scope::Push),
-        "/v1/logs" | "/v1/logs/export" | "/v1/services" | "/v1/tail" | "/ws" => {
+        "/v1/logs" | "/v1/services" | "/v1/tail" | "/v1/histogram" | "/v1/views" | "/ws" => {
             Need::Scope(Scope::Read)
         }
-        p if p.starts_with("/v1/services/") || p.starts_with("/log/get/") => {
+        // Export, an entry's context; services' tags; saved views by name;
+        // alert firings.
+        p if [
+            "/v1/logs/",
+            "/v1/services/",
+            "/v1/views/",
+            "/v1/alerts/",
+            "/log/get/",
+        ]
+        .iter()
+        .any(|prefix| p.starts_with(prefix)) =>
+        {
             Need::Scope(Scope::Read)
         }
         _ => Need::Scope(Scope::Admin),
@@ -162,6 +173,15 @@ mod tests {
             ),
             Need::Scope(Scope::Push)
         );
+        for path in [
+            "/v1/histogram",
+            "/v1/logs/42/context",
+            "/v1/views",
+            "/v1/views/mine",
+            "/v1/alerts/firings",
+        ] {
+            assert_eq!(need(&get, path), Need::Scope(Scope::Read), "{path}");
+        }
         assert_eq!(need(&get, "/metrics"), Need::Scope(Scope::Admin));
         assert_eq!(need(&get, "/v2/anything"), Need::Scope(Scope::Admin));
         assert_eq!(need(&post, "/"), Need::Scope(Scope::Admin));

@@ -18,7 +18,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::params::{self, Params, query_request};
 use super::tail::{self, TailParams, Tailed};
-use super::{ApiState, batch, body, context, export, histogram, otlp, query};
+use super::{ApiState, alerts, batch, body, context, export, histogram, otlp, query, views};
 use crate::access::Grant;
 use crate::model::json::{EntryIn, RecordOut, parse_entries};
 use crate::model::time;
@@ -34,6 +34,12 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/services/{service}/tags", get(tags))
         .route("/v1/tail", get(tail))
         .route("/v1/histogram", get(histogram::get))
+        .route("/v1/views", get(views::list))
+        .route("/v1/alerts/firings", get(alerts::get))
+        .route(
+            "/v1/views/{name}",
+            axum::routing::put(views::put).delete(views::delete),
+        )
         .with_state(state)
 }
 

@@ -11,8 +11,12 @@ use tonic::{Request, Response, Status, Streaming};
 use super::auth::grant_of;
 use super::error::{ApiError, FieldViolation, with_accepted};
 use super::tail::{self, TailParams};
-use super::{ApiState, context, histogram, query};
+use super::{ApiState, alerts, context, histogram, query, views};
 use crate::proto::log_service_server::LogService;
+use crate::proto::{
+    DeleteViewRequest, DeleteViewResponse, ListAlertFiringsRequest, ListAlertFiringsResponse,
+    ListViewsRequest, ListViewsResponse, PutViewRequest, View,
+};
 use crate::proto::{
     GetContextRequest, GetContextResponse, GetHistogramRequest, GetHistogramResponse,
     ListServicesRequest, ListServicesResponse, ListTagsRequest, ListTagsResponse, PushLogRequest,
@@ -168,6 +172,39 @@ impl LogService for LogApi {
     ) -> Result<Response<GetContextResponse>, Status> {
         Ok(Response::new(
             context::get_context(&self.state, &grant_of(&req)?, req.into_inner()).await?,
+        ))
+    }
+
+    async fn list_views(
+        &self,
+        req: Request<ListViewsRequest>,
+    ) -> Result<Response<ListViewsResponse>, Status> {
+        Ok(Response::new(
+            views::list_views(&self.state, &grant_of(&req)?, req.into_inner()).await?,
+        ))
+    }
+
+    async fn put_view(&self, req: Request<PutViewRequest>) -> Result<Response<View>, Status> {
+        Ok(Response::new(
+            views::put_view(&self.state, &grant_of(&req)?, req.into_inner()).await?,
+        ))
+    }
+
+    async fn delete_view(
+        &self,
+        req: Request<DeleteViewRequest>,
+    ) -> Result<Response<DeleteViewResponse>, Status> {
+        Ok(Response::new(
+            views::delete_view(&self.state, &grant_of(&req)?, req.into_inner()).await?,
+        ))
+    }
+
+    async fn list_alert_firings(
+        &self,
+        req: Request<ListAlertFiringsRequest>,
+    ) -> Result<Response<ListAlertFiringsResponse>, Status> {
+        Ok(Response::new(
+            alerts::list_firings(&self.state, &grant_of(&req)?, req.into_inner()).await?,
         ))
     }
 

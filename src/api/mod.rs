@@ -6,6 +6,7 @@
 //! from following it ([`tail`]). This is the only layer that speaks
 //! `tonic::Status` and HTTP statuses ([`error`]).
 
+pub mod alerts;
 pub mod auth;
 pub mod batch;
 pub mod body;
@@ -26,6 +27,7 @@ pub mod query;
 pub mod seed;
 pub mod tail;
 pub mod unary;
+pub mod views;
 pub mod ws;
 
 use std::sync::Arc;

@@ -130,6 +130,19 @@ pub struct Position {
     pub hold: Option<u64>,
 }
 
+/// A small named document the store keeps beside the records: a saved
+/// view, say. The store does not read the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// What the document is (`view`): names are unique within a kind.
+    pub kind: String,
+    pub name: String,
+    /// Its content, as the layer that owns the kind writes it (JSON).
+    pub body: String,
+    /// When it was last written (µs since the epoch).
+    pub updated_us: i64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores a batch in one transaction and returns the records with their
@@ -194,6 +207,22 @@ pub trait Store: Send + Sync + 'static {
     /// blocked for long; returns how many were deleted. Retention calls it
     /// in a loop until it returns less than `limit`.
     async fn delete_before(&self, cutoff_us: i64, limit: u32) -> Result<u64, StoreError>;
+
+    /// Writes `doc`, replacing the document of the same kind and name.
+    async fn put_document(&self, doc: Document) -> Result<(), StoreError>;
+
+    /// The documents of `kind` by name, ascending for
+    /// [`Order::OldestFirst`] and descending for [`Order::NewestFirst`]
+    /// (names that start with a time sort by it), at most `limit`.
+    async fn documents(
+        &self,
+        kind: &str,
+        order: Order,
+        limit: u32,
+    ) -> Result<Vec<Document>, StoreError>;
+
+    /// Deletes the document `kind`/`name`; whether there was one.
+    async fn delete_document(&self, kind: &str, name: &str) -> Result<bool, StoreError>;
 
     /// The position named `name`, if one was kept.
     async fn position(&self, name: &str) -> Result<Option<Position>, StoreError>;

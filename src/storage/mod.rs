@@ -14,7 +14,7 @@ pub mod sqlite;
 
 use std::sync::Arc;
 
-pub use contract::{Order, Position, Query, QueryResult, Store, StoreError};
+pub use contract::{Document, Order, Position, Query, QueryResult, Store, StoreError};
 use mysql::{MysqlArgs, MysqlStore};
 use sqlite::{SqliteArgs, SqliteStore};
 

@@ -15,6 +15,7 @@ mod chain;
 mod chunks;
 mod connect;
 mod delivery;
+mod documents;
 mod indexer;
 mod infile;
 mod keyspace;
@@ -40,7 +41,9 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
 use super::codec::{LogRow, history_queries, query_result, stored_record};
-use super::contract::{Position, Query, QueryResult, Store, StoreError, resolve_within};
+use super::contract::{
+    Document, Order, Position, Query, QueryResult, Store, StoreError, resolve_within,
+};
 use super::histogram::{Counted, count_row, counted};
 use super::rollup::rollup_queries;
 use super::schema::mysql::write_contention;
@@ -451,6 +454,23 @@ impl Store for MysqlStore {
         let mut c = self.conn().await?;
         c.transaction(async |c| ledger::delete_before(c, cutoff_us, limit).await)
             .await
+    }
+
+    async fn put_document(&self, doc: Document) -> Result<(), StoreError> {
+        documents::put(&mut *self.conn().await?, &doc).await
+    }
+
+    async fn documents(
+        &self,
+        kind: &str,
+        order: Order,
+        limit: u32,
+    ) -> Result<Vec<Document>, StoreError> {
+        documents::list(&mut *self.conn().await?, kind, order, limit).await
+    }
+
+    async fn delete_document(&self, kind: &str, name: &str) -> Result<bool, StoreError> {
+        documents::delete(&mut *self.conn().await?, kind, name).await
     }
 
     async fn position(&self, name: &str) -> Result<Option<Position>, StoreError> {

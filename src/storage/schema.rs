@@ -92,6 +92,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Small named documents beside the records (saved views), unique by
+    /// kind and name; the body is JSON.
+    documents (kind, name) {
+        kind -> Text,
+        name -> Text,
+        body -> Text,
+        updated_us -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     logs,
     logs_text,

@@ -23,7 +23,9 @@ use super::codec::{
     BatchRows, LogRow, dedup_keys, drop_stored_keys, history_queries, query_result, split_expired,
     stored_record, tag_keys,
 };
-use super::contract::{Position, Query, QueryResult, Store, StoreError, resolve_within};
+use super::contract::{
+    Document, Order, Position, Query, QueryResult, Store, StoreError, resolve_within,
+};
 use super::histogram::{Counted, count_row, counted};
 use super::rollup::rollup_queries;
 use super::schema::{self, log_tags, logs, service_tags, services};
@@ -31,6 +33,7 @@ use crate::model::{Filter, QueuedEntry};
 use crate::proto::LogRecord;
 
 pub mod bulk;
+mod documents;
 mod indexer;
 mod ledger;
 mod text;
@@ -357,6 +360,27 @@ impl Store for SqliteStore {
 
     async fn text_index_reach(&self) -> Result<u64, StoreError> {
         self.read(|c| Ok(text::reach(c)?)).await
+    }
+
+    async fn put_document(&self, doc: Document) -> Result<(), StoreError> {
+        self.write(move |w| documents::put(&mut w.conn, &doc)).await
+    }
+
+    async fn documents(
+        &self,
+        kind: &str,
+        order: Order,
+        limit: u32,
+    ) -> Result<Vec<Document>, StoreError> {
+        let kind = kind.to_string();
+        self.read(move |c| documents::list(c, &kind, order, limit))
+            .await
+    }
+
+    async fn delete_document(&self, kind: &str, name: &str) -> Result<bool, StoreError> {
+        let (kind, name) = (kind.to_string(), name.to_string());
+        self.write(move |w| documents::delete(&mut w.conn, &kind, &name))
+            .await
     }
 
     async fn position(&self, name: &str) -> Result<Option<Position>, StoreError> {

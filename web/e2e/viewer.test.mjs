@@ -39,6 +39,9 @@
 //  16a-c  a page on another origin cannot store entries (no-cors text/plain fetch, forms,
 //      JSON fetch), with and without keys; listed in --cors-origins, it can
 //  17  over TLS
+//  20  #alerts: the latest alert firings (li.firing) with a link to the rule's view
+//  19  saved views: #save-view / #view-name keep the view on the server, #views lists
+//      them (a[data-name] links, button.delete-view) in every browser
 //  18a-f  the volume chart (#volume, .bucket[data-start][data-end][data-total] with a
 //      .seg[data-level][data-count] per level): counts and colours, live growth with few
 //      requests, drag to zoom, click to jump, filters, a failing call
@@ -1582,4 +1585,88 @@ e2e('18f. a failing histogram call shows a note in the chart and leaves the list
   await pushHttp(server, [{ service: S, level: 'error', message: 'after the failure' }]);
   await waitFor(() => domRows(page), (rows) => rows.some((r) => r.msg === 'after the failure'), { what: 'the new entry live' });
   await waitChart(page, (c) => c.total === 13 && c.note === '', 'the chart back with 13 entries', 20000);
+});
+
+// ------------------------------------------------------------------ 19
+
+e2e('19. a saved view (#save-view) is listed in #views in another browser, opens its filters by URL, and is deleted with its ×', async ({ server, page }) => {
+  const S = uniqueService('views');
+  await pushHttp(server, [
+    { service: S, level: 'error', message: 'boom timeout' },
+    { service: S, level: 'info', message: 'fine timeout' },
+    { service: S, level: 'error', message: 'boom other' },
+  ]);
+  await openViewer(page, server, `/?service=${encodeURIComponent(S)}&levels=ERROR&q=timeout&range=24h`);
+  await waitFor(() => domRows(page), (rs) => rs.length === 1, { what: 'the filtered view' });
+  await page.fill('#view-name', 'errors with timeout');
+  await page.click('#save-view button[type=submit]');
+  const link = '#views a[data-name="errors with timeout"]';
+  await page.waitForSelector(link, { timeout: 15000 });
+  const u = new URL(await page.$eval(link, (a) => a.href));
+  assert.equal(u.searchParams.get('service'), S, `saved ${u}`);
+  assert.equal(u.searchParams.get('levels'), 'ERROR', `saved ${u}`);
+  assert.equal(u.searchParams.get('q'), 'timeout', `saved ${u}`);
+  assert.equal(u.searchParams.get('range'), '24h', `a relative range stays relative: ${u}`);
+
+  // Another browser, another profile: the view is on the server.
+  const other = await openBrowser();
+  try {
+    await openViewer(other.page, server, `/?service=${encodeURIComponent(S)}`);
+    await other.page.waitForSelector(link, { timeout: 15000 });
+    await other.page.click(link);
+    await waitFor(() => domRows(other.page), (rs) => rs.length === 1 && rs[0].msg === 'boom timeout',
+      { what: 'the saved view\'s entries in the other browser' });
+    assert.equal((await urlParams(other.page)).q, 'timeout');
+    const levels = await checkState(other.page, '#level-filter', 'data-level');
+    assert.ok(levels.ERROR && !levels.INFO, `level checks ${short(levels)}`);
+    await other.page.click('#views button.delete-view[data-name="errors with timeout"]');
+    await waitFor(() => other.page.$$eval('#views li', (els) => els.length), (n) => n === 0, { what: 'the view deleted' });
+  } finally {
+    await other.close();
+  }
+  const res = await (await fetch(`${server.url}/v1/views`)).json();
+  assert.deepEqual(res.views, [], 'deleted on the server');
+});
+
+// ------------------------------------------------------------------ 20
+
+/** A webhook receiver on an ephemeral port that counts what it is sent. */
+async function hookReceiver() {
+  const got = [];
+  const server = createHttpServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => { got.push(body); res.writeHead(200).end(); });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}/hook`, got, close: () => server.close() };
+}
+
+const ALERTED = uniqueService('alerted');
+let hook;
+e2e('20. an alert that fires is listed in #alerts with a link to its rule\'s view', async ({ server, page }) => {
+  try {
+    await openViewer(page, server, `/?service=${encodeURIComponent(ALERTED)}`);
+    assert.ok(await page.isHidden('#alerts'), '#alerts is hidden before any firing');
+    await pushHttp(server, [{ service: ALERTED, level: 'error', message: 'card declined' }]);
+    await waitFor(() => hook.got.length, (n) => n >= 1, { what: 'the webhook to be called' });
+    await page.reload();
+    const item = await waitFor(() => page.$$eval('#firings li.firing a', (as) => as.map((a) => ({ text: a.textContent, href: a.href }))),
+      (items) => items.length === 1, { what: 'the firing in #alerts', timeout: 40000 });
+    assert.equal(item[0].text, 'declined cards');
+    const u = new URL(item[0].href);
+    assert.equal(u.origin, new URL(server.url).origin, `the link stays on this server: ${u}`);
+    assert.equal(u.searchParams.get('service'), ALERTED);
+    assert.equal(u.searchParams.get('levels'), 'ERROR,FATAL');
+  } finally {
+    hook.close();
+  }
+}, {
+  server: async () => {
+    hook = await hookReceiver();
+    const dir = mkdtempSync(join(tmpdir(), 'tl-alerts-'));
+    const file = join(dir, 'alerts.toml');
+    writeFileSync(file, `[[alert]]\nname = "declined cards"\nservices = ["${ALERTED}"]\nmin_level = "error"\nwindow = "1m"\nwebhook = "${hook.url}"\n`);
+    return { args: ['--alerts-file', file] };
+  },
 });

@@ -8,12 +8,14 @@ import { prefs } from "./state/prefs";
 import { parseUrl } from "./state/url";
 import { Download } from "./ui/download";
 import { Filters } from "./ui/filters";
+import { Firings } from "./ui/firings";
 import { HistogramView } from "./ui/histogram";
 import { bindPointer } from "./ui/histogram-pointer";
 import { KeyDialog } from "./ui/key-dialog";
 import { bindKeys } from "./ui/keyboard";
 import { initTheme } from "./ui/theme";
 import { Toolbar } from "./ui/toolbar";
+import { SavedViews } from "./ui/views";
 import { VolumeChart } from "./volume";
 
 declare global {
@@ -48,6 +50,7 @@ bindPointer(chart, {
 const volume = new VolumeChart(chart);
 controller = new Controller(view, document.getElementById("log-list") as HTMLElement, toolbar, filters, volume);
 new Download(() => controller.current, (text) => toolbar.notice(text));
+const savedViews = new SavedViews(() => controller.current, (text) => toolbar.notice(text));
 
 // Before the first call: a server started with --keys-file refuses it
 // without a key, and that opens the key form.
@@ -102,3 +105,5 @@ if (view.service) {
   controller.open(view);
 }
 void catalog.start();
+void savedViews.refresh();
+new Firings().start();

@@ -1,7 +1,8 @@
 //! Sending notifications: the body a rule's format asks for, POSTed to its
-//! webhook with retries and backoff. Deliveries run beside evaluation, a
-//! bounded number at a time, so a slow receiver holds up neither the rules
-//! nor other receivers.
+//! webhook with retries and backoff, and kept in the store as a firing
+//! (before the first attempt, and again with how delivery went).
+//! Deliveries run beside evaluation, a bounded number at a time, so a slow
+//! receiver holds up neither the rules nor other receivers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,9 +14,11 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::AlertMetrics;
 use super::rules::{Condition, Format, Rule};
 use super::state::{Notice, Phase};
+use crate::model::firing::{self, Firing};
 use crate::model::json::RecordOut;
 use crate::model::{level, time};
 use crate::net::backoff::Backoff;
+use crate::storage::{Document, Store};
 
 /// Attempts at one notification before it counts as failed.
 const ATTEMPTS: u32 = 5;
@@ -36,6 +39,8 @@ pub struct Deliverer {
     http: reqwest::Client,
     /// How the viewer is reached, for the notification's `url`.
     public_url: Arc<str>,
+    /// Where firings are kept.
+    store: Arc<dyn Store>,
     /// Deliveries under way at once.
     running: Arc<Semaphore>,
     /// Deliveries not finished (permits taken when one is handed over).
@@ -46,7 +51,12 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    pub fn new(public_url: &str, metrics: AlertMetrics, stop: CancellationToken) -> Self {
+    pub fn new(
+        public_url: &str,
+        store: Arc<dyn Store>,
+        metrics: AlertMetrics,
+        stop: CancellationToken,
+    ) -> Self {
         let http = reqwest::Client::builder()
             .timeout(ATTEMPT_TIMEOUT)
             .build()
@@ -54,6 +64,7 @@ impl Deliverer {
         Deliverer {
             http,
             public_url: public_url.into(),
+            store,
             running: Arc::new(Semaphore::new(CONCURRENT)),
             pending: Arc::new(Semaphore::new(MOST_PENDING)),
             metrics,
@@ -80,12 +91,20 @@ impl Deliverer {
     }
 
     async fn deliver(&self, n: Notice) {
-        let body = body(&n, &self.public_url);
+        let url = viewer_url(&n.rule, n.at_us, &self.public_url);
+        let body = body(&n, &url);
+        let mut kept = firing_of(&n, url);
+        self.keep(&kept).await;
         let mut backoff = Backoff::new(RETRY_MIN, RETRY_MAX);
         let mut why = String::new();
         for attempt in 1..=ATTEMPTS {
+            kept.attempts = attempt;
             match self.post(&n.rule.webhook, &body).await {
-                Ok(()) => return,
+                Ok(()) => {
+                    kept.delivery = "delivered".into();
+                    self.keep(&kept).await;
+                    return;
+                }
                 Err(e) => why = e,
             }
             tracing::debug!(alert = %n.rule.name, attempt, error = %why, "alert notification not delivered yet");
@@ -98,6 +117,28 @@ impl Deliverer {
         }
         tracing::warn!(alert = %n.rule.name, error = %why, "alert notification not delivered");
         self.metrics.failed(&n.rule.name);
+        kept.delivery = format!("failed: {why}");
+        self.keep(&kept).await;
+    }
+
+    /// Writes `f` to the store; a store that cannot take it is logged, and
+    /// delivery goes on.
+    async fn keep(&self, f: &Firing) {
+        let body = match serde_json::to_string(f) {
+            Ok(b) => b,
+            Err(e) => {
+                return tracing::error!(error = %e, "an alert firing could not be written as JSON");
+            }
+        };
+        let doc = Document {
+            kind: firing::KIND.into(),
+            name: f.name(),
+            body,
+            updated_us: time::now_micros(),
+        };
+        if let Err(e) = self.store.put_document(doc).await {
+            tracing::warn!(alert = %f.alert, error = %e, "an alert firing was not kept in the store");
+        }
     }
 
     async fn post(&self, url: &str, body: &Value) -> Result<(), String> {
@@ -116,13 +157,36 @@ impl Deliverer {
     }
 }
 
-/// The notification's body in the rule's format.
-pub fn body(n: &Notice, public_url: &str) -> Value {
-    let url = viewer_url(&n.rule, n.at_us, public_url);
+/// What the store keeps of notice `n`, before its delivery.
+fn firing_of(n: &Notice, url: String) -> Firing {
+    Firing {
+        alert: n.rule.name.clone(),
+        state: phase_name(n.phase).into(),
+        condition: condition(&n.rule),
+        services: n.rule.filter.services.clone(),
+        count: n.count,
+        first_id: n.first_id,
+        last_id: n.last_id,
+        at_us: n.at_us,
+        delivery: "pending".into(),
+        attempts: 0,
+        url,
+    }
+}
+
+fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Firing => "firing",
+        Phase::Resolved => "resolved",
+    }
+}
+
+/// The notification's body in the rule's format, linking to `url`.
+pub fn body(n: &Notice, url: &str) -> Value {
     match n.rule.format {
         Format::Json => json!({
             "alert": n.rule.name,
-            "state": match n.phase { Phase::Firing => "firing", Phase::Resolved => "resolved" },
+            "state": phase_name(n.phase),
             "condition": condition(&n.rule),
             "count": n.count,
             "window": format!("{}s", n.rule.window.as_secs()),
@@ -132,7 +196,7 @@ pub fn body(n: &Notice, public_url: &str) -> Value {
             "samples": n.samples.iter().map(RecordOut::from).collect::<Vec<_>>(),
             "url": url,
         }),
-        Format::Slack => json!({ "text": slack_text(n, &url) }),
+        Format::Slack => json!({ "text": slack_text(n, url) }),
     }
 }
 
@@ -170,7 +234,7 @@ fn slack_text(n: &Notice, url: &str) -> String {
 }
 
 /// The viewer on the rule's filter, over the window up to the moment.
-fn viewer_url(rule: &Rule, at_us: i64, public_url: &str) -> String {
+pub fn viewer_url(rule: &Rule, at_us: i64, public_url: &str) -> String {
     let f = &rule.filter;
     let from = at_us.saturating_sub(rule.window.as_micros().min(i64::MAX as u128) as i64);
     let mut q = form_urlencoded::Serializer::new(String::new());
@@ -238,7 +302,11 @@ mod tests {
 
     #[test]
     fn json_and_slack_bodies_carry_the_facts_and_a_link() {
-        let v = body(&notice(Format::Json), "http://tl.example:50051/");
+        let n = notice(Format::Json);
+        let v = body(
+            &n,
+            &viewer_url(&n.rule, n.at_us, "http://tl.example:50051/"),
+        );
         assert_eq!(v["alert"], "payments errors");
         assert_eq!(
             (v["state"].as_str(), v["count"].as_u64()),
@@ -251,7 +319,8 @@ mod tests {
         assert_eq!(v["samples"][0]["message"], "upstream time out");
         let url = v["url"].as_str().expect("url");
         assert!(url.starts_with("http://tl.example:50051/?service=payments&levels=ERROR%2CFATAL&q=time+out&range=custom&from="), "{url}");
-        let s = body(&notice(Format::Slack), "http://tl");
+        let n = notice(Format::Slack);
+        let s = body(&n, &viewer_url(&n.rule, n.at_us, "http://tl"));
         let text = s["text"].as_str().expect("text");
         assert!(text.contains("*payments errors* is firing"), "{text}");
         assert!(

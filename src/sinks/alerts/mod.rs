@@ -161,10 +161,16 @@ impl Sink for AlertsSink {
             metrics.clone(),
             cx.stop.clone(),
         );
+        let deliverer = Deliverer::new(
+            &this.public_url,
+            cx.store.clone(),
+            metrics.clone(),
+            cx.stop.clone(),
+        );
         let evaluator = Evaluator {
             hub: cx.hub,
             store: cx.store,
-            deliverer: Deliverer::new(&this.public_url, metrics.clone(), cx.stop.clone()),
+            deliverer,
             metrics,
             rules,
         };

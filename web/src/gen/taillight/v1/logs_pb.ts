@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taillight/v1/logs.proto.
  */
 export const file_taillight_v1_logs: GenFile = /*@__PURE__*/
-  fileDesc("Chd0YWlsbGlnaHQvdjEvbG9ncy5wcm90bxIMdGFpbGxpZ2h0LnYxIpoCCghMb2dFbnRyeRIPCgdzZXJ2aWNlGAEgASgJEiIKBWxldmVsGAIgASgOMhMudGFpbGxpZ2h0LnYxLkxldmVsEg8KB21lc3NhZ2UYAyABKAkSDAoEdGFncxgEIAMoCRI6CgphdHRyaWJ1dGVzGAUgAygLMiYudGFpbGxpZ2h0LnYxLkxvZ0VudHJ5LkF0dHJpYnV0ZXNFbnRyeRIoCgR0aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCgh0cmFjZV9pZBgHIAEoCRIPCgdzcGFuX2lkGAggASgJGjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBItsCCglMb2dSZWNvcmQSCgoCaWQYASABKAQSDwoHc2VydmljZRgCIAEoCRIiCgVsZXZlbBgDIAEoDjITLnRhaWxsaWdodC52MS5MZXZlbBIPCgdtZXNzYWdlGAQgASgJEgwKBHRhZ3MYBSADKAkSOwoKYXR0cmlidXRlcxgGIAMoCzInLnRhaWxsaWdodC52MS5Mb2dSZWNvcmQuQXR0cmlidXRlc0VudHJ5EigKBHRpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXJlY2VpdmVkX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRyYWNlX2lkGAkgASgJEg8KB3NwYW5faWQYCiABKAkaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiNwoOUHVzaExvZ1JlcXVlc3QSJQoFZW50cnkYASABKAsyFi50YWlsbGlnaHQudjEuTG9nRW50cnkiEQoPUHVzaExvZ1Jlc3BvbnNlIjoKD1B1c2hMb2dzUmVxdWVzdBInCgdlbnRyaWVzGAEgAygLMhYudGFpbGxpZ2h0LnYxLkxvZ0VudHJ5IiQKEFB1c2hMb2dzUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAQihgEKCUxvZ0ZpbHRlchIQCghzZXJ2aWNlcxgBIAMoCRIjCgZsZXZlbHMYAiADKA4yEy50YWlsbGlnaHQudjEuTGV2ZWwSJgoJbWluX2xldmVsGAMgASgOMhMudGFpbGxpZ2h0LnYxLkxldmVsEgwKBHRhZ3MYBCADKAkSDAoEdGV4dBgFIAEoCSKfAQoLVGFpbFJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcudGFpbGxpZ2h0LnYxLkxvZ0ZpbHRlchIVCghhZnRlcl9pZBgCIAEoBEgAiAEBEgwKBGxhc3QYAyABKA0SNQoSaGVhcnRiZWF0X2ludGVydmFsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgsKCV9hZnRlcl9pZCLHAQoMVGFpbFJlc3BvbnNlEigKB3JlY29yZHMYASABKAsyFS50YWlsbGlnaHQudjEuUmVjb3Jkc0gAEiwKCWhlYXJ0YmVhdBgCIAEoCzIXLnRhaWxsaWdodC52MS5IZWFydGJlYXRIABIoCgdza2lwcGVkGAMgASgLMhUudGFpbGxpZ2h0LnYxLlNraXBwZWRIABIsCgZzdGF0dXMYBCABKAsyGi50YWlsbGlnaHQudjEuU3RyZWFtU3RhdHVzSABCBwoFZXZlbnQiMwoHUmVjb3JkcxIoCgdyZWNvcmRzGAEgAygLMhcudGFpbGxpZ2h0LnYxLkxvZ1JlY29yZCJGCglIZWFydGJlYXQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHbGFzdF9pZBgCIAEoBCI7CgdTa2lwcGVkEg0KBWNvdW50GAEgASgEEhAKCGZpcnN0X2lkGAIgASgEEg8KB2xhc3RfaWQYAyABKAQilAEKDFN0cmVhbVN0YXR1cxIvCgVzdGF0ZRgBIAEoDjIgLnRhaWxsaWdodC52MS5TdHJlYW1TdGF0dXMuU3RhdGUSDwoHbWVzc2FnZRgCIAEoCSJCCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEg4KClNUQVRFX0xJVkUQARISCg5TVEFURV9ERUdSQURFRBACItMCChBRdWVyeUxvZ3NSZXF1ZXN0EicKBmZpbHRlchgBIAEoCzIXLnRhaWxsaWdodC52MS5Mb2dGaWx0ZXISLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiIKBW9yZGVyGAQgASgOMhMudGFpbGxpZ2h0LnYxLk9yZGVyEhEKCXBhZ2Vfc2l6ZRgFIAEoDRISCgpwYWdlX3Rva2VuGAYgASgJEgwKBHBhZ2UYByABKA0SFQoNaW5jbHVkZV90b3RhbBgIIAEoCBIVCghhZnRlcl9pZBgJIAEoBEgAiAEBEhYKCWJlZm9yZV9pZBgKIAEoBEgBiAEBQgsKCV9hZnRlcl9pZEIMCgpfYmVmb3JlX2lkIoABChFRdWVyeUxvZ3NSZXNwb25zZRIoCgdyZWNvcmRzGAEgAygLMhcudGFpbGxpZ2h0LnYxLkxvZ1JlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSGAoLdG90YWxfY291bnQYAyABKARIAIgBAUIOCgxfdG90YWxfY291bnQirQEKE0dldEhpc3RvZ3JhbVJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcudGFpbGxpZ2h0LnYxLkxvZ0ZpbHRlchIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHYnVja2V0cxgEIAEoDSLPAQoPSGlzdG9ncmFtQnVja2V0EikKBXN0YXJ0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgNlbmQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKBmNvdW50cxgDIAMoCzIpLnRhaWxsaWdodC52MS5IaXN0b2dyYW1CdWNrZXQuQ291bnRzRW50cnkaLQoLQ291bnRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgEOgI4ASJGChRHZXRIaXN0b2dyYW1SZXNwb25zZRIuCgdidWNrZXRzGAEgAygLMh0udGFpbGxpZ2h0LnYxLkhpc3RvZ3JhbUJ1Y2tldCJzChFHZXRDb250ZXh0UmVxdWVzdBIKCgJpZBgBIAEoBBITCgZiZWZvcmUYAiABKA1IAIgBARISCgVhZnRlchgDIAEoDUgBiAEBEhQKDGFsbF9zZXJ2aWNlcxgEIAEoCEIJCgdfYmVmb3JlQggKBl9hZnRlciK2AQoSR2V0Q29udGV4dFJlc3BvbnNlEicKBmJlZm9yZRgBIAMoCzIXLnRhaWxsaWdodC52MS5Mb2dSZWNvcmQSJgoFZW50cnkYAiABKAsyFy50YWlsbGlnaHQudjEuTG9nUmVjb3JkEiYKBWFmdGVyGAMgAygLMhcudGFpbGxpZ2h0LnYxLkxvZ1JlY29yZBITCgttb3JlX2JlZm9yZRgEIAEoCBISCgptb3JlX2FmdGVyGAUgASgIIhUKE0xpc3RTZXJ2aWNlc1JlcXVlc3QiKAoUTGlzdFNlcnZpY2VzUmVzcG9uc2USEAoIc2VydmljZXMYASADKAkiIgoPTGlzdFRhZ3NSZXF1ZXN0Eg8KB3NlcnZpY2UYASABKAkiIAoQTGlzdFRhZ3NSZXNwb25zZRIMCgR0YWdzGAEgAygJKoIBCgVMZXZlbBIVChFMRVZFTF9VTlNQRUNJRklFRBAAEg8KC0xFVkVMX1RSQUNFEAESDwoLTEVWRUxfREVCVUcQAhIOCgpMRVZFTF9JTkZPEAMSDgoKTEVWRUxfV0FSThAEEg8KC0xFVkVMX0VSUk9SEAUSDwoLTEVWRUxfRkFUQUwQBipOCgVPcmRlchIVChFPUkRFUl9VTlNQRUNJRklFRBAAEhYKEk9SREVSX05FV0VTVF9GSVJTVBABEhYKEk9SREVSX09MREVTVF9GSVJTVBACMvoECgpMb2dTZXJ2aWNlEkYKB1B1c2hMb2cSHC50YWlsbGlnaHQudjEuUHVzaExvZ1JlcXVlc3QaHS50YWlsbGlnaHQudjEuUHVzaExvZ1Jlc3BvbnNlEksKCFB1c2hMb2dzEh0udGFpbGxpZ2h0LnYxLlB1c2hMb2dzUmVxdWVzdBoeLnRhaWxsaWdodC52MS5QdXNoTG9nc1Jlc3BvbnNlKAESPwoEVGFpbBIZLnRhaWxsaWdodC52MS5UYWlsUmVxdWVzdBoaLnRhaWxsaWdodC52MS5UYWlsUmVzcG9uc2UwARJMCglRdWVyeUxvZ3MSHi50YWlsbGlnaHQudjEuUXVlcnlMb2dzUmVxdWVzdBofLnRhaWxsaWdodC52MS5RdWVyeUxvZ3NSZXNwb25zZRJVCgxHZXRIaXN0b2dyYW0SIS50YWlsbGlnaHQudjEuR2V0SGlzdG9ncmFtUmVxdWVzdBoiLnRhaWxsaWdodC52MS5HZXRIaXN0b2dyYW1SZXNwb25zZRJPCgpHZXRDb250ZXh0Eh8udGFpbGxpZ2h0LnYxLkdldENvbnRleHRSZXF1ZXN0GiAudGFpbGxpZ2h0LnYxLkdldENvbnRleHRSZXNwb25zZRJVCgxMaXN0U2VydmljZXMSIS50YWlsbGlnaHQudjEuTGlzdFNlcnZpY2VzUmVxdWVzdBoiLnRhaWxsaWdodC52MS5MaXN0U2VydmljZXNSZXNwb25zZRJJCghMaXN0VGFncxIdLnRhaWxsaWdodC52MS5MaXN0VGFnc1JlcXVlc3QaHi50YWlsbGlnaHQudjEuTGlzdFRhZ3NSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_google_protobuf_duration]);
+  fileDesc("Chd0YWlsbGlnaHQvdjEvbG9ncy5wcm90bxIMdGFpbGxpZ2h0LnYxIpoCCghMb2dFbnRyeRIPCgdzZXJ2aWNlGAEgASgJEiIKBWxldmVsGAIgASgOMhMudGFpbGxpZ2h0LnYxLkxldmVsEg8KB21lc3NhZ2UYAyABKAkSDAoEdGFncxgEIAMoCRI6CgphdHRyaWJ1dGVzGAUgAygLMiYudGFpbGxpZ2h0LnYxLkxvZ0VudHJ5LkF0dHJpYnV0ZXNFbnRyeRIoCgR0aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCgh0cmFjZV9pZBgHIAEoCRIPCgdzcGFuX2lkGAggASgJGjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBItsCCglMb2dSZWNvcmQSCgoCaWQYASABKAQSDwoHc2VydmljZRgCIAEoCRIiCgVsZXZlbBgDIAEoDjITLnRhaWxsaWdodC52MS5MZXZlbBIPCgdtZXNzYWdlGAQgASgJEgwKBHRhZ3MYBSADKAkSOwoKYXR0cmlidXRlcxgGIAMoCzInLnRhaWxsaWdodC52MS5Mb2dSZWNvcmQuQXR0cmlidXRlc0VudHJ5EigKBHRpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXJlY2VpdmVkX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRyYWNlX2lkGAkgASgJEg8KB3NwYW5faWQYCiABKAkaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiNwoOUHVzaExvZ1JlcXVlc3QSJQoFZW50cnkYASABKAsyFi50YWlsbGlnaHQudjEuTG9nRW50cnkiEQoPUHVzaExvZ1Jlc3BvbnNlIjoKD1B1c2hMb2dzUmVxdWVzdBInCgdlbnRyaWVzGAEgAygLMhYudGFpbGxpZ2h0LnYxLkxvZ0VudHJ5IiQKEFB1c2hMb2dzUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAQihgEKCUxvZ0ZpbHRlchIQCghzZXJ2aWNlcxgBIAMoCRIjCgZsZXZlbHMYAiADKA4yEy50YWlsbGlnaHQudjEuTGV2ZWwSJgoJbWluX2xldmVsGAMgASgOMhMudGFpbGxpZ2h0LnYxLkxldmVsEgwKBHRhZ3MYBCADKAkSDAoEdGV4dBgFIAEoCSKfAQoLVGFpbFJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcudGFpbGxpZ2h0LnYxLkxvZ0ZpbHRlchIVCghhZnRlcl9pZBgCIAEoBEgAiAEBEgwKBGxhc3QYAyABKA0SNQoSaGVhcnRiZWF0X2ludGVydmFsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgsKCV9hZnRlcl9pZCLHAQoMVGFpbFJlc3BvbnNlEigKB3JlY29yZHMYASABKAsyFS50YWlsbGlnaHQudjEuUmVjb3Jkc0gAEiwKCWhlYXJ0YmVhdBgCIAEoCzIXLnRhaWxsaWdodC52MS5IZWFydGJlYXRIABIoCgdza2lwcGVkGAMgASgLMhUudGFpbGxpZ2h0LnYxLlNraXBwZWRIABIsCgZzdGF0dXMYBCABKAsyGi50YWlsbGlnaHQudjEuU3RyZWFtU3RhdHVzSABCBwoFZXZlbnQiMwoHUmVjb3JkcxIoCgdyZWNvcmRzGAEgAygLMhcudGFpbGxpZ2h0LnYxLkxvZ1JlY29yZCJGCglIZWFydGJlYXQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHbGFzdF9pZBgCIAEoBCI7CgdTa2lwcGVkEg0KBWNvdW50GAEgASgEEhAKCGZpcnN0X2lkGAIgASgEEg8KB2xhc3RfaWQYAyABKAQilAEKDFN0cmVhbVN0YXR1cxIvCgVzdGF0ZRgBIAEoDjIgLnRhaWxsaWdodC52MS5TdHJlYW1TdGF0dXMuU3RhdGUSDwoHbWVzc2FnZRgCIAEoCSJCCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEg4KClNUQVRFX0xJVkUQARISCg5TVEFURV9ERUdSQURFRBACItMCChBRdWVyeUxvZ3NSZXF1ZXN0EicKBmZpbHRlchgBIAEoCzIXLnRhaWxsaWdodC52MS5Mb2dGaWx0ZXISLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiIKBW9yZGVyGAQgASgOMhMudGFpbGxpZ2h0LnYxLk9yZGVyEhEKCXBhZ2Vfc2l6ZRgFIAEoDRISCgpwYWdlX3Rva2VuGAYgASgJEgwKBHBhZ2UYByABKA0SFQoNaW5jbHVkZV90b3RhbBgIIAEoCBIVCghhZnRlcl9pZBgJIAEoBEgAiAEBEhYKCWJlZm9yZV9pZBgKIAEoBEgBiAEBQgsKCV9hZnRlcl9pZEIMCgpfYmVmb3JlX2lkIoABChFRdWVyeUxvZ3NSZXNwb25zZRIoCgdyZWNvcmRzGAEgAygLMhcudGFpbGxpZ2h0LnYxLkxvZ1JlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSGAoLdG90YWxfY291bnQYAyABKARIAIgBAUIOCgxfdG90YWxfY291bnQirQEKE0dldEhpc3RvZ3JhbVJlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcudGFpbGxpZ2h0LnYxLkxvZ0ZpbHRlchIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHYnVja2V0cxgEIAEoDSLPAQoPSGlzdG9ncmFtQnVja2V0EikKBXN0YXJ0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgNlbmQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKBmNvdW50cxgDIAMoCzIpLnRhaWxsaWdodC52MS5IaXN0b2dyYW1CdWNrZXQuQ291bnRzRW50cnkaLQoLQ291bnRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgEOgI4ASJGChRHZXRIaXN0b2dyYW1SZXNwb25zZRIuCgdidWNrZXRzGAEgAygLMh0udGFpbGxpZ2h0LnYxLkhpc3RvZ3JhbUJ1Y2tldCJzChFHZXRDb250ZXh0UmVxdWVzdBIKCgJpZBgBIAEoBBITCgZiZWZvcmUYAiABKA1IAIgBARISCgVhZnRlchgDIAEoDUgBiAEBEhQKDGFsbF9zZXJ2aWNlcxgEIAEoCEIJCgdfYmVmb3JlQggKBl9hZnRlciK2AQoSR2V0Q29udGV4dFJlc3BvbnNlEicKBmJlZm9yZRgBIAMoCzIXLnRhaWxsaWdodC52MS5Mb2dSZWNvcmQSJgoFZW50cnkYAiABKAsyFy50YWlsbGlnaHQudjEuTG9nUmVjb3JkEiYKBWFmdGVyGAMgAygLMhcudGFpbGxpZ2h0LnYxLkxvZ1JlY29yZBITCgttb3JlX2JlZm9yZRgEIAEoCBISCgptb3JlX2FmdGVyGAUgASgIIlUKBFZpZXcSDAoEbmFtZRgBIAEoCRINCgVzdGF0ZRgCIAEoCRIwCgx1cGRhdGVkX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhIKEExpc3RWaWV3c1JlcXVlc3QiNgoRTGlzdFZpZXdzUmVzcG9uc2USIQoFdmlld3MYASADKAsyEi50YWlsbGlnaHQudjEuVmlldyIyCg5QdXRWaWV3UmVxdWVzdBIgCgR2aWV3GAEgASgLMhIudGFpbGxpZ2h0LnYxLlZpZXciIQoRRGVsZXRlVmlld1JlcXVlc3QSDAoEbmFtZRgBIAEoCSIUChJEZWxldGVWaWV3UmVzcG9uc2UigAIKC0FsZXJ0RmlyaW5nEg0KBWFsZXJ0GAEgASgJEg0KBXN0YXRlGAIgASgJEhEKCWNvbmRpdGlvbhgDIAEoCRIQCghzZXJ2aWNlcxgEIAMoCRINCgVjb3VudBgFIAEoBBIVCghmaXJzdF9pZBgGIAEoBEgAiAEBEhQKB2xhc3RfaWQYByABKARIAYgBARIoCgR0aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghkZWxpdmVyeRgJIAEoCRIQCghhdHRlbXB0cxgKIAEoDRILCgN1cmwYCyABKAlCCwoJX2ZpcnN0X2lkQgoKCF9sYXN0X2lkIigKF0xpc3RBbGVydEZpcmluZ3NSZXF1ZXN0Eg0KBWxpbWl0GAEgASgNIkYKGExpc3RBbGVydEZpcmluZ3NSZXNwb25zZRIqCgdmaXJpbmdzGAEgAygLMhkudGFpbGxpZ2h0LnYxLkFsZXJ0RmlyaW5nIhUKE0xpc3RTZXJ2aWNlc1JlcXVlc3QiKAoUTGlzdFNlcnZpY2VzUmVzcG9uc2USEAoIc2VydmljZXMYASADKAkiIgoPTGlzdFRhZ3NSZXF1ZXN0Eg8KB3NlcnZpY2UYASABKAkiIAoQTGlzdFRhZ3NSZXNwb25zZRIMCgR0YWdzGAEgAygJKoIBCgVMZXZlbBIVChFMRVZFTF9VTlNQRUNJRklFRBAAEg8KC0xFVkVMX1RSQUNFEAESDwoLTEVWRUxfREVCVUcQAhIOCgpMRVZFTF9JTkZPEAMSDgoKTEVWRUxfV0FSThAEEg8KC0xFVkVMX0VSUk9SEAUSDwoLTEVWRUxfRkFUQUwQBipOCgVPcmRlchIVChFPUkRFUl9VTlNQRUNJRklFRBAAEhYKEk9SREVSX05FV0VTVF9GSVJTVBABEhYKEk9SREVSX09MREVTVF9GSVJTVBACMrkHCgpMb2dTZXJ2aWNlEkYKB1B1c2hMb2cSHC50YWlsbGlnaHQudjEuUHVzaExvZ1JlcXVlc3QaHS50YWlsbGlnaHQudjEuUHVzaExvZ1Jlc3BvbnNlEksKCFB1c2hMb2dzEh0udGFpbGxpZ2h0LnYxLlB1c2hMb2dzUmVxdWVzdBoeLnRhaWxsaWdodC52MS5QdXNoTG9nc1Jlc3BvbnNlKAESPwoEVGFpbBIZLnRhaWxsaWdodC52MS5UYWlsUmVxdWVzdBoaLnRhaWxsaWdodC52MS5UYWlsUmVzcG9uc2UwARJMCglRdWVyeUxvZ3MSHi50YWlsbGlnaHQudjEuUXVlcnlMb2dzUmVxdWVzdBofLnRhaWxsaWdodC52MS5RdWVyeUxvZ3NSZXNwb25zZRJVCgxHZXRIaXN0b2dyYW0SIS50YWlsbGlnaHQudjEuR2V0SGlzdG9ncmFtUmVxdWVzdBoiLnRhaWxsaWdodC52MS5HZXRIaXN0b2dyYW1SZXNwb25zZRJPCgpHZXRDb250ZXh0Eh8udGFpbGxpZ2h0LnYxLkdldENvbnRleHRSZXF1ZXN0GiAudGFpbGxpZ2h0LnYxLkdldENvbnRleHRSZXNwb25zZRJMCglMaXN0Vmlld3MSHi50YWlsbGlnaHQudjEuTGlzdFZpZXdzUmVxdWVzdBofLnRhaWxsaWdodC52MS5MaXN0Vmlld3NSZXNwb25zZRI7CgdQdXRWaWV3EhwudGFpbGxpZ2h0LnYxLlB1dFZpZXdSZXF1ZXN0GhIudGFpbGxpZ2h0LnYxLlZpZXcSTwoKRGVsZXRlVmlldxIfLnRhaWxsaWdodC52MS5EZWxldGVWaWV3UmVxdWVzdBogLnRhaWxsaWdodC52MS5EZWxldGVWaWV3UmVzcG9uc2USYQoQTGlzdEFsZXJ0RmlyaW5ncxIlLnRhaWxsaWdodC52MS5MaXN0QWxlcnRGaXJpbmdzUmVxdWVzdBomLnRhaWxsaWdodC52MS5MaXN0QWxlcnRGaXJpbmdzUmVzcG9uc2USVQoMTGlzdFNlcnZpY2VzEiEudGFpbGxpZ2h0LnYxLkxpc3RTZXJ2aWNlc1JlcXVlc3QaIi50YWlsbGlnaHQudjEuTGlzdFNlcnZpY2VzUmVzcG9uc2USSQoITGlzdFRhZ3MSHS50YWlsbGlnaHQudjEuTGlzdFRhZ3NSZXF1ZXN0Gh4udGFpbGxpZ2h0LnYxLkxpc3RUYWdzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_google_protobuf_duration]);
 
 /**
  * What a client sends.
@@ -743,6 +743,244 @@ export const GetContextResponseSchema: GenMessage<GetContextResponse> = /*@__PUR
   messageDesc(file_taillight_v1_logs, 19);
 
 /**
+ * @generated from message taillight.v1.View
+ */
+export type View = Message<"taillight.v1.View"> & {
+  /**
+   * 1 to 100 characters, unique.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The viewer's state as the query string of its URL
+   * (`service=api&levels=ERROR&q=timeout&range=1h`): opening
+   * `/?STATE` shows the view. At most 4096 bytes.
+   *
+   * @generated from field: string state = 2;
+   */
+  state: string;
+
+  /**
+   * When it was last saved.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_time = 3;
+   */
+  updatedTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message taillight.v1.View.
+ * Use `create(ViewSchema)` to create a new message.
+ */
+export const ViewSchema: GenMessage<View> = /*@__PURE__*/
+  messageDesc(file_taillight_v1_logs, 20);
+
+/**
+ * @generated from message taillight.v1.ListViewsRequest
+ */
+export type ListViewsRequest = Message<"taillight.v1.ListViewsRequest"> & {
+};
+
+/**
+ * Describes the message taillight.v1.ListViewsRequest.
+ * Use `create(ListViewsRequestSchema)` to create a new message.
+ */
+export const ListViewsRequestSchema: GenMessage<ListViewsRequest> = /*@__PURE__*/
+  messageDesc(file_taillight_v1_logs, 21);
+
+/**
+ * @generated from message taillight.v1.ListViewsResponse
+ */
+export type ListViewsResponse = Message<"taillight.v1.ListViewsResponse"> & {
+  /**
+   * By name.
+   *
+   * @generated from field: repeated taillight.v1.View views = 1;
+   */
+  views: View[];
+};
+
+/**
+ * Describes the message taillight.v1.ListViewsResponse.
+ * Use `create(ListViewsResponseSchema)` to create a new message.
+ */
+export const ListViewsResponseSchema: GenMessage<ListViewsResponse> = /*@__PURE__*/
+  messageDesc(file_taillight_v1_logs, 22);
+
+/**
+ * @generated from message taillight.v1.PutViewRequest
+ */
+export type PutViewRequest = Message<"taillight.v1.PutViewRequest"> & {
+  /**
+   * The name and state; updated_time is set by the server.
+   *
+   * @generated from field: taillight.v1.View view = 1;
+   */
+  view?: View | undefined;
+};
+
+/**
+ * Describes the message taillight.v1.PutViewRequest.
+ * Use `create(PutViewRequestSchema)` to create a new message.
+ */
+export const PutViewRequestSchema: GenMessage<PutViewRequest> = /*@__PURE__*/
+  messageDesc(file_taillight_v1_logs, 23);
+
+/**
+ * @generated from message taillight.v1.DeleteViewRequest
+ */
+export type DeleteViewRequest = Message<"taillight.v1.DeleteViewRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message taillight.v1.DeleteViewRequest.
+ * Use `create(DeleteViewRequestSchema)` to create a new message.
+ */
+export const DeleteViewRequestSchema: GenMessage<DeleteViewRequest> = /*@__PURE__*/
+  messageDesc(file_taillight_v1_logs, 24);
+
+/**
+ * @generated from message taillight.v1.DeleteViewResponse
+ */
+export type DeleteViewResponse = Message<"taillight.v1.DeleteViewResponse"> & {
+};
+
+/**
+ * Describes the message taillight.v1.DeleteViewResponse.
+ * Use `create(DeleteViewResponseSchema)` to create a new message.
+ */
+export const DeleteViewResponseSchema: GenMessage<DeleteViewResponse> = /*@__PURE__*/
+  messageDesc(file_taillight_v1_logs, 25);
+
+/**
+ * @generated from message taillight.v1.AlertFiring
+ */
+export type AlertFiring = Message<"taillight.v1.AlertFiring"> & {
+  /**
+   * The rule's name.
+   *
+   * @generated from field: string alert = 1;
+   */
+  alert: string;
+
+  /**
+   * "firing" or "resolved".
+   *
+   * @generated from field: string state = 2;
+   */
+  state: string;
+
+  /**
+   * The rule's condition in words.
+   *
+   * @generated from field: string condition = 3;
+   */
+  condition: string;
+
+  /**
+   * The rule's services (empty: every service).
+   *
+   * @generated from field: repeated string services = 4;
+   */
+  services: string[];
+
+  /**
+   * Matching entries in the window when it was decided.
+   *
+   * @generated from field: uint64 count = 5;
+   */
+  count: bigint;
+
+  /**
+   * @generated from field: optional uint64 first_id = 6;
+   */
+  firstId?: bigint | undefined;
+
+  /**
+   * @generated from field: optional uint64 last_id = 7;
+   */
+  lastId?: bigint | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 8;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * "pending", "delivered", or "failed: REASON".
+   *
+   * @generated from field: string delivery = 9;
+   */
+  delivery: string;
+
+  /**
+   * POSTs made to the webhook.
+   *
+   * @generated from field: uint32 attempts = 10;
+   */
+  attempts: number;
+
+  /**
+   * The viewer on the rule's filter over the window.
+   *
+   * @generated from field: string url = 11;
+   */
+  url: string;
+};
+
+/**
+ * Describes the message taillight.v1.AlertFiring.
+ * Use `create(AlertFiringSchema)` to create a new message.
+ */
+export const AlertFiringSchema: GenMessage<AlertFiring> = /*@__PURE__*/
+  messageDesc(file_taillight_v1_logs, 26);
+
+/**
+ * @generated from message taillight.v1.ListAlertFiringsRequest
+ */
+export type ListAlertFiringsRequest = Message<"taillight.v1.ListAlertFiringsRequest"> & {
+  /**
+   * 1..1000, default 100.
+   *
+   * @generated from field: uint32 limit = 1;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message taillight.v1.ListAlertFiringsRequest.
+ * Use `create(ListAlertFiringsRequestSchema)` to create a new message.
+ */
+export const ListAlertFiringsRequestSchema: GenMessage<ListAlertFiringsRequest> = /*@__PURE__*/
+  messageDesc(file_taillight_v1_logs, 27);
+
+/**
+ * @generated from message taillight.v1.ListAlertFiringsResponse
+ */
+export type ListAlertFiringsResponse = Message<"taillight.v1.ListAlertFiringsResponse"> & {
+  /**
+   * Those the caller may see: a key limited to services sees the firings of
+   * rules on its services only.
+   *
+   * @generated from field: repeated taillight.v1.AlertFiring firings = 1;
+   */
+  firings: AlertFiring[];
+};
+
+/**
+ * Describes the message taillight.v1.ListAlertFiringsResponse.
+ * Use `create(ListAlertFiringsResponseSchema)` to create a new message.
+ */
+export const ListAlertFiringsResponseSchema: GenMessage<ListAlertFiringsResponse> = /*@__PURE__*/
+  messageDesc(file_taillight_v1_logs, 28);
+
+/**
  * @generated from message taillight.v1.ListServicesRequest
  */
 export type ListServicesRequest = Message<"taillight.v1.ListServicesRequest"> & {
@@ -753,7 +991,7 @@ export type ListServicesRequest = Message<"taillight.v1.ListServicesRequest"> & 
  * Use `create(ListServicesRequestSchema)` to create a new message.
  */
 export const ListServicesRequestSchema: GenMessage<ListServicesRequest> = /*@__PURE__*/
-  messageDesc(file_taillight_v1_logs, 20);
+  messageDesc(file_taillight_v1_logs, 29);
 
 /**
  * @generated from message taillight.v1.ListServicesResponse
@@ -770,7 +1008,7 @@ export type ListServicesResponse = Message<"taillight.v1.ListServicesResponse"> 
  * Use `create(ListServicesResponseSchema)` to create a new message.
  */
 export const ListServicesResponseSchema: GenMessage<ListServicesResponse> = /*@__PURE__*/
-  messageDesc(file_taillight_v1_logs, 21);
+  messageDesc(file_taillight_v1_logs, 30);
 
 /**
  * @generated from message taillight.v1.ListTagsRequest
@@ -787,7 +1025,7 @@ export type ListTagsRequest = Message<"taillight.v1.ListTagsRequest"> & {
  * Use `create(ListTagsRequestSchema)` to create a new message.
  */
 export const ListTagsRequestSchema: GenMessage<ListTagsRequest> = /*@__PURE__*/
-  messageDesc(file_taillight_v1_logs, 22);
+  messageDesc(file_taillight_v1_logs, 31);
 
 /**
  * @generated from message taillight.v1.ListTagsResponse
@@ -804,7 +1042,7 @@ export type ListTagsResponse = Message<"taillight.v1.ListTagsResponse"> & {
  * Use `create(ListTagsResponseSchema)` to create a new message.
  */
 export const ListTagsResponseSchema: GenMessage<ListTagsResponse> = /*@__PURE__*/
-  messageDesc(file_taillight_v1_logs, 23);
+  messageDesc(file_taillight_v1_logs, 32);
 
 /**
  * @generated from enum taillight.v1.Level
@@ -959,6 +1197,46 @@ export const LogService: GenService<{
     methodKind: "unary";
     input: typeof GetContextRequestSchema;
     output: typeof GetContextResponseSchema;
+  },
+  /**
+   * Saved views: a name and the viewer's state, kept by the server. Listed
+   * to a key limited to services only when it may read the view's service.
+   *
+   * @generated from rpc taillight.v1.LogService.ListViews
+   */
+  listViews: {
+    methodKind: "unary";
+    input: typeof ListViewsRequestSchema;
+    output: typeof ListViewsResponseSchema;
+  },
+  /**
+   * Creates the view, or replaces the one of the same name.
+   *
+   * @generated from rpc taillight.v1.LogService.PutView
+   */
+  putView: {
+    methodKind: "unary";
+    input: typeof PutViewRequestSchema;
+    output: typeof ViewSchema;
+  },
+  /**
+   * @generated from rpc taillight.v1.LogService.DeleteView
+   */
+  deleteView: {
+    methodKind: "unary";
+    input: typeof DeleteViewRequestSchema;
+    output: typeof DeleteViewResponseSchema;
+  },
+  /**
+   * Alert notifications the server sent (see --alerts-file), newest first,
+   * with how their delivery went.
+   *
+   * @generated from rpc taillight.v1.LogService.ListAlertFirings
+   */
+  listAlertFirings: {
+    methodKind: "unary";
+    input: typeof ListAlertFiringsRequestSchema;
+    output: typeof ListAlertFiringsResponseSchema;
   },
   /**
    * Every service that has logged at least one entry, sorted by name.
