@@ -1030,6 +1030,22 @@ async fn documents_are_kept_by_kind_and_name(store: Arc<dyn Store>) {
             .expect("other"),
         [doc("other", "a", "elsewhere", 4)]
     );
+    for at in 0..5 {
+        let name = format!("{at:020}-r");
+        store
+            .put_document(doc("firing", &name, "{}", at))
+            .await
+            .expect("put");
+    }
+    assert_eq!(store.trim_documents("firing", 2).await.expect("trim"), 3);
+    assert_eq!(store.trim_documents("firing", 2).await.expect("again"), 0);
+    let kept: Vec<i64> = (store.documents("firing", Order::NewestFirst, 10).await)
+        .expect("kept")
+        .iter()
+        .map(|d| d.updated_us)
+        .collect();
+    assert_eq!(kept, [4, 3]);
+    assert_eq!(store.trim_documents("firing", 0).await.expect("all"), 2);
     assert!(store.delete_document("view", "a").await.expect("delete"));
     assert!(!store.delete_document("view", "a").await.expect("again"));
     assert_eq!(

@@ -512,6 +512,21 @@ fn machine(s: &Settings) -> BTreeMap<String, String> {
     );
     h.insert("kernel".into(), command_line("uname", &["-sr"]));
     h.insert("mariadb".into(), command_line("mariadb", &["--version"]));
+    // Searches of a 10M store read the disk when the buffer pool is small
+    // (MariaDB's default is 128 MiB); tests/bench.sh sizes it.
+    h.insert(
+        "mariadb_buffer_pool".into(),
+        command_line(
+            "mariadb",
+            &[
+                "-h127.0.0.1",
+                "-uroot",
+                "-N",
+                "-e",
+                "SELECT CONCAT(@@innodb_buffer_pool_size DIV 1048576, ' MiB')",
+            ],
+        ),
+    );
     h.insert("redis".into(), command_line("redis-server", &["--version"]));
     h.insert("broker".into(), command_line("tansu", &["--version"]));
     let measured = if std::env::var_os("TAILLIGHT_BENCH_BIN").is_some() {

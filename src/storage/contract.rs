@@ -224,6 +224,10 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the document `kind`/`name`; whether there was one.
     async fn delete_document(&self, kind: &str, name: &str) -> Result<bool, StoreError>;
 
+    /// Deletes every document of `kind` but the `keep` last by name (the
+    /// newest, for names that start with a time); how many it deleted.
+    async fn trim_documents(&self, kind: &str, keep: u32) -> Result<u64, StoreError>;
+
     /// The position named `name`, if one was kept.
     async fn position(&self, name: &str) -> Result<Option<Position>, StoreError>;
 

@@ -473,6 +473,10 @@ impl Store for MysqlStore {
         documents::delete(&mut *self.conn().await?, kind, name).await
     }
 
+    async fn trim_documents(&self, kind: &str, keep: u32) -> Result<u64, StoreError> {
+        documents::trim(&mut *self.conn().await?, kind, keep).await
+    }
+
     async fn position(&self, name: &str) -> Result<Option<Position>, StoreError> {
         ledger::get(&mut *self.conn().await?, name).await
     }

@@ -383,6 +383,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn trim_documents(&self, kind: &str, keep: u32) -> Result<u64, StoreError> {
+        let kind = kind.to_string();
+        self.write(move |w| documents::trim(&mut w.conn, &kind, keep))
+            .await
+    }
+
     async fn position(&self, name: &str) -> Result<Option<Position>, StoreError> {
         let name = name.to_string();
         self.read(move |c| ledger::get(c, &name)).await

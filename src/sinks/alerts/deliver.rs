@@ -32,6 +32,10 @@ const CONCURRENT: usize = 16;
 /// Deliveries waiting or under way; past it a notification is dropped and
 /// counted as failed rather than held without bound.
 pub const MOST_PENDING: usize = 1_000;
+/// Firings the store keeps: the older ones are deleted as new ones come,
+/// every [`TRIM_EVERY`] writes.
+const KEPT_FIRINGS: u32 = 10_000;
+const TRIM_EVERY: u64 = 100;
 
 /// Sends notices, each on a task of its own.
 #[derive(Clone)]
@@ -41,6 +45,8 @@ pub struct Deliverer {
     public_url: Arc<str>,
     /// Where firings are kept.
     store: Arc<dyn Store>,
+    /// Firings written, for trimming them now and then.
+    written: Arc<std::sync::atomic::AtomicU64>,
     /// Deliveries under way at once.
     running: Arc<Semaphore>,
     /// Deliveries not finished (permits taken when one is handed over).
@@ -65,6 +71,7 @@ impl Deliverer {
             http,
             public_url: public_url.into(),
             store,
+            written: Arc::default(),
             running: Arc::new(Semaphore::new(CONCURRENT)),
             pending: Arc::new(Semaphore::new(MOST_PENDING)),
             metrics,
@@ -138,6 +145,14 @@ impl Deliverer {
         };
         if let Err(e) = self.store.put_document(doc).await {
             tracing::warn!(alert = %f.alert, error = %e, "an alert firing was not kept in the store");
+        }
+        let n = self
+            .written
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n.is_multiple_of(TRIM_EVERY)
+            && let Err(e) = self.store.trim_documents(firing::KIND, KEPT_FIRINGS).await
+        {
+            tracing::warn!(error = %e, "old alert firings were not deleted");
         }
     }
 

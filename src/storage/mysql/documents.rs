@@ -68,3 +68,36 @@ pub(super) async fn delete(
     .await?;
     Ok(n > 0)
 }
+
+/// Deletes the documents of `kind` below the `keep` last by name.
+pub(super) async fn trim(
+    c: &mut AsyncMysqlConnection,
+    kind: &str,
+    keep: u32,
+) -> Result<u64, StoreError> {
+    let Some(keep) = keep.checked_sub(1) else {
+        let all = diesel::delete(documents::table.filter(documents::kind.eq(kind)))
+            .execute(c)
+            .await?;
+        return Ok(all as u64);
+    };
+    let lowest_kept: Option<String> = documents::table
+        .filter(documents::kind.eq(kind))
+        .order(documents::name.desc())
+        .offset(i64::from(keep))
+        .select(documents::name)
+        .first(c)
+        .await
+        .optional()?;
+    let Some(lowest_kept) = lowest_kept else {
+        return Ok(0);
+    };
+    let n = diesel::delete(
+        documents::table
+            .filter(documents::kind.eq(kind))
+            .filter(documents::name.lt(lowest_kept)),
+    )
+    .execute(c)
+    .await?;
+    Ok(n as u64)
+}
