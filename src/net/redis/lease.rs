@@ -142,9 +142,29 @@ fn holder_id() -> String {
     )
 }
 
-/// Cancels `term` as soon as the lease `held` tells of is lost: what a
-/// holder's work runs under.
-pub async fn cancel_when_lost(mut held: watch::Receiver<bool>, term: CancellationToken) {
+/// Waits until this process holds the lease `held` tells of (at once when
+/// there is no lease), and returns the token a term of the holder's work
+/// runs under: cancelled at `stop` or as soon as the lease is lost. `None`
+/// at `stop`, or once the lease is given up for good.
+pub async fn next_term(
+    held: &mut Option<watch::Receiver<bool>>,
+    stop: &CancellationToken,
+) -> Option<CancellationToken> {
+    if let Some(rx) = held.as_mut() {
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            got = rx.wait_for(|h| *h) => if got.is_err() { return None },
+        }
+    }
+    let term = stop.child_token();
+    if let Some(rx) = held.clone() {
+        tokio::spawn(cancel_when_lost(rx, term.clone()));
+    }
+    Some(term)
+}
+
+/// Cancels `term` as soon as the lease `held` tells of is lost.
+async fn cancel_when_lost(mut held: watch::Receiver<bool>, term: CancellationToken) {
     tokio::select! {
         _ = term.cancelled() => {}
         _ = held.wait_for(|h| !*h) => term.cancel(),

@@ -43,7 +43,7 @@ use crate::model::time::parse_duration;
 use crate::net::Cluster;
 use crate::net::backoff::Backoff;
 use crate::net::redis::Link;
-use crate::net::redis::lease::{Lease, cancel_when_lost};
+use crate::net::redis::lease::{Lease, next_term};
 use crate::pipeline::hub::Hub;
 use crate::storage::{Store, StoreError};
 use metrics::ArchiveMetrics;
@@ -225,16 +225,9 @@ async fn terms(
 ) {
     let mut backoff = Backoff::new(RETRY_MIN, RETRY_MAX);
     loop {
-        if let Some(rx) = held.as_mut() {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                got = rx.wait_for(|h| *h) => if got.is_err() { return },
-            }
-        }
-        let term = stop.child_token();
-        if let Some(rx) = held.clone() {
-            tokio::spawn(cancel_when_lost(rx, term.clone()));
-        }
+        let Some(term) = next_term(&mut held, &stop).await else {
+            return;
+        };
         shared
             .metrics
             .holder
