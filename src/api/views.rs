@@ -57,20 +57,22 @@ fn view_of(d: Document) -> Option<View> {
     })
 }
 
+/// Every stored view, by name, whoever may see it.
+async fn stored(state: &ApiState) -> Result<Vec<View>, ApiError> {
+    let docs = (state.store)
+        .documents(KIND, Order::OldestFirst, MAX_VIEWS)
+        .await?;
+    Ok(docs.into_iter().filter_map(view_of).collect())
+}
+
 /// Every view `grant` may see, by name.
 pub async fn list_views(
     state: &ApiState,
     grant: &Grant,
     _req: ListViewsRequest,
 ) -> Result<ListViewsResponse, ApiError> {
-    let docs = state
-        .store
-        .documents(KIND, Order::OldestFirst, MAX_VIEWS)
-        .await?;
-    let views = (docs.into_iter())
-        .filter_map(view_of)
-        .filter(|v| visible(grant, &v.state))
-        .collect();
+    let mut views = stored(state).await?;
+    views.retain(|v| visible(grant, &v.state));
     Ok(ListViewsResponse { views })
 }
 
@@ -100,20 +102,15 @@ pub async fn put_view(
         };
         grant.check_read(&service)?;
     }
-    let existing = state
-        .store
-        .documents(KIND, Order::OldestFirst, MAX_VIEWS)
-        .await?;
-    let replaces = existing.iter().any(|d| d.name == view.name);
-    if !replaces && existing.len() >= MAX_VIEWS as usize {
+    let existing = stored(state).await?;
+    let old = existing.iter().find(|v| v.name == view.name);
+    if old.is_none() && existing.len() >= MAX_VIEWS as usize {
         return Err(ApiError::invalid(
             "view.name",
             format!("there are already {MAX_VIEWS} views; delete one first"),
         ));
     }
-    if let Some(old) = existing.into_iter().find(|d| d.name == view.name)
-        && view_of(old).is_some_and(|v| !visible(grant, &v.state))
-    {
+    if old.is_some_and(|v| !visible(grant, &v.state)) {
         return Err(AccessError::Denied(format!(
             "view {:?} shows a service this key may not read",
             view.name
@@ -148,13 +145,8 @@ pub async fn delete_view(
 ) -> Result<DeleteViewResponse, ApiError> {
     check_name(&req.name, "name")?;
     let missing = || ApiError::NotFound(format!("no view named {:?}", req.name));
-    let docs = state
-        .store
-        .documents(KIND, Order::OldestFirst, MAX_VIEWS)
-        .await?;
-    let view = (docs.into_iter())
-        .filter(|d| d.name == req.name)
-        .find_map(view_of)
+    let view = (stored(state).await?.into_iter())
+        .find(|v| v.name == req.name)
         .ok_or_else(missing)?;
     if !visible(grant, &view.state) {
         return Err(missing());
